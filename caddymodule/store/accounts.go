@@ -1,0 +1,106 @@
+package store
+
+import (
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Key layout of accounts:
+//
+//	acct/<id>          → Account (JSON)
+//	acctemail/<email>  → <id>, the unique index on the normalised email
+const (
+	prefixAccount      = "acct/"
+	prefixAccountEmail = "acctemail/"
+)
+
+// Account is a Wij Techniek account.
+type Account struct {
+	ID    string `json:"id"`
+	Email string `json:"email"` // normalised by the account package
+	Name  string `json:"name"`
+	// PasswordHash is an argon2id PHC string.
+	PasswordHash string `json:"password_hash"`
+	// Lang is the language the person last chose ("nl" or "en").
+	Lang              string    `json:"lang,omitempty"`
+	Disabled          bool      `json:"disabled,omitempty"`
+	CreatedAt         time.Time `json:"created_at"`
+	PasswordChangedAt time.Time `json:"password_changed_at"`
+}
+
+// CreateAccount writes a new account and its email index in one
+// transaction; ErrExists if the email is taken.
+func (s *Store) CreateAccount(a Account) error {
+	return s.update(func(txn *badger.Txn) error {
+		taken, err := exists(txn, prefixAccountEmail+a.Email)
+		if err != nil {
+			return err
+		}
+		if taken {
+			return ErrExists
+		}
+		if err := put(txn, prefixAccountEmail+a.Email, []byte(a.ID), time.Time{}); err != nil {
+			return err
+		}
+		return putJSON(txn, prefixAccount+a.ID, a, time.Time{})
+	})
+}
+
+// Account reads an account by ID.
+func (s *Store) Account(id string) (Account, error) {
+	var a Account
+	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, prefixAccount+id, &a) })
+	return a, err
+}
+
+// AccountByEmail reads an account by its normalised email.
+func (s *Store) AccountByEmail(email string) (Account, error) {
+	var a Account
+	err := s.view(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(prefixAccountEmail + email))
+		if err == badger.ErrKeyNotFound {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		id, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		return getJSON(txn, prefixAccount+string(id), &a)
+	})
+	return a, err
+}
+
+// UpdateAccount applies change to the stored account in one transaction.
+// The email (and so its index) cannot be changed here.
+func (s *Store) UpdateAccount(id string, change func(*Account) error) (Account, error) {
+	var a Account
+	err := s.update(func(txn *badger.Txn) error {
+		a = Account{}
+		if err := getJSON(txn, prefixAccount+id, &a); err != nil {
+			return err
+		}
+		email := a.Email
+		if err := change(&a); err != nil {
+			return err
+		}
+		a.Email = email
+		return putJSON(txn, prefixAccount+id, a, time.Time{})
+	})
+	return a, err
+}
+
+// Accounts lists every account, ordered by ID.
+func (s *Store) Accounts() ([]Account, error) {
+	var out []Account
+	err := s.view(func(txn *badger.Txn) error {
+		return scanJSON(txn, prefixAccount, func(a Account) error {
+			out = append(out, a)
+			return nil
+		})
+	})
+	return out, err
+}

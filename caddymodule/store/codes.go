@@ -1,0 +1,142 @@
+package store
+
+import (
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Key layout of short-lived records, each expiring on its own:
+//
+//	code/<purpose>/<email>  → VerificationCode
+//	flow/<id>               → Flow
+//	count/<key>             → Counter
+const (
+	prefixCode    = "code/"
+	prefixFlow    = "flow/"
+	prefixCounter = "count/"
+)
+
+// VerificationCode is an emailed code, stored only as a keyed hash.
+type VerificationCode struct {
+	Purpose   string    `json:"purpose"`
+	Email     string    `json:"email"`
+	Hash      []byte    `json:"hash"`
+	Attempts  int       `json:"attempts"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// PutCode stores a code for (purpose, email), replacing an older one.
+func (s *Store) PutCode(c VerificationCode) error {
+	return s.updateQuiet(func(txn *badger.Txn) error {
+		return putJSON(txn, prefixCode+c.Purpose+"/"+c.Email, c, c.ExpiresAt)
+	})
+}
+
+// UseCode runs check on the stored code in one transaction: check may
+// count a wrong attempt (change the record and return keep=true) or
+// consume it (keep=false). Concurrent uses are serialised by badger's
+// conflict detection, so a code is consumed once.
+func (s *Store) UseCode(purpose, email string, check func(*VerificationCode) (keep bool, err error)) error {
+	key := prefixCode + purpose + "/" + email
+	var result error
+	err := s.updateQuiet(func(txn *badger.Txn) error {
+		var c VerificationCode
+		if err := getJSON(txn, key, &c); err != nil {
+			return err
+		}
+		keep, err := check(&c)
+		result = err
+		if !keep {
+			return del(txn, key)
+		}
+		return putJSON(txn, key, c, c.ExpiresAt)
+	})
+	if err != nil {
+		return err
+	}
+	return result
+}
+
+// Flow is the server-side state of a multi-step form (registration,
+// password reset), found through a random ID in a cookie.
+type Flow struct {
+	ID      string `json:"id"`
+	Purpose string `json:"purpose"`
+	Email   string `json:"email,omitempty"`
+	// Stage is how far the person got: "email", "code", "verified".
+	Stage     string    `json:"stage"`
+	Return    string    `json:"return,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// PutFlow writes a flow; it expires at ExpiresAt.
+func (s *Store) PutFlow(f Flow) error {
+	return s.updateQuiet(func(txn *badger.Txn) error {
+		return putJSON(txn, prefixFlow+f.ID, f, f.ExpiresAt)
+	})
+}
+
+// Flow reads a flow.
+func (s *Store) Flow(id string) (Flow, error) {
+	var f Flow
+	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, prefixFlow+id, &f) })
+	return f, err
+}
+
+// DeleteFlow removes a flow.
+func (s *Store) DeleteFlow(id string) error {
+	return s.updateQuiet(func(txn *badger.Txn) error { return del(txn, prefixFlow+id) })
+}
+
+// Counter counts events in a window, for rate limits and login
+// regulation.
+type Counter struct {
+	Count       int       `json:"count"`
+	WindowStart time.Time `json:"window_start"`
+	LockedUntil time.Time `json:"locked_until,omitzero"`
+	// Lockouts is how many times in a row the key was locked; it makes
+	// the next wait longer.
+	Lockouts int `json:"lockouts,omitempty"`
+}
+
+// UpdateCounter applies change to the counter under key in one
+// transaction and keeps it until expires.
+func (s *Store) UpdateCounter(key string, expires time.Time, change func(*Counter)) (Counter, error) {
+	var c Counter
+	err := s.updateQuiet(func(txn *badger.Txn) error {
+		c = Counter{}
+		if err := getJSON(txn, prefixCounter+key, &c); err != nil && err != ErrNotFound {
+			return err
+		}
+		change(&c)
+		return putJSON(txn, prefixCounter+key, c, expires)
+	})
+	return c, err
+}
+
+// Counter reads a counter; a missing one is a zero Counter.
+func (s *Store) Counter(key string) (Counter, error) {
+	var c Counter
+	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, prefixCounter+key, &c) })
+	if err == ErrNotFound {
+		err = nil
+	}
+	return c, err
+}
+
+// DeleteCounter removes a counter.
+func (s *Store) DeleteCounter(key string) error {
+	return s.updateQuiet(func(txn *badger.Txn) error { return del(txn, prefixCounter+key) })
+}
+
+// SetPassword replaces an account's password hash.
+func (s *Store) SetPassword(accountID, hash string, when time.Time) (Account, error) {
+	return s.UpdateAccount(accountID, func(a *Account) error {
+		a.PasswordHash = hash
+		a.PasswordChangedAt = when
+		return nil
+	})
+}
