@@ -1,0 +1,231 @@
+package session
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+)
+
+// Defaults for Settings.
+const (
+	DefaultIdleTimeout = 30 * time.Minute
+	DefaultLifetime    = 12 * time.Hour
+	// DefaultTouchInterval bounds idle-tracking writes to one per session
+	// per minute, so a busy session never costs a disk write per request.
+	DefaultTouchInterval = time.Minute
+	// DefaultCacheSize bounds the in-memory session cache; past it, entries
+	// are evicted, so cookies an attacker makes up cannot grow memory.
+	DefaultCacheSize = 100_000
+)
+
+// Settings tunes a Manager. Zero values take the defaults.
+type Settings struct {
+	IdleTimeout   time.Duration
+	Lifetime      time.Duration
+	TouchInterval time.Duration
+	CacheSize     int
+	// Now is the clock; tests inject one.
+	Now func() time.Time
+}
+
+// Manager creates, finds and ends sessions.
+type Manager struct {
+	store    *store.Store
+	codec    *Codec
+	settings Settings
+	cache    *cache
+	touches  chan touch
+	stop     chan struct{}
+	stopped  sync.Once
+	done     sync.WaitGroup
+}
+
+type touch struct {
+	key  string
+	when time.Time
+}
+
+// ErrNoSession means the cookie does not lead to a live session.
+var ErrNoSession = errors.New("session: no valid session")
+
+// NewManager starts a manager; Close stops its background writer.
+func NewManager(st *store.Store, codec *Codec, s Settings) *Manager {
+	if s.IdleTimeout <= 0 {
+		s.IdleTimeout = DefaultIdleTimeout
+	}
+	if s.Lifetime <= 0 {
+		s.Lifetime = DefaultLifetime
+	}
+	if s.TouchInterval <= 0 {
+		s.TouchInterval = DefaultTouchInterval
+	}
+	if s.CacheSize <= 0 {
+		s.CacheSize = DefaultCacheSize
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	m := &Manager{
+		store:    st,
+		codec:    codec,
+		settings: s,
+		cache:    newCache(s.CacheSize),
+		touches:  make(chan touch, 1024),
+		stop:     make(chan struct{}),
+	}
+	m.done.Add(1)
+	go m.writeTouches()
+	return m
+}
+
+// Close stops the background idle-tracking writer after it has written
+// what it holds.
+func (m *Manager) Close() {
+	m.stopped.Do(func() { close(m.stop) })
+	m.done.Wait()
+}
+
+// Codec is the cookie codec in use.
+func (m *Manager) Codec() *Codec { return m.codec }
+
+// Settings returns the effective settings.
+func (m *Manager) Settings() Settings { return m.settings }
+
+// Create starts a new session for the account with a fresh ID, and returns
+// the cookie value for it.
+func (m *Manager) Create(accountID, activeOrg string) (cookieValue string, s store.Session, err error) {
+	id := NewID()
+	now := m.settings.Now()
+	s = store.Session{
+		Key:       storageKey(id),
+		AccountID: accountID,
+		CreatedAt: now,
+		LastSeen:  now,
+		ExpiresAt: now.Add(m.settings.Lifetime),
+		ActiveOrg: activeOrg,
+	}
+	if err := m.store.PutSession(s); err != nil {
+		return "", s, err
+	}
+	v, err := m.codec.Encode(id)
+	return v, s, err
+}
+
+// Lookup returns the live session behind a raw cookie value. It is the
+// guard's hot path: a cache hit costs a map lookup and two clock checks;
+// only a miss decodes the cookie and reads the store.
+func (m *Manager) Lookup(raw string) (store.Session, error) {
+	if raw == "" {
+		return store.Session{}, ErrNoSession
+	}
+	now := m.settings.Now()
+	// Entries cached before the store's last identity-changing write are
+	// checked against the store again before they are trusted.
+	epoch := m.store.Generation()
+	e := m.cache.get(raw)
+	if e == nil || e.epoch != epoch {
+		var err error
+		if e, err = m.load(raw, epoch, e); err != nil {
+			return store.Session{}, err
+		}
+	}
+	last := time.Unix(0, e.lastSeen.Load())
+	if now.Sub(last) > m.settings.IdleTimeout || !now.Before(e.session.ExpiresAt) {
+		m.cache.delete(raw)
+		_ = m.store.DeleteSession(e.session.Key)
+		return store.Session{}, ErrNoSession
+	}
+	e.lastSeen.Store(now.UnixNano())
+	if now.Sub(time.Unix(0, e.persisted.Load())) >= m.settings.TouchInterval {
+		e.persisted.Store(now.UnixNano())
+		select {
+		case m.touches <- touch{key: e.session.Key, when: now}:
+		default: // writer is behind; the next request will try again
+			e.persisted.Store(0)
+		}
+	}
+	s := e.session
+	s.LastSeen = now
+	return s, nil
+}
+
+// load reads the session behind raw from the store into the cache. A stale
+// entry's in-memory idle tracking is carried over, since the store's copy
+// may be up to one TouchInterval behind.
+func (m *Manager) load(raw string, epoch uint64, stale *entry) (*entry, error) {
+	id, err := m.codec.Decode(raw)
+	if err != nil {
+		return nil, ErrNoSession
+	}
+	s, err := m.store.Session(storageKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{session: s, epoch: epoch}
+	e.lastSeen.Store(s.LastSeen.UnixNano())
+	e.persisted.Store(s.LastSeen.UnixNano())
+	if stale != nil && stale.lastSeen.Load() > e.lastSeen.Load() {
+		e.lastSeen.Store(stale.lastSeen.Load())
+	}
+	m.cache.put(raw, e)
+	return e, nil
+}
+
+// Revoke ends the session behind a raw cookie value, if any.
+func (m *Manager) Revoke(raw string) error {
+	m.cache.delete(raw)
+	id, err := m.codec.Decode(raw)
+	if err != nil {
+		return nil
+	}
+	return m.store.DeleteSession(storageKey(id))
+}
+
+// RevokeAccount ends every session of an account except keep (a store
+// key, or empty), for a password change or a disabled account.
+func (m *Manager) RevokeAccount(accountID, keep string) error {
+	_, err := m.store.DeleteAccountSessions(accountID, keep)
+	return err
+}
+
+// SetActiveOrg records which organisation the session acts for.
+func (m *Manager) SetActiveOrg(key, kvk string) error {
+	return m.store.UpdateSession(key, func(s *store.Session) { s.ActiveOrg = kvk })
+}
+
+func (m *Manager) writeTouches() {
+	defer m.done.Done()
+	for {
+		select {
+		case t := <-m.touches:
+			m.persistTouch(t)
+		case <-m.stop:
+			for {
+				select {
+				case t := <-m.touches:
+					m.persistTouch(t)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (m *Manager) persistTouch(t touch) {
+	_ = m.store.TouchSession(t.key, t.when)
+}
+
+// storageKey derives the store key from a session ID, so the database
+// holds no ID that a cookie could carry.
+func storageKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}

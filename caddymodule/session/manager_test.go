@@ -1,0 +1,169 @@
+package session
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func newTestManager(t *testing.T, s Settings) (*Manager, *store.Store, *clock) {
+	t.Helper()
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{now: time.Now()}
+	s.Now = clk.Now
+	codec, err := NewCodec("wij", NewKeyPair())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewManager(st, codec, s)
+	t.Cleanup(func() { m.Close(); st.Close() })
+	return m, st, clk
+}
+
+func TestIdleTimeout(t *testing.T) {
+	m, _, clk := newTestManager(t, Settings{IdleTimeout: 30 * time.Minute})
+	raw, _, err := m.Create("acct1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(29 * time.Minute)
+	if _, err := m.Lookup(raw); err != nil {
+		t.Fatalf("activity at 29 min: %v", err)
+	}
+	clk.Add(29 * time.Minute) // 58 min since login, 29 since last use
+	if _, err := m.Lookup(raw); err != nil {
+		t.Fatalf("activity extends the session: %v", err)
+	}
+	clk.Add(30*time.Minute + time.Second)
+	if _, err := m.Lookup(raw); err != ErrNoSession {
+		t.Fatalf("after 30 min + 1 s idle: err = %v, want ErrNoSession", err)
+	}
+}
+
+func TestAbsoluteLifetime(t *testing.T) {
+	m, _, clk := newTestManager(t, Settings{IdleTimeout: 30 * time.Minute, Lifetime: 12 * time.Hour})
+	raw, _, _ := m.Create("acct1", "")
+	for elapsed := time.Duration(0); elapsed < 12*time.Hour-20*time.Minute; elapsed += 20 * time.Minute {
+		clk.Add(20 * time.Minute)
+		if _, err := m.Lookup(raw); err != nil {
+			t.Fatalf("active session refused after %v: %v", elapsed, err)
+		}
+	}
+	clk.Add(20 * time.Minute)
+	if _, err := m.Lookup(raw); err != ErrNoSession {
+		t.Fatalf("after 12 h of activity: err = %v, want ErrNoSession", err)
+	}
+}
+
+func TestRevoke(t *testing.T) {
+	m, st, _ := newTestManager(t, Settings{})
+	raw, s, _ := m.Create("acct1", "")
+	if _, err := m.Lookup(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Revoke(raw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Lookup(raw); err != ErrNoSession {
+		t.Fatalf("revoked session still valid: %v", err)
+	}
+	if _, err := st.Session(s.Key); err != store.ErrNotFound {
+		t.Fatalf("record still in store: %v", err)
+	}
+}
+
+func TestRevokeAccountKeepsOne(t *testing.T) {
+	m, _, _ := newTestManager(t, Settings{})
+	keepRaw, keep, _ := m.Create("acct1", "")
+	otherRaw, _, _ := m.Create("acct1", "")
+	strangerRaw, _, _ := m.Create("acct2", "")
+	for _, raw := range []string{keepRaw, otherRaw, strangerRaw} {
+		if _, err := m.Lookup(raw); err != nil { // warm the cache
+			t.Fatal(err)
+		}
+	}
+	if err := m.RevokeAccount("acct1", keep.Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Lookup(otherRaw); err != ErrNoSession {
+		t.Fatalf("other session of the account survived: %v", err)
+	}
+	if _, err := m.Lookup(keepRaw); err != nil {
+		t.Fatalf("kept session ended: %v", err)
+	}
+	if _, err := m.Lookup(strangerRaw); err != nil {
+		t.Fatalf("another account's session ended: %v", err)
+	}
+}
+
+func TestCreateUsesFreshIDs(t *testing.T) {
+	m, _, _ := newTestManager(t, Settings{})
+	a, sa, _ := m.Create("acct1", "")
+	b, sb, _ := m.Create("acct1", "")
+	if a == b || sa.Key == sb.Key {
+		t.Fatal("two logins share a session")
+	}
+}
+
+func TestIdleTrackingIsThrottledAndPersisted(t *testing.T) {
+	m, st, clk := newTestManager(t, Settings{TouchInterval: time.Minute})
+	raw, s, _ := m.Create("acct1", "")
+	created := s.LastSeen
+	clk.Add(10 * time.Second)
+	m.Lookup(raw)
+	m.Close() // flush the writer
+	got, _ := st.Session(s.Key)
+	if !got.LastSeen.Equal(created) {
+		t.Fatalf("a request 10 s after login wrote LastSeen (%v → %v); want at most one write a minute", created, got.LastSeen)
+	}
+	m2 := NewManager(st, m.codec, Settings{TouchInterval: time.Minute, Now: clk.Now})
+	clk.Add(2 * time.Minute)
+	if _, err := m2.Lookup(raw); err != nil {
+		t.Fatal(err)
+	}
+	m2.Close()
+	got, _ = st.Session(s.Key)
+	if !got.LastSeen.After(created) {
+		t.Fatal("idle tracking never reached the store")
+	}
+}
+
+func TestCacheIsBounded(t *testing.T) {
+	c := newCache(cacheShards * 2)
+	for range 10_000 {
+		c.put(NewID(), &entry{})
+	}
+	if n := c.len(); n > cacheShards*2 {
+		t.Fatalf("cache holds %d entries, bound is %d", n, cacheShards*2)
+	}
+}
+
+func TestUnknownCookiesAreNotCached(t *testing.T) {
+	m, _, _ := newTestManager(t, Settings{})
+	for range 100 {
+		if _, err := m.Lookup(NewID()); err != ErrNoSession {
+			t.Fatal("made-up cookie accepted")
+		}
+	}
+	if n := m.cache.len(); n != 0 {
+		t.Fatalf("made-up cookies filled the cache with %d entries", n)
+	}
+}
