@@ -1,0 +1,193 @@
+// Package account holds the rules for Wij Techniek accounts: who may have
+// one, how a password is checked and stored, how a person proves who they
+// are. It stores through package store and knows nothing of HTTP or Caddy.
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+)
+
+// Field limits; every field a person types is capped.
+const (
+	MaxEmailLength = 254
+	MaxNameLength  = 100
+)
+
+// Problems with input, each tied to the form field it concerns.
+var (
+	ErrEmailInvalid  = errors.New("email address is not valid")
+	ErrNameInvalid   = errors.New("name is empty, too long or has control characters")
+	ErrEmailTaken    = errors.New("email address already has an account")
+	ErrAccountLocked = errors.New("account is disabled")
+)
+
+// ErrInvalidCredentials is the one answer to a failed login, whatever
+// failed: unknown email, wrong password or disabled account.
+var ErrInvalidCredentials = errors.New("invalid email or password")
+
+// Service applies the account rules over a store.
+type Service struct {
+	Store  *store.Store
+	Hasher *Hasher
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// NormalizeEmail checks an address typed by a person and returns its
+// canonical form: trimmed and lower-cased, a bare addr-spec with a dot in
+// the domain.
+func NormalizeEmail(raw string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(raw))
+	if e == "" || len(e) > MaxEmailLength || !utf8.ValidString(e) {
+		return "", ErrEmailInvalid
+	}
+	addr, err := mail.ParseAddress(e)
+	if err != nil || addr.Address != e || addr.Name != "" {
+		return "", ErrEmailInvalid
+	}
+	at := strings.LastIndexByte(e, '@')
+	if at < 1 || !strings.Contains(e[at+1:], ".") || strings.ContainsAny(e, " \t\r\n") {
+		return "", ErrEmailInvalid
+	}
+	return e, nil
+}
+
+// NormalizeName checks a full name and returns it with surrounding and
+// repeated spaces removed.
+func NormalizeName(raw string) (string, error) {
+	if !utf8.ValidString(raw) {
+		return "", ErrNameInvalid
+	}
+	n := strings.Join(strings.Fields(raw), " ")
+	if n == "" || utf8.RuneCountInString(n) > MaxNameLength {
+		return "", ErrNameInvalid
+	}
+	for _, r := range n {
+		if unicode.IsControl(r) {
+			return "", ErrNameInvalid
+		}
+	}
+	return n, nil
+}
+
+// NewAccountID returns a fresh, stable account identifier.
+func NewAccountID() string { return "u-" + strings.ToLower(rand.Text()) }
+
+// Create makes an account after checking every field and the password
+// rules; nothing is written unless all of them pass.
+func (s *Service) Create(ctx context.Context, email, name, password, lang string) (store.Account, error) {
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return store.Account{}, err
+	}
+	if name, err = NormalizeName(name); err != nil {
+		return store.Account{}, err
+	}
+	password = NormalizePassword(password)
+	if err := CheckPassword(password, email); err != nil {
+		return store.Account{}, err
+	}
+	hash, err := s.Hasher.Hash(ctx, password)
+	if err != nil {
+		return store.Account{}, err
+	}
+	now := s.now()
+	a := store.Account{
+		ID:                NewAccountID(),
+		Email:             email,
+		Name:              name,
+		PasswordHash:      hash,
+		Lang:              lang,
+		CreatedAt:         now,
+		PasswordChangedAt: now,
+	}
+	if err := s.Store.CreateAccount(a); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return store.Account{}, ErrEmailTaken
+		}
+		return store.Account{}, fmt.Errorf("account: creating %s: %w", email, err)
+	}
+	return a, nil
+}
+
+// Authenticate checks an email and password. Unknown emails cost the same
+// hashing work as known ones, so timing does not tell them apart.
+func (s *Service) Authenticate(ctx context.Context, email, password string) (store.Account, error) {
+	password = NormalizePassword(password)
+	norm, err := NormalizeEmail(email)
+	if err != nil || len(password) > 4*MaxPasswordLength {
+		s.Hasher.VerifyDummy(ctx, password)
+		return store.Account{}, ErrInvalidCredentials
+	}
+	a, err := s.Store.AccountByEmail(norm)
+	if errors.Is(err, store.ErrNotFound) {
+		s.Hasher.VerifyDummy(ctx, password)
+		return store.Account{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return store.Account{}, err
+	}
+	ok, err := s.Hasher.Verify(ctx, a.PasswordHash, password)
+	if err != nil {
+		return store.Account{}, err
+	}
+	if !ok || a.Disabled {
+		return store.Account{}, ErrInvalidCredentials
+	}
+	return a, nil
+}
+
+// Disable stops an account from logging in; the caller ends its sessions.
+func (s *Service) Disable(email string) (store.Account, error) {
+	norm, err := NormalizeEmail(email)
+	if err != nil {
+		return store.Account{}, err
+	}
+	a, err := s.Store.AccountByEmail(norm)
+	if err != nil {
+		return store.Account{}, err
+	}
+	return s.Store.UpdateAccount(a.ID, func(a *store.Account) error {
+		a.Disabled = true
+		return nil
+	})
+}
+
+// SetPassword gives the account with this email a new password, after
+// checking the password rules. The caller ends the account's sessions.
+func (s *Service) SetPassword(ctx context.Context, email, password string) (store.Account, error) {
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return store.Account{}, err
+	}
+	a, err := s.Store.AccountByEmail(email)
+	if err != nil {
+		return store.Account{}, err
+	}
+	password = NormalizePassword(password)
+	if err := CheckPassword(password, email); err != nil {
+		return store.Account{}, err
+	}
+	hash, err := s.Hasher.Hash(ctx, password)
+	if err != nil {
+		return store.Account{}, err
+	}
+	return s.Store.SetPassword(a.ID, hash, s.now())
+}
