@@ -1,0 +1,58 @@
+# wijgate — `make run` serves the demo on http://localhost:8080,
+# `make test` runs every check CI runs.
+GO        ?= go
+BIN       := bin/wijgate
+PKGS      := ./...
+TOOLS     := $(CURDIR)/bin/tools
+export GOFLAGS := -trimpath -buildvcs=false
+# The toolchain named in go.mod (a patch release with the standard
+# library's security fixes) is fetched through the module proxy.
+export GOTOOLCHAIN := auto
+export XDG_DATA_HOME ?= $(CURDIR)/.data/xdg
+export XDG_CONFIG_HOME ?= $(CURDIR)/.data/xdg-config
+
+.PHONY: build run test vet lint vulndb vulncheck bench bench-quick clean tools
+
+build: $(BIN)
+
+$(BIN): $(shell find . -name '*.go' -not -path './.data/*') go.mod go.sum
+	$(GO) build -o $(BIN) ./cmd/wijgate
+
+run: build
+	WIJGATE_DATA=$(CURDIR)/.data ./$(BIN) run --config Caddyfile --adapter caddyfile
+
+tools:
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+	GOBIN=$(TOOLS) $(GO) install golang.org/x/vuln/cmd/govulncheck@v1.9.0
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt: the files above need formatting'; exit 1)
+	$(GO) vet $(PKGS)
+
+lint: tools vet
+	$(TOOLS)/staticcheck $(PKGS)
+
+# govulncheck reads a vulnerability database built here from the newest
+# golang.org/x/vulndb module on the Go module proxy, so the check needs no
+# other network than the proxy.
+VULNDB := $(CURDIR)/.data/vulndb
+
+vulndb:
+	@rm -rf $(VULNDB) && mkdir -p $(VULNDB) && cd $$(mktemp -d) && \
+	  info=$$(GOFLAGS= $(GO) mod download -json golang.org/x/vulndb@latest) && \
+	  dir=$$(echo "$$info" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p') && \
+	  ver=$$(echo "$$info" | sed -n 's/^[[:space:]]*"Version": "\(.*\)",$$/\1/p') && \
+	  echo "vulnerability database: golang.org/x/vulndb@$$ver" && \
+	  GOFLAGS= $(GO) run golang.org/x/vulndb/cmd/indexdb@$$ver -vulns $$dir/data/osv -out $(VULNDB)
+
+vulncheck: tools vulndb
+	$(TOOLS)/govulncheck -db file://$(VULNDB) $(PKGS)
+
+test: lint vulncheck
+	$(GO) test -race -timeout 20m $(PKGS)
+
+bench:
+	@echo "the benchmark instrument is not built yet"; exit 1
+
+clean:
+	rm -rf bin .data testoutput

@@ -1,0 +1,183 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+)
+
+func init() {
+	caddy.RegisterModule(adminAPI{})
+}
+
+// adminAPI serves the operator commands on Caddy's admin endpoint, so
+// `wijgate accounts ...` works while the server runs (badger lets only one
+// process open the store):
+//
+//	GET  /wijgate/accounts          list accounts
+//	POST /wijgate/accounts          {"email","name","password"}: add one
+//	POST /wijgate/accounts/disable  {"email"}: disable one, ending its sessions
+type adminAPI struct{}
+
+// CaddyModule returns the Caddy module information.
+func (adminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.wijgate",
+		New: func() caddy.Module { return new(adminAPI) },
+	}
+}
+
+// Routes returns the admin routes.
+func (adminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{
+		{Pattern: "/wijgate/accounts", Handler: caddy.AdminHandlerFunc(handleAccounts)},
+		{Pattern: "/wijgate/accounts/disable", Handler: caddy.AdminHandlerFunc(handleDisable)},
+	}
+}
+
+// AccountRequest is the admin API's body for adding or disabling.
+type AccountRequest struct {
+	Email    string `json:"email"`
+	Name     string `json:"name,omitempty"`
+	Password string `json:"password,omitempty"`
+}
+
+// AccountSummary is how the operator commands show an account; it never
+// carries the password hash.
+type AccountSummary struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Name      string    `json:"name"`
+	Disabled  bool      `json:"disabled"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Operator performs the operator commands on a store, either inside the
+// running server (admin API) or on a store opened by the command itself.
+type Operator struct {
+	Accounts *account.Service
+	// EndSessions ends all sessions of an account; nil when the command
+	// has the store to itself (then it deletes the records directly).
+	EndSessions func(accountID string) error
+}
+
+// AddAccount creates an account with the password rules applied.
+func (o *Operator) AddAccount(req AccountRequest) (AccountSummary, error) {
+	a, err := o.Accounts.Create(context.Background(), req.Email, req.Name, req.Password, "nl")
+	return summarize(a), err
+}
+
+// ListAccounts returns every account.
+func (o *Operator) ListAccounts() ([]AccountSummary, error) {
+	all, err := o.Accounts.Store.Accounts()
+	out := make([]AccountSummary, 0, len(all))
+	for _, a := range all {
+		out = append(out, summarize(a))
+	}
+	return out, err
+}
+
+// DisableAccount stops an account from logging in and ends its sessions at
+// once.
+func (o *Operator) DisableAccount(email string) (AccountSummary, error) {
+	a, err := o.Accounts.Disable(email)
+	if err != nil {
+		return AccountSummary{}, err
+	}
+	if o.EndSessions != nil {
+		err = o.EndSessions(a.ID)
+	} else {
+		_, err = o.Accounts.Store.DeleteAccountSessions(a.ID, "")
+	}
+	return summarize(a), err
+}
+
+func summarize(a store.Account) AccountSummary {
+	return AccountSummary{ID: a.ID, Email: a.Email, Name: a.Name, Disabled: a.Disabled, CreatedAt: a.CreatedAt}
+}
+
+// runningOperator returns an Operator over the running config's app.
+func runningOperator() (*Operator, error) {
+	v, err := caddy.ActiveContext().AppIfConfigured("wijgate")
+	if err != nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("no wijgate app is running")}
+	}
+	app := v.(*App)
+	return &Operator{
+		Accounts:    app.accounts,
+		EndSessions: func(id string) error { return app.sessions.RevokeAccount(id, "") },
+	}, nil
+}
+
+func handleAccounts(w http.ResponseWriter, r *http.Request) error {
+	op, err := runningOperator()
+	if err != nil {
+		return err
+	}
+	switch r.Method {
+	case http.MethodGet:
+		list, err := op.ListAccounts()
+		if err != nil {
+			return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+		}
+		return writeJSON(w, list)
+	case http.MethodPost:
+		var req AccountRequest
+		if err := decodeJSON(r, &req); err != nil {
+			return err
+		}
+		a, err := op.AddAccount(req)
+		if err != nil {
+			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
+		}
+		return writeJSON(w, a)
+	}
+	return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
+}
+
+func handleDisable(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
+	}
+	op, err := runningOperator()
+	if err != nil {
+		return err
+	}
+	var req AccountRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	a, err := op.DisableAccount(req.Email)
+	if errors.Is(err, store.ErrNotFound) {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no account for %s", req.Email)}
+	}
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
+	}
+	return writeJSON(w, a)
+}
+
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("decoding request: %w", err)}
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(v)
+}
+
+// Interface guards
+var _ caddy.AdminRouter = adminAPI{}

@@ -1,0 +1,275 @@
+// Package caddymodule adapts wijgate to Caddy: the wijgate app (shared
+// state), the wijgate handler (guard and portal) and their Caddyfile
+// syntax. The rules live in the domain packages beneath it.
+package caddymodule
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"net"
+	"net/http"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/portal"
+	"github.com/wijtechniek/wijgate/caddymodule/session"
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// clock is the time source of every rule with a deadline; tests replace it.
+var clock = time.Now
+
+func now() time.Time { return clock() }
+
+// App is the wijgate app: the state every wijgate handler shares — the
+// account store, the session cookie keys and settings, the password
+// hasher and the portal. Configure it with the `wijgate` global option.
+type App struct {
+	// Storage is the badger directory that holds accounts and sessions.
+	// Default: a `wijgate` folder in Caddy's data directory.
+	Storage string `json:"storage,omitempty"`
+
+	// CookieName is the session cookie's name. Default `__Host-wijgate`,
+	// or `wijgate_session` when CookieDomain is set (the `__Host-` prefix
+	// forbids a Domain attribute).
+	CookieName string `json:"cookie_name,omitempty"`
+
+	// CookieDomain lets the session cookie reach sibling subdomains, for
+	// apps on their own subdomains (e.g. `wij-techniek.nl`). Empty means
+	// the cookie stays on the portal's host.
+	CookieDomain string `json:"cookie_domain,omitempty"`
+
+	// CookieKeys are cookie key pairs, `<hash key>:<block key>` in base64
+	// (64- or 32-byte HMAC key, 32-byte AES key). The first encodes new
+	// cookies; all of them decode, so add the new pair in front to rotate.
+	// `{env.*}` and `{file.*}` placeholders work. Empty: a pair is
+	// generated once and kept in the store.
+	CookieKeys []string `json:"cookie_keys,omitempty"`
+
+	// IdleTimeout ends a session that has not been used for this long.
+	// Default 30m.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+
+	// Lifetime ends a session this long after login, whatever its use.
+	// Default 12h.
+	Lifetime caddy.Duration `json:"lifetime,omitempty"`
+
+	// PortalURL is the portal's external base URL, such as
+	// `https://account.wij-techniek.nl`. Guards send people there to log
+	// in. Empty: the portal is on the same site as the guarded app.
+	PortalURL string `json:"portal_url,omitempty"`
+
+	// ReturnHosts are the hosts, besides the portal's own, that a return
+	// address after login may point to. `*.wij-techniek.nl` matches every
+	// subdomain. Anything else falls back to the dashboard.
+	ReturnHosts []string `json:"return_hosts,omitempty"`
+
+	// StripHeaders are further request headers that carry identity to some
+	// upstream (e.g. `Remote-User`, `X-Forwarded-User`). Like `X-Wij-*`,
+	// they are removed from every client request, in any spelling.
+	StripHeaders []string `json:"strip_headers,omitempty"`
+
+	// Mail says how wijgate sends email (codes, notices): through an SMTP
+	// server, or, for development, into an outbox directory that the
+	// portal shows at /dev/mail. One of the two is required.
+	Mail *MailConfig `json:"mail,omitempty"`
+
+	store    *store.Store
+	storeKey string
+	sessions *session.Manager
+	accounts *account.Service
+	portal   *portal.Portal
+	stripper *headerStripper
+	identity *identityCache
+	logger   *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "wijgate",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision opens the store and builds the shared services.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+
+	dir := repl.ReplaceAll(a.Storage, "")
+	if dir == "" {
+		dir = filepath.Join(caddy.AppDataDir(), "wijgate")
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("storage %q: %w", a.Storage, err)
+	}
+	st, err := openPooledStore(dir, a.logger)
+	if err != nil {
+		return err
+	}
+	a.store, a.storeKey = st, dir
+
+	keys, err := a.cookieKeys(repl)
+	if err != nil {
+		return err
+	}
+	name := a.CookieName
+	if name == "" {
+		name = "__Host-wijgate"
+		if a.CookieDomain != "" {
+			name = "wijgate_session"
+		}
+	}
+	codec, err := session.NewCodec(name, keys...)
+	if err != nil {
+		return err
+	}
+	a.sessions = session.NewManager(st, codec, session.Settings{
+		IdleTimeout: time.Duration(a.IdleTimeout),
+		Lifetime:    time.Duration(a.Lifetime),
+		Now:         now,
+	})
+
+	hasher, err := account.NewHasher(account.HasherOptions{})
+	if err != nil {
+		return err
+	}
+	a.accounts = &account.Service{Store: st, Hasher: hasher, Now: now}
+	codeKey, err := st.Secret("code-key", func() ([]byte, error) { return randomBytes(32), nil })
+	if err != nil {
+		return fmt.Errorf("loading the code key: %w", err)
+	}
+	mailer, outbox, err := a.Mail.sender(repl)
+	if err != nil {
+		return err
+	}
+	a.stripper = newHeaderStripper(a.StripHeaders)
+	a.identity = newIdentityCache()
+
+	returns, err := portal.NewReturnPolicy(a.PortalURL, a.ReturnHosts)
+	if err != nil {
+		return err
+	}
+	a.portal, err = portal.New(portal.Config{
+		Accounts: a.accounts,
+		Sessions: a.sessions,
+		Codes:    &account.Codes{Store: st, Key: codeKey, Now: now},
+		Limits:   &account.Limits{Store: st, Now: now},
+		Mailer:   mailer,
+		Outbox:   outbox,
+		ClientIP: clientIP,
+		Now:      now,
+		Cookie: portal.CookieSettings{
+			Name:   name,
+			Domain: a.CookieDomain,
+		},
+		Returns: returns,
+		Logger:  a.logger.Named("portal"),
+	})
+	return err
+}
+
+// Validate checks settings that Provision took as given.
+func (a *App) Validate() error {
+	if a.CookieDomain != "" && strings.HasPrefix(a.CookieName, "__Host-") {
+		return errors.New("cookie_name: a __Host- cookie cannot have cookie_domain")
+	}
+	if a.IdleTimeout < 0 || a.Lifetime < 0 {
+		return errors.New("idle_timeout and lifetime must be positive")
+	}
+	return nil
+}
+
+// cookieKeys returns the configured key pairs, or the generated pair kept
+// in the store, so a restart does not log everyone out.
+func (a *App) cookieKeys(repl *caddy.Replacer) ([]session.KeyPair, error) {
+	var keys []session.KeyPair
+	for i, raw := range a.CookieKeys {
+		kp, err := session.ParseKeyPair(strings.TrimSpace(repl.ReplaceAll(raw, "")))
+		if err != nil {
+			return nil, fmt.Errorf("cookie_keys[%d]: %w", i, err)
+		}
+		keys = append(keys, kp)
+	}
+	if len(keys) > 0 {
+		return keys, nil
+	}
+	raw, err := a.store.Secret("cookie-keys", func() ([]byte, error) {
+		return json.Marshal([]string{session.NewKeyPair().String()})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading cookie keys: %w", err)
+	}
+	var stored []string
+	if err := json.Unmarshal(raw, &stored); err != nil {
+		return nil, fmt.Errorf("stored cookie keys are corrupt: %w", err)
+	}
+	for _, s := range stored {
+		kp, err := session.ParseKeyPair(s)
+		if err != nil {
+			return nil, fmt.Errorf("stored cookie keys: %w", err)
+		}
+		keys = append(keys, kp)
+	}
+	return keys, nil
+}
+
+// clientIP is the client address Caddy determined, honouring its
+// trusted_proxies setting.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// Start is a no-op: the handlers serve through Caddy's HTTP app.
+func (a *App) Start() error { return nil }
+
+// Stop is a no-op; Cleanup releases resources.
+func (a *App) Stop() error { return nil }
+
+// Cleanup stops the session writer and releases this config's reference
+// to the store; the store closes when no config holds it.
+func (a *App) Cleanup() error {
+	if a.sessions != nil {
+		a.sessions.Close()
+	}
+	if a.storeKey != "" {
+		_, err := storePool.Delete(a.storeKey)
+		return err
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,218 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("wijgate", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("wijgate", parseHandlerDirective)
+	// Identity must be settled before the request is proxied or answered;
+	// this spot is where Caddy's own auth handlers sit.
+	httpcaddyfile.RegisterDirectiveOrder("wijgate", httpcaddyfile.Before, "basic_auth")
+}
+
+// parseGlobalOption sets up the wijgate app from the global options block:
+//
+//	wijgate {
+//	    storage       <dir>
+//	    cookie_name   <name>
+//	    cookie_domain <domain>
+//	    cookie_key    <hash-key-b64>:<block-key-b64>   # repeat to rotate; first encodes
+//	    idle_timeout  <duration>
+//	    lifetime      <duration>
+//	    portal_url    <url>
+//	    return_hosts  <host...>
+//	    strip_headers <header...>
+//	    mail { ... }
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	var app App
+	if existing != nil {
+		if err := json.Unmarshal(existing.(httpcaddyfile.App).Value, &app); err != nil {
+			return nil, err
+		}
+	}
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "wijgate", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalCaddyfile reads the global `wijgate` block.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch opt := d.Val(); opt {
+		case "storage", "cookie_name", "cookie_domain", "portal_url":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.ArgErr()
+			}
+			switch opt {
+			case "storage":
+				a.Storage = v
+			case "cookie_name":
+				a.CookieName = v
+			case "cookie_domain":
+				a.CookieDomain = v
+			case "portal_url":
+				a.PortalURL = v
+			}
+		case "cookie_key":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.ArgErr()
+			}
+			a.CookieKeys = append(a.CookieKeys, v)
+		case "idle_timeout", "lifetime":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 || dur > 30*24*time.Hour {
+				return d.Errf("%s: %q is not a duration between 1s and 720h", opt, v)
+			}
+			if opt == "idle_timeout" {
+				a.IdleTimeout = caddy.Duration(dur)
+			} else {
+				a.Lifetime = caddy.Duration(dur)
+			}
+		case "return_hosts":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			a.ReturnHosts = append(a.ReturnHosts, args...)
+		case "mail":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if err := a.unmarshalMail(d); err != nil {
+				return err
+			}
+		case "strip_headers":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			a.StripHeaders = append(a.StripHeaders, args...)
+		default:
+			return d.Errf("unknown wijgate option %q", opt)
+		}
+	}
+	return nil
+}
+
+// unmarshalMail reads the `mail` block:
+//
+//	mail {
+//	    from     <address>
+//	    smtp     <host:port>
+//	    username <user>
+//	    password <password>
+//	    security starttls|tls|none
+//	    timeout  <duration>
+//	    hello    <name>
+//	    outbox   <dir>
+//	}
+func (a *App) unmarshalMail(d *caddyfile.Dispenser) error {
+	if a.Mail == nil {
+		a.Mail = new(MailConfig)
+	}
+	m := a.Mail
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		var v string
+		if !d.Args(&v) || d.NextArg() {
+			return d.ArgErr()
+		}
+		switch opt {
+		case "from":
+			m.From = v
+		case "smtp":
+			m.SMTP = v
+		case "username":
+			m.Username = v
+		case "password":
+			m.Password = v
+		case "security":
+			if v != "starttls" && v != "tls" && v != "none" {
+				return d.Errf("mail security %q: want starttls, tls or none", v)
+			}
+			m.Security = v
+		case "timeout":
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("mail timeout %q is not a positive duration", v)
+			}
+			m.Timeout = caddy.Duration(dur)
+		case "hello":
+			m.HelloName = v
+		case "outbox":
+			m.Outbox = v
+		default:
+			return d.Errf("unknown mail option %q", opt)
+		}
+	}
+	return nil
+}
+
+// parseHandlerDirective sets up a wijgate handler:
+//
+//	wijgate portal
+//	wijgate <app>
+//	wijgate {
+//	    app <app>
+//	}
+func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var handler Handler
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return &handler, err
+}
+
+// UnmarshalCaddyfile reads the `wijgate` directive.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		if d.Val() == "portal" {
+			h.Portal = true
+		} else {
+			h.App = d.Val()
+		}
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "app":
+			if h.Portal || !d.Args(&h.App) || d.NextArg() {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("unknown wijgate option %q", d.Val())
+		}
+	}
+	if !h.Portal && h.App == "" {
+		return d.Err("wijgate: name the guarded app, or use `wijgate portal`")
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*App)(nil)
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+)

@@ -1,0 +1,92 @@
+package caddymodule
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestHeaderStripper(t *testing.T) {
+	s := newHeaderStripper([]string{"Remote-User", "x_forwarded_user"})
+	for _, tc := range []struct {
+		name  string
+		key   string
+		strip bool
+	}{
+		{"canonical", "X-Wij-User-Email", true},
+		{"lower case", "x-wij-user-email", true},
+		{"upper case", "X-WIJ-ORG-ROLE", true},
+		{"underscores", "X_Wij_User_Email", true},
+		{"mixed separators", "x_wij-user_id", true},
+		{"bare prefix", "X-Wij-", true},
+		{"alias", "Remote-User", true},
+		{"alias other case", "remote-user", true},
+		{"alias given with underscores, sent with hyphens", "X-Forwarded-User", true},
+		{"alias with underscores", "Remote_User", true},
+		{"similar but not ours", "X-Wijk", false},
+		{"unrelated", "Accept", false},
+		{"prefix elsewhere", "X-Not-Wij-User", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			h[tc.key] = []string{"forged", "forged again"}
+			h["Accept"] = []string{"text/html"}
+			s.strip(h)
+			_, present := h[tc.key]
+			if tc.strip == present {
+				t.Fatalf("%q present after strip: %v, want stripped: %v", tc.key, present, tc.strip)
+			}
+			if tc.key != "Accept" && h.Get("Accept") != "text/html" {
+				t.Fatal("an unrelated header was removed")
+			}
+		})
+	}
+}
+
+func TestEncodeHeaderValue(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"Jan Janssen", "Jan Janssen"},
+		{"Jan Jänssen", "Jan J%C3%A4nssen"},
+		{"100% zeker", "100%25 zeker"},
+		{"line\r\nX-Evil: 1", "line%0D%0AX-Evil: 1"},
+		{"tab\there", "tab%09here"},
+	} {
+		if got := encodeHeaderValue(tc.in); got != tc.want {
+			t.Errorf("encodeHeaderValue(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestRemoveCookie(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []string
+		want []string
+	}{
+		{"only ours", []string{"__Host-wijgate=abc"}, nil},
+		{"ours among others", []string{"a=1; __Host-wijgate=abc; b=2"}, []string{"a=1; b=2"}},
+		{"two lines", []string{"a=1", "__Host-wijgate=abc"}, []string{"a=1"}},
+		{"similar name kept", []string{"__Host-wijgate2=x; __Host-wijgate=abc"}, []string{"__Host-wijgate2=x"}},
+		{"csrf cookie too", []string{"__Host-wijgate_csrf=t; z=9"}, []string{"z=9"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{"Cookie": tc.in}
+			removeCookie(h, "__Host-wijgate", "__Host-wijgate_csrf")
+			got := h["Cookie"]
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Fatalf("got %q, want %q", got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestSessionCookieValue(t *testing.T) {
+	h := http.Header{"Cookie": {"a=1; __Host-wijgate2=x", "__Host-wijgate=value"}}
+	if got := sessionCookie(h, "__Host-wijgate"); got != "value" {
+		t.Fatalf("got %q", got)
+	}
+}

@@ -1,0 +1,65 @@
+package caddymodule
+
+import (
+	"sync"
+
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+)
+
+// identity is what the guard hands the upstream about an account, with
+// header values encoded once rather than on every request.
+type identity struct {
+	generation uint64
+	disabled   bool
+	id         string
+	email      string
+	name       string
+	// nameHeader is name, encoded for a header value.
+	nameHeader string
+}
+
+// maxCachedIdentities bounds the identity cache; only accounts with a live
+// session get in, so the bound is reached only by a large user base.
+const maxCachedIdentities = 100_000
+
+// identityCache keeps identities per account, trusted only while the
+// store's generation has not moved since they were read.
+type identityCache struct {
+	mu sync.RWMutex
+	m  map[string]*identity
+}
+
+func newIdentityCache() *identityCache {
+	return &identityCache{m: make(map[string]*identity)}
+}
+
+// get returns the account's identity, reading the store when the cached
+// one is missing or stale.
+func (c *identityCache) get(st *store.Store, accountID string) (*identity, error) {
+	gen := st.Generation()
+	c.mu.RLock()
+	id := c.m[accountID]
+	c.mu.RUnlock()
+	if id != nil && id.generation == gen {
+		return id, nil
+	}
+	a, err := st.Account(accountID)
+	if err != nil {
+		return nil, err
+	}
+	id = &identity{
+		generation: gen,
+		disabled:   a.Disabled,
+		id:         a.ID,
+		email:      a.Email,
+		name:       a.Name,
+		nameHeader: encodeHeaderValue(a.Name),
+	}
+	c.mu.Lock()
+	if len(c.m) >= maxCachedIdentities {
+		clear(c.m)
+	}
+	c.m[accountID] = id
+	c.mu.Unlock()
+	return id, nil
+}

@@ -1,0 +1,156 @@
+package portal
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/wijtechniek/wijgate/caddymodule/account"
+)
+
+// maxPasswordInput caps a typed password before any work is done with it;
+// the password rules allow 128 characters, which is at most 512 bytes.
+const maxPasswordInput = 4 * account.MaxPasswordLength
+
+func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	ret := p.returnTarget(r, r.URL.Query().Get("return"))
+	if _, _, ok := p.currentUser(r); ok {
+		http.Redirect(w, r, orDashboard(ret), http.StatusSeeOther)
+		return
+	}
+	v := &view{Lang: lang, Title: "login.title", CSRF: csrfToken(w, r), Return: ret}
+	if r.URL.Query().Get("loggedout") == "1" {
+		v.Notice = lang.T("login.loggedout")
+	}
+	p.pages.render(w, r, http.StatusOK, "login", v)
+}
+
+func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	if !csrfValid(r) {
+		p.formExpired(w, r, lang)
+		return
+	}
+	email := r.PostFormValue("email")
+	password := r.PostFormValue("password")
+	ret := p.returnTarget(r, r.PostFormValue("return"))
+	v := &view{Lang: lang, Title: "login.title", CSRF: csrfToken(w, r), Return: ret,
+		Values: map[string]string{"email": email}, Errors: map[string]string{}}
+
+	switch {
+	case len(email) > account.MaxEmailLength || !utf8.ValidString(email):
+		v.Values["email"] = ""
+		v.Errors["email"] = lang.T("field.toolong")
+	case email == "":
+		v.Errors["email"] = lang.T("field.email.invalid")
+	}
+	switch {
+	case len(password) > maxPasswordInput:
+		v.Errors["password"] = lang.T("field.toolong")
+	case password == "":
+		v.Errors["password"] = lang.T("field.password.empty")
+	}
+	if len(v.Errors) > 0 {
+		v.FormError = lang.T("errors.summary")
+		p.pages.render(w, r, http.StatusBadRequest, "login", v)
+		return
+	}
+
+	// Regulation is keyed by what was typed, normalised, whether or not
+	// an account has that address, so refusals reveal nothing.
+	key := strings.ToLower(strings.TrimSpace(email))
+	ip := p.clientIP(r)
+	if wait, err := p.cfg.Limits.LoginWait(key, ip); err != nil {
+		p.serverError(w, r, lang, "login regulation", err)
+		return
+	} else if wait > 0 {
+		p.loginRefused(w, r, v, wait)
+		return
+	}
+	a, err := p.cfg.Accounts.Authenticate(r.Context(), email, password)
+	if errors.Is(err, account.ErrInvalidCredentials) {
+		wait, lerr := p.cfg.Limits.LoginFailed(key, ip)
+		if lerr != nil {
+			p.serverError(w, r, lang, "login regulation", lerr)
+			return
+		}
+		p.logger.Info("login failed", zap.String("remote", ip))
+		if wait > 0 {
+			p.loginRefused(w, r, v, wait)
+			return
+		}
+		v.FormError = lang.T("login.failed")
+		p.pages.render(w, r, http.StatusUnauthorized, "login", v)
+		return
+	}
+	if err != nil {
+		p.serverError(w, r, lang, "login", err)
+		return
+	}
+	if err := p.cfg.Limits.LoginSucceeded(key); err != nil {
+		p.logger.Warn("clearing login failures", zap.Error(err))
+	}
+	if err := p.startSession(w, a); err != nil {
+		p.serverError(w, r, lang, "starting a session", err)
+		return
+	}
+	p.logger.Info("login", zap.String("account", a.ID), zap.String("remote", ip))
+	http.Redirect(w, r, orDashboard(ret), http.StatusSeeOther)
+}
+
+func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	if !csrfValid(r) {
+		p.formExpired(w, r, lang)
+		return
+	}
+	if c, err := r.Cookie(p.cfg.Cookie.Name); err == nil {
+		if err := p.cfg.Sessions.Revoke(c.Value); err != nil {
+			p.serverError(w, r, lang, "ending a session", err)
+			return
+		}
+	}
+	p.clearSessionCookie(w)
+	w.Header().Set("Clear-Site-Data", `"cache", "cookies", "storage"`)
+	http.Redirect(w, r, "/login?loggedout=1", http.StatusSeeOther)
+}
+
+func (p *Portal) dashboard(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	a, _, ok := p.currentUser(r)
+	if !ok {
+		http.Redirect(w, r, p.LoginURL("/dashboard"), http.StatusSeeOther)
+		return
+	}
+	p.pages.render(w, r, http.StatusOK, "dashboard", &view{
+		Lang: lang, Title: "dashboard.title", CSRF: csrfToken(w, r),
+		User: &userView{ID: a.ID, Email: a.Email, Name: a.Name},
+	})
+}
+
+// loginRefused answers a login during a lockout, the same way for every
+// address.
+func (p *Portal) loginRefused(w http.ResponseWriter, r *http.Request, v *view, wait time.Duration) {
+	p.logger.Warn("login refused during lockout", zap.String("remote", p.clientIP(r)), zap.Duration("wait", wait))
+	w.Header().Set("Retry-After", retryAfterSeconds(wait))
+	v.FormError = v.Lang.T("login.locked") + " " + minutes(v.Lang, wait)
+	p.pages.render(w, r, http.StatusTooManyRequests, "login", v)
+}
+
+// formExpired answers a post without a valid anti-forgery token.
+func (p *Portal) formExpired(w http.ResponseWriter, r *http.Request, lang Lang) {
+	p.logger.Warn("form post without a valid token", zap.String("path", r.URL.Path), zap.String("remote", r.RemoteAddr))
+	p.pages.render(w, r, http.StatusForbidden, "error", &view{Lang: lang, Title: "error.title", Data: lang.T("form.expired")})
+}
+
+func orDashboard(ret string) string {
+	if ret == "" {
+		return "/dashboard"
+	}
+	return ret
+}

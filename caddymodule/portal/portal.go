@@ -1,0 +1,204 @@
+// Package portal serves the account pages: login, logout, registration,
+// password reset and the personal dashboard, in Dutch and English. It is a
+// plain http.Handler over the domain packages and knows nothing of Caddy.
+package portal
+
+import (
+	"errors"
+	"io/fs"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/mail"
+	"github.com/wijtechniek/wijgate/caddymodule/session"
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+)
+
+// CookieSettings shape the session cookie.
+type CookieSettings struct {
+	Name   string
+	Domain string
+}
+
+// Config is what the portal is built from.
+type Config struct {
+	Accounts *account.Service
+	Sessions *session.Manager
+	Codes    *account.Codes
+	Limits   *account.Limits
+	// Mailer sends codes and notices.
+	Mailer mail.Sender
+	// Outbox, when set, is shown at /dev/mail so a person running the
+	// demo can read the mail they were sent. Never set in production.
+	Outbox  *mail.Outbox
+	Cookie  CookieSettings
+	Returns *ReturnPolicy
+	Logger  *zap.Logger
+	// ClientIP gives the client's address for rate limits; nil means the
+	// connection's remote address.
+	ClientIP func(*http.Request) string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Portal is the account pages' handler.
+type Portal struct {
+	cfg    Config
+	mux    *http.ServeMux
+	pages  *renderer
+	csrf   *http.CrossOriginProtection
+	logger *zap.Logger
+}
+
+// New builds the portal and its routes.
+func New(cfg Config) (*Portal, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	pages, err := newRenderer(cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	p := &Portal{cfg: cfg, mux: http.NewServeMux(), pages: pages, logger: cfg.Logger}
+	p.csrf = http.NewCrossOriginProtection()
+	p.csrf.SetDenyHandler(http.HandlerFunc(p.crossOriginDenied))
+
+	static, _ := fs.Sub(staticFS, "static")
+	p.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	p.mux.HandleFunc("GET /healthz", p.healthz)
+	p.mux.HandleFunc("GET /{$}", p.home)
+	p.mux.HandleFunc("GET /login", p.loginPage)
+	p.mux.HandleFunc("POST /login", p.login)
+	p.mux.HandleFunc("POST /logout", p.logout)
+	p.mux.HandleFunc("GET /dashboard", p.dashboard)
+	p.mux.HandleFunc("GET /account", p.landing)
+	p.mux.HandleFunc("GET /eherkenning", p.eherkenningPage)
+	p.mux.HandleFunc("GET /eherkenning/start", p.eherkenningStart)
+	p.mux.HandleFunc("GET /register", p.registerPage)
+	p.mux.HandleFunc("POST /register", p.register)
+	p.mux.HandleFunc("GET /password/forgot", p.resetPage)
+	p.mux.HandleFunc("POST /password/forgot", p.reset)
+	if cfg.Outbox != nil {
+		p.mux.HandleFunc("GET /dev/mail", p.devMailList)
+		p.mux.HandleFunc("GET /dev/mail/{id}", p.devMailMessage)
+	}
+	p.mux.HandleFunc("/", p.notFound)
+	return p, nil
+}
+
+// LoginURL is where a guard sends someone without a session; returnTo is
+// the address they were going to.
+func (p *Portal) LoginURL(returnTo string) string { return p.cfg.Returns.LoginURL(returnTo) }
+
+// ServeHTTP sets the security headers every portal page carries, refuses
+// cross-origin form posts, and routes.
+func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'; form-action 'self'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("X-Frame-Options", "DENY")
+	if r.TLS != nil {
+		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+	}
+	if r.Method == http.MethodPost {
+		// Bound what a form post can make us read.
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	}
+	p.csrf.Handler(p.mux).ServeHTTP(w, r)
+}
+
+// maxFormBytes bounds a form post; our largest form is a few hundred bytes.
+const maxFormBytes = 16 << 10
+
+func (p *Portal) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
+	if _, _, ok := p.currentUser(r); ok {
+		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/account", http.StatusSeeOther)
+}
+
+func (p *Portal) now() time.Time {
+	if p.cfg.Now != nil {
+		return p.cfg.Now()
+	}
+	return time.Now()
+}
+
+func (p *Portal) notFound(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	p.pages.render(w, r, http.StatusNotFound, "error", &view{Lang: lang, Title: "error.title", Data: lang.T("error.notfound")})
+}
+
+func (p *Portal) crossOriginDenied(w http.ResponseWriter, r *http.Request) {
+	p.logger.Warn("cross-origin form post refused",
+		zap.String("path", r.URL.Path), zap.String("origin", r.Header.Get("Origin")),
+		zap.String("sec_fetch_site", r.Header.Get("Sec-Fetch-Site")), zap.String("remote", r.RemoteAddr))
+	lang := requestLang(w, r)
+	p.pages.render(w, r, http.StatusForbidden, "error", &view{Lang: lang, Title: "error.title", Data: lang.T("form.expired")})
+}
+
+// serverError shows a plain apology and logs what went wrong and where.
+func (p *Portal) serverError(w http.ResponseWriter, r *http.Request, lang Lang, what string, err error) {
+	status, text := http.StatusInternalServerError, "error.generic"
+	if errors.Is(err, account.ErrBusy) {
+		status, text = http.StatusServiceUnavailable, "error.busy"
+		w.Header().Set("Retry-After", "60")
+	}
+	p.logger.Error(what, zap.String("path", r.URL.Path), zap.Error(err))
+	p.pages.render(w, r, status, "error", &view{Lang: lang, Title: "error.title", Data: lang.T(text)})
+}
+
+// currentUser returns the logged-in account behind the request's cookie.
+func (p *Portal) currentUser(r *http.Request) (store.Account, store.Session, bool) {
+	c, err := r.Cookie(p.cfg.Cookie.Name)
+	if err != nil {
+		return store.Account{}, store.Session{}, false
+	}
+	s, err := p.cfg.Sessions.Lookup(c.Value)
+	if err != nil {
+		return store.Account{}, store.Session{}, false
+	}
+	a, err := p.cfg.Accounts.Store.Account(s.AccountID)
+	if err != nil || a.Disabled {
+		return store.Account{}, store.Session{}, false
+	}
+	return a, s, true
+}
+
+// startSession logs the account in with a fresh session ID and cookie.
+func (p *Portal) startSession(w http.ResponseWriter, a store.Account) error {
+	value, _, err := p.cfg.Sessions.Create(a.ID, "")
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: p.cfg.Cookie.Name, Value: value, Path: "/", Domain: p.cfg.Cookie.Domain,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	})
+	return nil
+}
+
+func (p *Portal) clearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name: p.cfg.Cookie.Name, Value: "", Path: "/", Domain: p.cfg.Cookie.Domain,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		MaxAge: -1, Expires: time.Unix(0, 0),
+	})
+}
+
+// returnTarget is the checked return address of a request, or "".
+func (p *Portal) returnTarget(r *http.Request, raw string) string {
+	return p.cfg.Returns.Safe(raw, r.Host)
+}

@@ -1,0 +1,169 @@
+package portal
+
+import (
+	"errors"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+)
+
+// registerData is what the registration template needs beyond the view.
+type registerData struct {
+	Stage string
+	Email string
+}
+
+func (p *Portal) registerPage(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	f := p.loadFlow(r, string(account.PurposeRegister))
+	if ret := p.returnTarget(r, r.URL.Query().Get("return")); ret != "" && f.ID == "" {
+		f.Return = ret
+		if err := p.saveFlow(w, r, &f); err != nil {
+			p.serverError(w, r, lang, "saving a registration", err)
+			return
+		}
+	}
+	v := p.registerView(w, r, lang, f)
+	if r.URL.Query().Get("sent") == "1" && f.Stage == stageCode {
+		v.Notice = lang.T("code.sent") + " " + f.Email + "."
+	}
+	if r.URL.Query().Get("verified") == "1" && f.Stage == stageVerified {
+		v.Notice = lang.T("code.verified")
+	}
+	p.pages.render(w, r, http.StatusOK, "register", v)
+}
+
+func (p *Portal) registerView(w http.ResponseWriter, r *http.Request, lang Lang, f store.Flow) *view {
+	v := &view{Lang: lang, Title: "register.title", CSRF: csrfToken(w, r),
+		Values: map[string]string{"email": f.Email}, Errors: map[string]string{},
+		Data: registerData{Stage: f.Stage, Email: f.Email}}
+	return v
+}
+
+func (p *Portal) register(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	if !csrfValid(r) {
+		p.formExpired(w, r, lang)
+		return
+	}
+	f := p.loadFlow(r, string(account.PurposeRegister))
+	v := p.registerView(w, r, lang, f)
+	if err := parseForm(r, "action", "email", "code", "password", "password2", "name"); err != nil {
+		p.logger.Info("registration form refused", zap.Error(err), zap.String("remote", p.clientIP(r)))
+		v.FormError = lang.T("form.unknown")
+		p.pages.render(w, r, http.StatusBadRequest, "register", v)
+		return
+	}
+
+	switch action := r.PostFormValue("action"); {
+	case action == "send" && f.Stage == stageEmail:
+		email, ok := checkEmailField(v, r.PostFormValue("email"))
+		if !ok {
+			v.Values["email"] = r.PostFormValue("email")
+			v.FormError = lang.T("errors.summary")
+			p.pages.render(w, r, http.StatusBadRequest, "register", v)
+			return
+		}
+		p.registerSend(w, r, v, f, email)
+	case action == "resend" && f.Stage == stageCode:
+		p.registerSend(w, r, v, f, f.Email)
+	case action == "change" && (f.Stage == stageCode || f.Stage == stageVerified):
+		f.Stage = stageEmail
+		if err := p.saveFlow(w, r, &f); err != nil {
+			p.serverError(w, r, lang, "saving a registration", err)
+			return
+		}
+		http.Redirect(w, r, "/register", http.StatusSeeOther)
+	case action == "verify" && f.Stage == stageCode:
+		code := r.PostFormValue("code")
+		if len(code) > maxCodeInput {
+			v.Errors["code"] = lang.T("code.wrong")
+		} else if err := p.cfg.Codes.Check(account.PurposeRegister, f.Email, code); err != nil {
+			v.Errors["code"] = codeError(lang, err)
+		}
+		if len(v.Errors) > 0 {
+			p.pages.render(w, r, http.StatusBadRequest, "register", v)
+			return
+		}
+		f.Stage = stageVerified
+		if err := p.saveFlow(w, r, &f); err != nil {
+			p.serverError(w, r, lang, "saving a registration", err)
+			return
+		}
+		http.Redirect(w, r, "/register?verified=1", http.StatusSeeOther)
+	case action == "create" && f.Stage == stageVerified:
+		p.registerCreate(w, r, v, f)
+	case action == "cancel":
+		if err := p.endFlow(w, f); err != nil {
+			p.serverError(w, r, lang, "ending a registration", err)
+			return
+		}
+		http.Redirect(w, r, "/account", http.StatusSeeOther)
+	default:
+		// A stale tab or a replayed form: show the current step again.
+		v.FormError = lang.T("form.outofstep")
+		p.pages.render(w, r, http.StatusConflict, "register", v)
+	}
+}
+
+func (p *Portal) registerSend(w http.ResponseWriter, r *http.Request, v *view, f store.Flow, email string) {
+	f.Email = email
+	v.Values["email"] = email
+	if retry, err := p.sendCode(r, v.Lang, account.PurposeRegister, email); err != nil {
+		// Keep what the person typed; the resend button works once the
+		// mail server is back.
+		if errors.Is(err, errMailFailed) && f.Stage == stageEmail {
+			_ = p.saveFlow(w, r, &f)
+		}
+		status := p.codeSendError(w, v, retry, err)
+		v.Data = registerData{Stage: f.Stage, Email: f.Email}
+		p.pages.render(w, r, status, "register", v)
+		return
+	}
+	f.Stage = stageCode
+	if err := p.saveFlow(w, r, &f); err != nil {
+		p.serverError(w, r, v.Lang, "saving a registration", err)
+		return
+	}
+	http.Redirect(w, r, "/register?sent=1", http.StatusSeeOther)
+}
+
+func (p *Portal) registerCreate(w http.ResponseWriter, r *http.Request, v *view, f store.Flow) {
+	lang := v.Lang
+	name := r.PostFormValue("name")
+	v.Values["name"] = name
+	password, pwOK := checkNewPassword(v, r.PostFormValue("password"), r.PostFormValue("password2"), f.Email)
+	if len(name) > maxNameInput {
+		v.Values["name"] = ""
+		v.Errors["name"] = lang.T("field.toolong")
+	} else if _, err := account.NormalizeName(name); err != nil {
+		v.Errors["name"] = lang.T("field.name.invalid")
+	}
+	if !pwOK || len(v.Errors) > 0 {
+		v.FormError = lang.T("errors.summary")
+		p.pages.render(w, r, http.StatusBadRequest, "register", v)
+		return
+	}
+	a, err := p.cfg.Accounts.Create(r.Context(), f.Email, name, password, string(lang))
+	if errors.Is(err, account.ErrEmailTaken) {
+		v.FormError = lang.T("register.exists")
+		p.pages.render(w, r, http.StatusConflict, "register", v)
+		return
+	}
+	if err != nil {
+		p.serverError(w, r, lang, "creating an account", err)
+		return
+	}
+	p.logger.Info("account registered", zap.String("account", a.ID))
+	if err := p.endFlow(w, f); err != nil {
+		p.logger.Warn("ending a finished registration", zap.Error(err))
+	}
+	if err := p.startSession(w, a); err != nil {
+		p.serverError(w, r, lang, "starting a session", err)
+		return
+	}
+	http.Redirect(w, r, orDashboard(f.Return), http.StatusSeeOther)
+}
