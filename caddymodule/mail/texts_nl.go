@@ -53,7 +53,7 @@ var textsNL = catalogue{
 		return content{
 			Subject: "Nieuw wachtwoord aangevraagd bij Wij Techniek",
 			Lead: []string{
-				"Iemand vroeg een nieuw wachtwoord aan voor dit e-mailadres. Er is geen Wij Techniek account met dit adres.",
+				"Iemand vroeg een nieuw wachtwoord aan voor dit e-mailadres. Er is geen account bij Wij Techniek met dit adres.",
 				"Wil je een account? Maak er dan een aan.",
 			},
 			Buttons: []link{{Label: "Account aanmaken", URL: registerURL}},

@@ -11,21 +11,23 @@ func TestTexts(t *testing.T) {
 	when := time.Date(2026, time.January, 2, 14, 4, 0, 0, time.UTC) // 15:04 in Amsterdam
 	summer := time.Date(2026, time.July, 2, 13, 30, 0, 0, time.UTC) // 15:30 in Amsterdam
 	const (
-		to        = "jan@example.nl"
-		evilName  = `<script>alert("x")</script> & Co`
-		evilHTML  = `&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Co`
-		loginURL  = "https://login.wij-techniek.nl/login?next=/a&b=1"
-		resetURL  = "https://login.wij-techniek.nl/reset"
-		acceptURL = "https://login.wij-techniek.nl/invite/abc123"
+		to          = "jan@example.nl"
+		evilName    = `<script>alert("x")</script> & Co`
+		evilHTML    = `&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Co`
+		loginURL    = "https://login.wij-techniek.nl/login?next=/a&b=1"
+		resetURL    = "https://login.wij-techniek.nl/reset"
+		registerURL = "https://login.wij-techniek.nl/register"
+		acceptURL   = "https://login.wij-techniek.nl/invite/abc123"
 	)
 	tests := []struct {
-		name     string
-		m        Message
-		subject  string
-		inBoth   []string // in Text and in HTML
-		inText   []string
-		inHTML   []string
-		notInAny []string
+		name    string
+		m       Message
+		subject string
+		inBoth  []string // in Text and in HTML
+		inText  []string
+		inHTML  []string
+		notIn   []string // in neither
+		notHTML []string // not in HTML
 	}{
 		{
 			name:    "nl verification code for register",
@@ -81,11 +83,30 @@ func TestTexts(t *testing.T) {
 			inHTML:  []string{`href="https://login.wij-techniek.nl/login?next=/a&amp;b=1"`},
 		},
 		{
-			name:     "links are escaped and unsafe URLs dropped",
-			m:        AlreadyRegisteredMessage(LangEN, to, "javascript:alert(1)", `https://x.nl/"><script>`),
-			subject:  "You already have a Wij Techniek account",
-			inHTML:   []string{`href="#ZgotmplZ"`, `https://x.nl/%22%3e%3cscript%3e`},
-			notInAny: []string{`href="javascript:`},
+			name:    "links are escaped and unsafe URLs dropped",
+			m:       AlreadyRegisteredMessage(LangEN, to, "javascript:alert(1)", `https://x.nl/"><script>`),
+			subject: "You already have a Wij Techniek account",
+			inHTML:  []string{`href="#ZgotmplZ"`, `https://x.nl/%22%3e%3cscript%3e`},
+			notHTML: []string{`href="javascript:`},
+		},
+		{
+			name:    "nl no account",
+			m:       NoAccountMessage(LangNL, to, registerURL),
+			subject: "Nieuw wachtwoord aangevraagd bij Wij Techniek",
+			inBoth:  []string{registerURL, "Account aanmaken", "geen account bij Wij Techniek", "Was jij dit niet?"},
+		},
+		{
+			name:    "en no account",
+			m:       NoAccountMessage(LangEN, to, registerURL),
+			subject: "New password requested at Wij Techniek",
+			inBoth:  []string{registerURL, "Create an account", "no Wij Techniek account", "Was this not you?"},
+		},
+		{
+			name:    "no account link is escaped",
+			m:       NoAccountMessage(LangNL, to, `https://x.nl/"><script>`),
+			subject: "Nieuw wachtwoord aangevraagd bij Wij Techniek",
+			inHTML:  []string{`https://x.nl/%22%3e%3cscript%3e`},
+			notHTML: []string{`"><script>`},
 		},
 		{
 			name:    "nl password changed, in Dutch winter time",
@@ -114,27 +135,28 @@ func TestTexts(t *testing.T) {
 			inBoth:  []string{"Piet Jansen invites you to join Bouwbedrijf De Vries", acceptURL, "Planning", "Accept invitation", "valid until 2 January 2026 at 15:04"},
 		},
 		{
-			name:     "invitation without inviter or apps",
-			m:        InvitationMessage(LangEN, to, "De Vries", "", acceptURL, nil, when),
-			subject:  "Invitation to join De Vries",
-			inBoth:   []string{"You are invited to join De Vries", acceptURL},
-			notInAny: []string{"these apps", "<ul"},
+			name:    "invitation without inviter or apps",
+			m:       InvitationMessage(LangEN, to, "De Vries", "", acceptURL, nil, when),
+			subject: "Invitation to join De Vries",
+			inBoth:  []string{"You are invited to join De Vries", acceptURL},
+			notIn:   []string{"these apps"},
+			notHTML: []string{"<ul"},
 		},
 		{
-			name:     "nl invitation escapes names in HTML",
-			m:        InvitationMessage(LangNL, to, evilName, evilName, acceptURL, []string{evilName}, when),
-			subject:  "Uitnodiging voor " + evilName,
-			inText:   []string{evilName + " nodigt je uit voor " + evilName},
-			inHTML:   []string{evilHTML + " nodigt je uit voor " + evilHTML, "<li style=\"margin:0 0 4px 0;\">" + evilHTML + "</li>"},
-			notInAny: []string{"<script>alert"},
+			name:    "nl invitation escapes names in HTML",
+			m:       InvitationMessage(LangNL, to, evilName, evilName, acceptURL, []string{evilName}, when),
+			subject: "Uitnodiging voor " + evilName,
+			inText:  []string{evilName + " nodigt je uit voor " + evilName},
+			inHTML:  []string{evilHTML + " nodigt je uit voor " + evilHTML, "<li style=\"margin:0 0 4px 0;\">" + evilHTML + "</li>"},
+			notHTML: []string{"<script>alert"},
 		},
 		{
-			name:     "en invitation escapes names in HTML",
-			m:        InvitationMessage(LangEN, to, evilName, evilName, acceptURL, nil, when),
-			subject:  "Invitation to join " + evilName,
-			inText:   []string{evilName + " invites you to join " + evilName},
-			inHTML:   []string{evilHTML + " invites you to join " + evilHTML},
-			notInAny: []string{"<script>alert"},
+			name:    "en invitation escapes names in HTML",
+			m:       InvitationMessage(LangEN, to, evilName, evilName, acceptURL, nil, when),
+			subject: "Invitation to join " + evilName,
+			inText:  []string{evilName + " invites you to join " + evilName},
+			inHTML:  []string{evilHTML + " invites you to join " + evilHTML},
+			notHTML: []string{"<script>alert"},
 		},
 		{
 			name:    "line breaks in names do not reach the subject",
@@ -166,9 +188,14 @@ func TestTexts(t *testing.T) {
 					t.Errorf("HTML lacks %q:\n%s", s, m.HTML)
 				}
 			}
-			for _, s := range tt.notInAny {
-				if strings.Contains(m.HTML, s) || strings.Contains(m.Text, s) && !strings.HasPrefix(s, "<") {
+			for _, s := range tt.notIn {
+				if strings.Contains(m.Text, s) || strings.Contains(m.HTML, s) {
 					t.Errorf("message contains %q", s)
+				}
+			}
+			for _, s := range tt.notHTML {
+				if strings.Contains(m.HTML, s) {
+					t.Errorf("HTML contains %q", s)
 				}
 			}
 			checkLayout(t, m)
