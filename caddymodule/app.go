@@ -6,10 +6,10 @@ package caddymodule
 import (
 	"crypto/rand"
 	"encoding/json"
-	"net"
-	"net/http"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"time"

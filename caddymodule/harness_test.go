@@ -212,6 +212,9 @@ func (g *gateway) newBrowser() *browser {
 	jar := newSecureJar()
 	return &browser{t: g.t, g: g, jar: jar, client: &http.Client{
 		Jar: jar,
+		// A fresh connection per request, so a restarted server is met
+		// without stale keep-alive connections.
+		Transport: &http.Transport{DisableKeepAlives: true},
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
@@ -324,3 +327,5 @@ func mustParse(s string) *url.URL {
 	}
 	return u
 }
+
+func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
