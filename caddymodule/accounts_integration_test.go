@@ -100,7 +100,7 @@ func TestRegistrationFollowsTheManual(t *testing.T) {
 			t.Fatalf("registration page lacks %q", want)
 		}
 	}
-	resp, body = b.registerAction("send", "email", email)
+	resp, body = b.registerAction("send", "email", email, "return", "/declaratie/")
 	expectStatus(t, resp, body, http.StatusSeeOther)
 	_, body = b.page("/register?sent=1")
 	for _, want := range []string{"Code verifiëren", "Nieuwe code verzenden", "E-mailadres wijzigen", `autocomplete="one-time-code"`, "test@wij-techniek.nl"} {

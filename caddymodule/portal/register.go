@@ -19,14 +19,8 @@ type registerData struct {
 func (p *Portal) registerPage(w http.ResponseWriter, r *http.Request) {
 	lang := requestLang(w, r)
 	f := p.loadFlow(r, string(account.PurposeRegister))
-	if ret := p.returnTarget(r, r.URL.Query().Get("return")); ret != "" && f.ID == "" {
-		f.Return = ret
-		if err := p.saveFlow(w, r, &f); err != nil {
-			p.serverError(w, r, lang, "saving a registration", err)
-			return
-		}
-	}
 	v := p.registerView(w, r, lang, f)
+	v.Return = p.returnTarget(r, r.URL.Query().Get("return"))
 	if r.URL.Query().Get("sent") == "1" && f.Stage == stageCode {
 		v.Notice = lang.T("code.sent") + " " + f.Email + "."
 	}
@@ -51,7 +45,7 @@ func (p *Portal) register(w http.ResponseWriter, r *http.Request) {
 	}
 	f := p.loadFlow(r, string(account.PurposeRegister))
 	v := p.registerView(w, r, lang, f)
-	if err := parseForm(r, "action", "email", "code", "password", "password2", "name"); err != nil {
+	if err := parseForm(r, "action", "email", "code", "password", "password2", "name", "return"); err != nil {
 		p.logger.Info("registration form refused", zap.Error(err), zap.String("remote", p.clientIP(r)))
 		v.FormError = lang.T("form.unknown")
 		p.pages.render(w, r, http.StatusBadRequest, "register", v)
@@ -111,6 +105,10 @@ func (p *Portal) register(w http.ResponseWriter, r *http.Request) {
 
 func (p *Portal) registerSend(w http.ResponseWriter, r *http.Request, v *view, f store.Flow, email string) {
 	f.Email = email
+	if ret := p.returnTarget(r, r.PostFormValue("return")); ret != "" {
+		f.Return = ret
+	}
+	v.Return = f.Return
 	v.Values["email"] = email
 	if retry, err := p.sendCode(r, v.Lang, account.PurposeRegister, email); err != nil {
 		// Keep what the person typed; the resend button works once the
