@@ -56,19 +56,6 @@ func expectStatus(t *testing.T, resp *http.Response, body string, want int) {
 	}
 }
 
-// register walks the whole registration and returns the browser, logged in.
-func register(t *testing.T, g *gateway, email, name, password string) *browser {
-	t.Helper()
-	b := g.newBrowser()
-	resp, body := b.registerAction("send", "email", email)
-	expectStatus(t, resp, body, http.StatusSeeOther)
-	resp, body = b.registerAction("verify", "code", codeFrom(t, g, email))
-	expectStatus(t, resp, body, http.StatusSeeOther)
-	resp, body = b.registerAction("create", "password", password, "password2", password, "name", name)
-	expectStatus(t, resp, body, http.StatusSeeOther)
-	return b
-}
-
 func accountEmails(t *testing.T, g *gateway) []string {
 	t.Helper()
 	resp, err := http.Get(g.Admin + "/wijgate/accounts")
