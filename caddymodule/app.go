@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/portal"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
@@ -90,7 +92,11 @@ type App struct {
 	storeKey string
 	sessions *session.Manager
 	accounts *account.Service
+	orgs     *org.Service
 	portal   *portal.Portal
+	// apps are the guarded apps of this configuration, registered by the
+	// handlers as they are provisioned.
+	apps     []AppInfo
 	stripper *headerStripper
 	identity *identityCache
 	logger   *zap.Logger
@@ -157,6 +163,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	a.orgs = &org.Service{Store: st, Now: now}
 	a.stripper = newHeaderStripper(a.StripHeaders)
 	a.identity = newIdentityCache()
 
@@ -167,6 +174,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.portal, err = portal.New(portal.Config{
 		Accounts: a.accounts,
 		Sessions: a.sessions,
+		Orgs:     a.orgs,
+		Apps:     a.appInfos,
 		Codes:    &account.Codes{Store: st, Key: codeKey, Now: now},
 		Limits:   &account.Limits{Store: st, Now: now},
 		Mailer:   mailer,
@@ -227,6 +236,35 @@ func (a *App) cookieKeys(repl *caddy.Replacer) ([]session.KeyPair, error) {
 	}
 	return keys, nil
 }
+
+// AppInfo is a guarded application as people see it.
+type AppInfo = portal.AppInfo
+
+// registerApp records a guarded app (handlers call it while being
+// provisioned) and makes its header aliases strippable.
+func (a *App) registerApp(name, display string, aliases []string) {
+	if display == "" {
+		display = name
+	}
+	if !slices.ContainsFunc(a.apps, func(i AppInfo) bool { return i.Name == name }) {
+		a.apps = append(a.apps, AppInfo{Name: name, Display: display})
+		slices.SortFunc(a.apps, func(x, y AppInfo) int { return strings.Compare(x.Name, y.Name) })
+	}
+	for _, h := range aliases {
+		a.stripper.extra[foldHeaderName(h)] = struct{}{}
+	}
+}
+
+// appNames lists the guarded apps' names.
+func (a *App) appNames() []string {
+	out := make([]string, len(a.apps))
+	for i, info := range a.apps {
+		out[i] = info.Name
+	}
+	return out
+}
+
+func (a *App) appInfos() []AppInfo { return a.apps }
 
 // clientIP is the client address Caddy determined, honouring its
 // trusted_proxies setting.

@@ -174,7 +174,13 @@ func (a *App) unmarshalMail(d *caddyfile.Dispenser) error {
 //	wijgate portal
 //	wijgate <app>
 //	wijgate {
-//	    app <app>
+//	    app           <app>
+//	    name          <name shown to people>
+//	    require       session|org|app
+//	    admin_only
+//	    min_assurance invited|eh3|eh4
+//	    headers       <fact...>          # id email name org_kvk org_name org_role apps assurance
+//	    alias         <Header-Name> <fact>
 //	}
 func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var handler Handler
@@ -196,13 +202,61 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	for d.NextBlock(0) {
-		switch d.Val() {
-		case "app":
-			if h.Portal || !d.Args(&h.App) || d.NextArg() {
+		if h.Portal {
+			return d.Errf("wijgate portal takes no options, got %q", d.Val())
+		}
+		switch opt := d.Val(); opt {
+		case "app", "name", "require", "min_assurance":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
 				return d.ArgErr()
 			}
+			switch opt {
+			case "app":
+				h.App = v
+			case "name":
+				h.Name = v
+			case "require":
+				if v != "session" && v != "org" && v != "app" {
+					return d.Errf("require %q: want session, org or app", v)
+				}
+				h.Require = v
+			case "min_assurance":
+				if assuranceRank[v] == 0 {
+					return d.Errf("min_assurance %q: want invited, eh3 or eh4", v)
+				}
+				h.MinAssurance = v
+			}
+		case "admin_only":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.AdminOnly = true
+		case "headers":
+			facts := d.RemainingArgs()
+			if len(facts) == 0 {
+				return d.ArgErr()
+			}
+			for _, f := range facts {
+				if identityFacts[f] == "" {
+					return d.Errf("headers: unknown fact %q", f)
+				}
+			}
+			h.Headers = append(h.Headers, facts...)
+		case "alias":
+			var header, f string
+			if !d.Args(&header, &f) || d.NextArg() {
+				return d.ArgErr()
+			}
+			if identityFacts[f] == "" {
+				return d.Errf("alias %s: unknown fact %q", header, f)
+			}
+			if h.Aliases == nil {
+				h.Aliases = map[string]string{}
+			}
+			h.Aliases[header] = f
 		default:
-			return d.Errf("unknown wijgate option %q", d.Val())
+			return d.Errf("unknown wijgate option %q", opt)
 		}
 	}
 	if !h.Portal && h.App == "" {

@@ -3,7 +3,9 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -11,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/portal"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
 )
@@ -20,9 +23,10 @@ func init() {
 }
 
 // Handler is the `wijgate` HTTP handler. In a guarded route it lets a
-// request through to the next handler (usually `reverse_proxy`) only with
-// a live session, and hands the upstream trustworthy identity headers. With
-// Portal set it serves the account pages instead.
+// request through to the next handler (usually `reverse_proxy`) only for a
+// logged-in account acting for an eHerkenning-anchored organisation with
+// the right to use this app, and hands the upstream trustworthy identity
+// headers. With Portal set it serves the account pages instead.
 //
 // Either way, it first deletes every identity header the client sent.
 type Handler struct {
@@ -33,9 +37,61 @@ type Handler struct {
 	// App names the application this route guards, e.g. `declaratie`.
 	App string `json:"app,omitempty"`
 
-	app    *App
-	logger *zap.Logger
+	// Name is the application's name as people see it, e.g. `Declaratie
+	// Systeem`. Default: App.
+	Name string `json:"name,omitempty"`
+
+	// Require is what a request needs: `session` (a logged-in account),
+	// `org` (also an active organisation anchored in eHerkenning) or
+	// `app` (also the right to use this app). Default `app`.
+	Require string `json:"require,omitempty"`
+
+	// AdminOnly lets only admins of the active organisation through.
+	AdminOnly bool `json:"admin_only,omitempty"`
+
+	// MinAssurance is the weakest anchoring let through: `invited` (a
+	// colleague invited by an admin), `eh3` or `eh4` (verified with
+	// eHerkenning at that level). Default `invited`.
+	MinAssurance string `json:"min_assurance,omitempty"`
+
+	// Headers lists the identity facts sent as X-Wij-* headers: id, email,
+	// name, org_kvk, org_name, org_role, apps, assurance. Default all.
+	Headers []string `json:"headers,omitempty"`
+
+	// Aliases sends identity facts under further header names an old app
+	// expects, e.g. {"Remote-User": "email"}. Clients cannot send these
+	// names either.
+	Aliases map[string]string `json:"aliases,omitempty"`
+
+	app     *App
+	logger  *zap.Logger
+	send    []headerField
+	minRank int
 }
+
+// headerField is one identity fact sent under one header name.
+type headerField struct {
+	header string
+	fact   string
+}
+
+// identityFacts maps a fact name to its X-Wij-* header.
+var identityFacts = map[string]string{
+	"id":        HeaderUserID,
+	"email":     HeaderUserEmail,
+	"name":      HeaderUserName,
+	"org_kvk":   HeaderOrgKvK,
+	"org_name":  HeaderOrgName,
+	"org_role":  HeaderOrgRole,
+	"apps":      HeaderApps,
+	"assurance": HeaderAssurance,
+}
+
+// factOrder is the order facts are listed in when all are sent.
+var factOrder = []string{"id", "email", "name", "org_kvk", "org_name", "org_role", "apps", "assurance"}
+
+// assuranceRank orders anchorings from weakest to strongest.
+var assuranceRank = map[string]int{"invited": 1, "eh3": 2, "eh4": 3}
 
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
@@ -45,9 +101,29 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision finds the wijgate app.
+// Provision finds the wijgate app and registers the guarded app with it.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	facts := h.Headers
+	if len(facts) == 0 {
+		facts = factOrder
+	}
+	for _, f := range facts {
+		if identityFacts[f] == "" {
+			return fmt.Errorf("headers: unknown fact %q (want %s)", f, strings.Join(factOrder, ", "))
+		}
+		h.send = append(h.send, headerField{header: identityFacts[f], fact: f})
+	}
+	for header, f := range h.Aliases {
+		if identityFacts[f] == "" {
+			return fmt.Errorf("alias %s: unknown fact %q (want %s)", header, f, strings.Join(factOrder, ", "))
+		}
+		h.send = append(h.send, headerField{header: http.CanonicalHeaderKey(header), fact: f})
+	}
+	if h.MinAssurance == "" {
+		h.MinAssurance = "invited"
+	}
+	h.minRank = assuranceRank[h.MinAssurance]
 	v, err := ctx.AppIfConfigured("wijgate")
 	if errors.Is(err, caddy.ErrNotConfigured) {
 		// An empty app block is enough; defaults apply.
@@ -57,6 +133,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading the wijgate app: %w", err)
 	}
 	h.app = v.(*App)
+	if !h.Portal {
+		h.app.registerApp(h.App, h.Name, slices.Collect(maps.Keys(h.Aliases)))
+	}
 	return nil
 }
 
@@ -71,6 +150,19 @@ func (h *Handler) Validate() error {
 	for _, c := range h.App {
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 			return fmt.Errorf("app %q: use lower-case letters, digits, '-' and '_'", h.App)
+		}
+	}
+	switch h.Require {
+	case "", "session", "org", "app":
+	default:
+		return fmt.Errorf("require %q: want session, org or app", h.Require)
+	}
+	if h.minRank == 0 {
+		return fmt.Errorf("min_assurance %q: want invited, eh3 or eh4", h.MinAssurance)
+	}
+	for header := range h.Aliases {
+		if strings.HasPrefix(strings.ToLower(header), identityPrefix) || strings.EqualFold(header, "cookie") || strings.EqualFold(header, "host") {
+			return fmt.Errorf("alias %q: choose a header name outside X-Wij-*, Cookie and Host", header)
 		}
 	}
 	return nil
@@ -94,17 +186,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return h.unauthenticated(w, r)
 	}
-	id, err := a.identity.get(a.store, s.AccountID)
+	id, err := a.identity.get(a.store, a.orgs, a.appNames, s.AccountID)
 	if err != nil || id.disabled {
 		if err != nil {
 			h.logger.Warn("session without a readable account", zap.String("account", s.AccountID), zap.Error(err))
 		}
 		return h.unauthenticated(w, r)
 	}
+	active, hasOrg := id.active(s.ActiveOrg)
+	if h.Require != "session" {
+		if !hasOrg {
+			return h.refuse(w, r, id, nil, "no_org")
+		}
+		if h.AdminOnly && active.Role != org.RoleAdmin {
+			return h.refuse(w, r, id, active, "admin_only")
+		}
+		if assuranceRank[active.Assurance()] < h.minRank {
+			return h.refuse(w, r, id, active, "assurance")
+		}
+		if h.Require != "org" && !active.mayUse(h.App) {
+			return h.refuse(w, r, id, active, "no_right")
+		}
+	}
 
-	r.Header[HeaderUserID] = []string{id.id}
-	r.Header[HeaderUserEmail] = []string{id.email}
-	r.Header[HeaderUserName] = []string{id.nameHeader}
+	for _, f := range h.send {
+		if v := fact(id, active, f.fact); v != "" {
+			r.Header[f.header] = []string{v}
+		}
+	}
 	removeCookie(r.Header, cookieName, portal.CSRFCookie)
 
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -113,7 +222,77 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	repl.Set("wijgate.user.email", id.email)
 	repl.Set("wijgate.user.name", id.name)
 	repl.Set("wijgate.app", h.App)
+	if active != nil {
+		repl.Set("wijgate.org.kvk", active.KvK)
+		repl.Set("wijgate.org.name", active.Organisation.Name)
+		repl.Set("wijgate.org.role", active.Role)
+		repl.Set("wijgate.apps", active.appsHeader)
+		repl.Set("wijgate.assurance", active.Assurance())
+	}
 	return next.ServeHTTP(w, r)
+}
+
+// fact is the header value of one identity fact; empty when the account
+// acts for no organisation.
+func fact(id *identity, o *orgIdentity, name string) string {
+	switch name {
+	case "id":
+		return id.id
+	case "email":
+		return id.email
+	case "name":
+		return id.nameHeader
+	}
+	if o == nil {
+		return ""
+	}
+	switch name {
+	case "org_kvk":
+		return o.KvK
+	case "org_name":
+		return o.nameHeader
+	case "org_role":
+		return o.Role
+	case "apps":
+		return o.appsHeader
+	case "assurance":
+		return o.Assurance()
+	}
+	return ""
+}
+
+// refuse answers a logged-in request that the policy does not let
+// through: a browser without an organisation goes to verify one, a
+// browser without the right sees who can grant it, anything else gets 403.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, id *identity, active *orgIdentity, reason string) error {
+	h.logger.Info("request refused by policy", zap.String("app", h.App), zap.String("account", id.id),
+		zap.String("reason", reason), zap.String("uri", r.RequestURI))
+	w.Header().Set("Cache-Control", "no-store")
+	if isNavigation(r) {
+		if reason == "no_org" {
+			http.Redirect(w, r, h.app.portal.PortalPath(r, "/eherkenning"), http.StatusFound)
+			return nil
+		}
+		var kvk, orgName string
+		if active != nil {
+			kvk, orgName = active.KvK, active.Organisation.Name
+		}
+		h.app.portal.NoAccess(w, r, portal.NoAccessInfo{
+			App: h.displayName(), Reason: reason, OrgKvK: kvk, OrgName: orgName,
+		})
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusForbidden)
+	_, err := fmt.Fprintf(w, `{"error":"forbidden","reason":%q}`+"\n", reason)
+	return err
+}
+
+func (h *Handler) displayName() string {
+	if h.Name != "" {
+		return h.Name
+	}
+	return h.App
 }
 
 // unauthenticated sends a browser to the portal's login page with a return

@@ -149,6 +149,25 @@ func (g *gateway) start() {
 	if err := caddy.Load(g.config, true); err != nil {
 		g.t.Fatalf("loading config: %v", err)
 	}
+	g.waitReady()
+}
+
+// waitReady polls /healthz until the server answers: a listener taken
+// over from a stopped server may drop the first connections.
+func (g *gateway) waitReady() {
+	g.t.Helper()
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for range 50 {
+		resp, err := client.Get(g.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	g.t.Fatal("the server did not become ready")
 }
 
 // restart stops the whole server, closing the store, and starts it again.
@@ -176,6 +195,7 @@ func (g *gateway) reload() {
 	if resp.StatusCode != http.StatusOK {
 		g.t.Fatalf("reload: %d %s", resp.StatusCode, body)
 	}
+	g.waitReady()
 }
 
 // addAccount creates an account through the admin API, like

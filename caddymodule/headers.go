@@ -15,6 +15,11 @@ const (
 	HeaderUserID    = "X-Wij-User-Id"
 	HeaderUserEmail = "X-Wij-User-Email"
 	HeaderUserName  = "X-Wij-User-Name"
+	HeaderOrgKvK    = "X-Wij-Org-Kvk"
+	HeaderOrgName   = "X-Wij-Org-Name"
+	HeaderOrgRole   = "X-Wij-Org-Role"
+	HeaderApps      = "X-Wij-Apps"
+	HeaderAssurance = "X-Wij-Assurance"
 )
 
 // headerStripper removes client-supplied identity headers.

@@ -1,8 +1,11 @@
 package caddymodule
 
 import (
+	"slices"
+	"strings"
 	"sync"
 
+	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
@@ -16,6 +19,30 @@ type identity struct {
 	name       string
 	// nameHeader is name, encoded for a header value.
 	nameHeader string
+	orgs       []orgIdentity
+}
+
+// orgIdentity is one anchored membership, ready for the headers.
+type orgIdentity struct {
+	org.Membership
+	nameHeader string
+	// apps are the configured apps this membership may use.
+	apps       []string
+	appsHeader string
+}
+
+// active returns the organisation the session acts for, if any.
+func (id *identity) active(chosen string) (*orgIdentity, bool) {
+	var first *orgIdentity
+	for i := range id.orgs {
+		if id.orgs[i].KvK == chosen {
+			return &id.orgs[i], true
+		}
+		if first == nil {
+			first = &id.orgs[i]
+		}
+	}
+	return first, first != nil
 }
 
 // maxCachedIdentities bounds the identity cache; only accounts with a live
@@ -34,8 +61,8 @@ func newIdentityCache() *identityCache {
 }
 
 // get returns the account's identity, reading the store when the cached
-// one is missing or stale.
-func (c *identityCache) get(st *store.Store, accountID string) (*identity, error) {
+// one is missing or stale. apps lists every app configured in guards.
+func (c *identityCache) get(st *store.Store, orgs *org.Service, apps func() []string, accountID string) (*identity, error) {
 	gen := st.Generation()
 	c.mu.RLock()
 	id := c.m[accountID]
@@ -47,6 +74,10 @@ func (c *identityCache) get(st *store.Store, accountID string) (*identity, error
 	if err != nil {
 		return nil, err
 	}
+	ms, err := orgs.Memberships(accountID)
+	if err != nil {
+		return nil, err
+	}
 	id = &identity{
 		generation: gen,
 		disabled:   a.Disabled,
@@ -54,6 +85,19 @@ func (c *identityCache) get(st *store.Store, accountID string) (*identity, error
 		email:      a.Email,
 		name:       a.Name,
 		nameHeader: encodeHeaderValue(a.Name),
+	}
+	all := apps()
+	for _, m := range ms {
+		if !m.Anchored {
+			continue
+		}
+		granted := m.AppsFor(all)
+		id.orgs = append(id.orgs, orgIdentity{
+			Membership: m,
+			nameHeader: encodeHeaderValue(m.Organisation.Name),
+			apps:       granted,
+			appsHeader: strings.Join(granted, ","),
+		})
 	}
 	c.mu.Lock()
 	if len(c.m) >= maxCachedIdentities {
@@ -63,3 +107,6 @@ func (c *identityCache) get(st *store.Store, accountID string) (*identity, error
 	c.mu.Unlock()
 	return id, nil
 }
+
+// mayUse reports whether the membership grants the app.
+func (o *orgIdentity) mayUse(app string) bool { return slices.Contains(o.apps, app) }

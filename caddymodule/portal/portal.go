@@ -13,6 +13,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
+	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
@@ -27,8 +28,12 @@ type CookieSettings struct {
 type Config struct {
 	Accounts *account.Service
 	Sessions *session.Manager
-	Codes    *account.Codes
-	Limits   *account.Limits
+	Orgs     *org.Service
+	// Apps lists the guarded apps; it is complete once the configuration
+	// is provisioned.
+	Apps   func() []AppInfo
+	Codes  *account.Codes
+	Limits *account.Limits
 	// Mailer sends codes and notices.
 	Mailer mail.Sender
 	// Outbox, when set, is shown at /dev/mail so a person running the
@@ -42,6 +47,14 @@ type Config struct {
 	ClientIP func(*http.Request) string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// AppInfo is a guarded application as people see it.
+type AppInfo struct {
+	// Name is the app's name in configuration and headers.
+	Name string
+	// Display is its name for people.
+	Display string
 }
 
 // Portal is the account pages' handler.

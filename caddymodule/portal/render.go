@@ -35,6 +35,9 @@ type view struct {
 	Return    string
 	User      *userView
 	Data      any
+	// Dashboard is the absolute dashboard URL, for pages shown on an
+	// app's host.
+	Dashboard string
 }
 
 // userView is the logged-in person as pages show them.

@@ -95,4 +95,12 @@ var textsEN = map[string]string{
 	"devmail.subject":           "Subject",
 	"devmail.empty":             "No email has been sent yet.",
 	"devmail.back":              "Back to the outbox",
+	"noaccess.title":            "No access",
+	"noaccess.no_right":         "You do not (yet) have access to this app on behalf of your organisation. An administrator of your organisation can give you access.",
+	"noaccess.admin_only":       "This app is for administrators of your organisation only.",
+	"noaccess.assurance":        "This app requires access verified by yourself with eHerkenning. Verify your organisation with eHerkenning level 3.",
+	"noaccess.app":              "App",
+	"noaccess.org":              "Organisation",
+	"noaccess.admins":           "Administrators of your organisation",
+	"noaccess.dashboard":        "To my dashboard",
 }

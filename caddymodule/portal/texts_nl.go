@@ -95,4 +95,12 @@ var textsNL = map[string]string{
 	"devmail.subject":           "Onderwerp",
 	"devmail.empty":             "Er is nog geen e-mail verstuurd.",
 	"devmail.back":              "Terug naar het postvak",
+	"noaccess.title":            "Geen toegang",
+	"noaccess.no_right":         "Je hebt (nog) geen toegang tot deze app namens je organisatie. Een beheerder van je organisatie kan je die toegang geven.",
+	"noaccess.admin_only":       "Deze app is alleen voor beheerders van je organisatie.",
+	"noaccess.assurance":        "Voor deze app moet je toegang zelf met eHerkenning geverifieerd zijn. Verifieer je organisatie met eHerkenning niveau 3.",
+	"noaccess.app":              "App",
+	"noaccess.org":              "Organisatie",
+	"noaccess.admins":           "Beheerders van je organisatie",
+	"noaccess.dashboard":        "Naar mijn dashboard",
 }

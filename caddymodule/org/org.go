@@ -1,0 +1,192 @@
+// Package org holds the rules for organisations: who acts for which
+// company, in which role, with which apps, and how that membership is
+// anchored in eHerkenning. It stores through package store and knows
+// nothing of HTTP or Caddy.
+package org
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+)
+
+// Roles and anchors of a membership.
+const (
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+
+	// AnchorEH3 means the person proved with eHerkenning (level EH3 or
+	// higher) that they act for the company.
+	AnchorEH3 = "eh3"
+	// AnchorInvited means an admin of the company invited them.
+	AnchorInvited = "invited"
+)
+
+// maxChain bounds how far an invitation chain is followed; a longer (or
+// circular) chain is not anchored.
+const maxChain = 16
+
+var kvkPattern = regexp.MustCompile(`^[0-9]{8}$`)
+
+// ErrInvalidKvK means a KvK number is not 8 digits.
+var ErrInvalidKvK = errors.New("org: a KvK number has 8 digits")
+
+// Service applies the organisation rules over a store.
+type Service struct {
+	Store *store.Store
+	Now   func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Verified is what an eHerkenning login proved.
+type Verified struct {
+	KvK, Name, RSIN, Branch string
+	Pseudonym               string
+	// Level is the assurance level achieved, e.g. "loa3".
+	Level string
+}
+
+// Link makes the account an eh3-anchored admin of the verified company,
+// creating the company on first sight. It returns other accounts that
+// earlier arrived with the same eHerkenning pseudonym (allowed; the
+// caller logs it).
+func (s *Service) Link(accountID string, v Verified) (samePseudonym []string, err error) {
+	if !kvkPattern.MatchString(v.KvK) {
+		return nil, ErrInvalidKvK
+	}
+	now := s.now()
+	return s.Store.LinkOrganisation(
+		store.Organisation{KvK: v.KvK, Name: v.Name, RSIN: v.RSIN, Branch: v.Branch, CreatedAt: now, UpdatedAt: now},
+		store.Membership{KvK: v.KvK, AccountID: accountID, Role: RoleAdmin, Anchor: AnchorEH3,
+			Level: v.Level, Pseudonym: v.Pseudonym, Since: now, VerifiedAt: now},
+	)
+}
+
+// Anchored reports whether a membership rests on eHerkenning: it was
+// verified with eHerkenning itself, or granted by an admin whose own
+// membership is anchored, and so on up the chain.
+func (s *Service) Anchored(m store.Membership) (bool, error) {
+	seen := map[string]bool{}
+	for range maxChain {
+		if seen[m.AccountID] {
+			return false, nil
+		}
+		seen[m.AccountID] = true
+		switch m.Anchor {
+		case AnchorEH3:
+			return true, nil
+		case AnchorInvited:
+			inviter, err := s.Store.Membership(m.KvK, m.InvitedBy)
+			if errors.Is(err, store.ErrNotFound) {
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			if inviter.Role != RoleAdmin {
+				return false, nil
+			}
+			m = inviter
+		default:
+			return false, nil
+		}
+	}
+	return false, nil
+}
+
+// Membership is an account's membership with its organisation and what
+// the membership amounts to.
+type Membership struct {
+	store.Membership
+	Organisation store.Organisation
+	// Anchored is whether the membership rests on eHerkenning.
+	Anchored bool
+}
+
+// Assurance names how the membership is anchored for the X-Wij-Assurance
+// header: "eh3" or "eh4" for a person verified at that level, or
+// "invited" for a person granted access by an anchored admin.
+func (m Membership) Assurance() string {
+	if m.Anchor == AnchorEH3 {
+		if m.Level == "loa4" {
+			return "eh4"
+		}
+		return "eh3"
+	}
+	return AnchorInvited
+}
+
+// AppsFor are the apps this membership may open, out of all configured:
+// an admin every app, a member the ones granted.
+func (m Membership) AppsFor(all []string) []string {
+	if m.Role == RoleAdmin {
+		return all
+	}
+	var out []string
+	for _, a := range all {
+		if slices.Contains(m.Apps, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// MayUse reports whether the membership grants the app.
+func (m Membership) MayUse(app string) bool {
+	return m.Anchored && (m.Role == RoleAdmin || slices.Contains(m.Apps, app))
+}
+
+// Memberships lists the account's memberships with their organisations,
+// oldest first.
+func (s *Service) Memberships(accountID string) ([]Membership, error) {
+	ms, err := s.Store.AccountMemberships(accountID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Membership, 0, len(ms))
+	for _, m := range ms {
+		o, err := s.Store.Organisation(m.KvK)
+		if err != nil {
+			return nil, fmt.Errorf("org: membership of %s without organisation: %w", m.KvK, err)
+		}
+		anchored, err := s.Anchored(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Membership{Membership: m, Organisation: o, Anchored: anchored})
+	}
+	slices.SortFunc(out, func(a, b Membership) int { return a.Since.Compare(b.Since) })
+	return out, nil
+}
+
+// Active picks the organisation a session acts for: the one it chose, if
+// the account is still an anchored member of it, else the first anchored
+// membership. ok is false when there is none.
+func Active(ms []Membership, chosen string) (Membership, bool) {
+	var first *Membership
+	for i := range ms {
+		if !ms[i].Anchored {
+			continue
+		}
+		if ms[i].KvK == chosen {
+			return ms[i], true
+		}
+		if first == nil {
+			first = &ms[i]
+		}
+	}
+	if first == nil {
+		return Membership{}, false
+	}
+	return *first, true
+}
