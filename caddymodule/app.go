@@ -242,12 +242,12 @@ type AppInfo = portal.AppInfo
 
 // registerApp records a guarded app (handlers call it while being
 // provisioned) and makes its header aliases strippable.
-func (a *App) registerApp(name, display string, aliases []string) {
-	if display == "" {
-		display = name
+func (a *App) registerApp(info AppInfo, aliases []string) {
+	if info.Display == "" {
+		info.Display = info.Name
 	}
-	if !slices.ContainsFunc(a.apps, func(i AppInfo) bool { return i.Name == name }) {
-		a.apps = append(a.apps, AppInfo{Name: name, Display: display})
+	if !slices.ContainsFunc(a.apps, func(i AppInfo) bool { return i.Name == info.Name }) {
+		a.apps = append(a.apps, info)
 		slices.SortFunc(a.apps, func(x, y AppInfo) int { return strings.Compare(x.Name, y.Name) })
 	}
 	for _, h := range aliases {

@@ -176,6 +176,7 @@ func (a *App) unmarshalMail(d *caddyfile.Dispenser) error {
 //	wijgate {
 //	    app           <app>
 //	    name          <name shown to people>
+//	    url           <where people open it>
 //	    require       session|org|app
 //	    admin_only
 //	    min_assurance invited|eh3|eh4
@@ -206,7 +207,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("wijgate portal takes no options, got %q", d.Val())
 		}
 		switch opt := d.Val(); opt {
-		case "app", "name", "require", "min_assurance":
+		case "app", "name", "url", "require", "min_assurance":
 			var v string
 			if !d.Args(&v) || d.NextArg() {
 				return d.ArgErr()
@@ -216,6 +217,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.App = v
 			case "name":
 				h.Name = v
+			case "url":
+				h.URL = v
 			case "require":
 				if v != "session" && v != "org" && v != "app" {
 					return d.Errf("require %q: want session, org or app", v)

@@ -41,6 +41,10 @@ type Handler struct {
 	// Systeem`. Default: App.
 	Name string `json:"name,omitempty"`
 
+	// URL is where people open the app, for the links on their
+	// dashboard, e.g. `https://declaratie.wij-techniek.nl/`.
+	URL string `json:"url,omitempty"`
+
 	// Require is what a request needs: `session` (a logged-in account),
 	// `org` (also an active organisation anchored in eHerkenning) or
 	// `app` (also the right to use this app). Default `app`.
@@ -134,7 +138,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = v.(*App)
 	if !h.Portal {
-		h.app.registerApp(h.App, h.Name, slices.Collect(maps.Keys(h.Aliases)))
+		h.app.registerApp(AppInfo{Name: h.App, Display: h.Name, URL: h.URL}, slices.Collect(maps.Keys(h.Aliases)))
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ func TestGuardPolicyWithoutOrganisation(t *testing.T) {
 	g.addAccount(testEmail, testName, testPassword)
 	b := g.newBrowser()
 	b.login(testEmail, testPassword)
-	for _, path := range []string{"/website/", "/rie/", "/org/"} {
+	for _, path := range []string{"/website/", "/rie/", "/orgapp/"} {
 		t.Run(path, func(t *testing.T) {
 			resp, _ := b.page(path)
 			if resp.StatusCode != http.StatusFound || !strings.HasSuffix(resp.Header.Get("Location"), "/eherkenning") {
@@ -82,7 +82,7 @@ func TestGuardHeadersForAnAdmin(t *testing.T) {
 		}
 	})
 	t.Run("chosen headers only", func(t *testing.T) {
-		b.page("/org/")
+		b.page("/orgapp/")
 		h := g.Upstream.last(t)
 		for _, absent := range []string{"X-Wij-User-Name", "X-Wij-Org-Name", "X-Wij-Org-Role", "X-Wij-Apps", "X-Wij-Assurance", "Remote-User"} {
 			if h.Get(absent) != "" {

@@ -120,19 +120,6 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login?loggedout=1", http.StatusSeeOther)
 }
 
-func (p *Portal) dashboard(w http.ResponseWriter, r *http.Request) {
-	lang := requestLang(w, r)
-	a, _, ok := p.currentUser(r)
-	if !ok {
-		http.Redirect(w, r, p.LoginURL("/dashboard"), http.StatusSeeOther)
-		return
-	}
-	p.pages.render(w, r, http.StatusOK, "dashboard", &view{
-		Lang: lang, Title: "dashboard.title", CSRF: csrfToken(w, r),
-		User: &userView{ID: a.ID, Email: a.Email, Name: a.Name},
-	})
-}
-
 // loginRefused answers a login during a lockout, the same way for every
 // address.
 func (p *Portal) loginRefused(w http.ResponseWriter, r *http.Request, v *view, wait time.Duration) {

@@ -55,6 +55,8 @@ type AppInfo struct {
 	Name string
 	// Display is its name for people.
 	Display string
+	// URL is where people open it (may be empty).
+	URL string
 }
 
 // Portal is the account pages' handler.
@@ -87,6 +89,12 @@ func New(cfg Config) (*Portal, error) {
 	p.mux.HandleFunc("POST /login", p.login)
 	p.mux.HandleFunc("POST /logout", p.logout)
 	p.mux.HandleFunc("GET /dashboard", p.dashboard)
+	p.mux.HandleFunc("POST /dashboard/active", p.switchOrg)
+	p.mux.HandleFunc("GET /org/{kvk}", p.orgAdmin)
+	p.mux.HandleFunc("POST /org/{kvk}/{action}", p.orgAction)
+	p.mux.HandleFunc("POST /org/{kvk}/{action}/{target}", p.orgAction)
+	p.mux.HandleFunc("GET /invite/{token}", p.invitationPage)
+	p.mux.HandleFunc("POST /invite/{token}", p.acceptInvitation)
 	p.mux.HandleFunc("GET /account", p.landing)
 	p.mux.HandleFunc("GET /eherkenning", p.eherkenningPage)
 	p.mux.HandleFunc("GET /eherkenning/start", p.eherkenningStart)

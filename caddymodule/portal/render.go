@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"go.uber.org/zap"
 )
@@ -76,7 +77,7 @@ func newRenderer(logger *zap.Logger) (*renderer, error) {
 	if err != nil {
 		return nil, err
 	}
-	funcs := template.FuncMap{"field": fieldArgs}
+	funcs := template.FuncMap{"field": fieldArgs, "date": formatDate, "has": slices.Contains[[]string, string]}
 	for _, n := range names {
 		page := n[len("templates/") : len(n)-len(".html")]
 		if page == "layout" {

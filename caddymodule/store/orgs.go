@@ -168,3 +168,60 @@ func (s *Store) AccountMemberships(accountID string) ([]Membership, error) {
 	})
 	return out, err
 }
+
+// PutMembership writes a membership and the account's index entry, for
+// a new member (an accepted invitation) or a changed one.
+func (s *Store) PutMembership(m Membership) error {
+	return s.update(func(txn *badger.Txn) error {
+		if err := putJSON(txn, prefixMember+m.KvK+"/"+m.AccountID, m, time.Time{}); err != nil {
+			return err
+		}
+		return put(txn, prefixAccountOrg+m.AccountID+"/"+m.KvK, nil, time.Time{})
+	})
+}
+
+// UpdateMembers runs change over all memberships of an organisation in
+// one transaction and writes back what it returns; a membership left out
+// of the result is removed. It serialises admin actions on one
+// organisation, so rules over several members (keep one admin) hold under
+// concurrency.
+func (s *Store) UpdateMembers(kvk string, change func([]Membership) ([]Membership, error)) error {
+	return s.update(func(txn *badger.Txn) error {
+		var before []Membership
+		if err := scanJSON(txn, prefixMember+kvk+"/", func(m Membership) error {
+			before = append(before, m)
+			return nil
+		}); err != nil {
+			return err
+		}
+		after, err := change(append([]Membership(nil), before...))
+		if err != nil {
+			return err
+		}
+		kept := map[string]bool{}
+		for _, m := range after {
+			if m.KvK != kvk {
+				continue
+			}
+			kept[m.AccountID] = true
+			if err := putJSON(txn, prefixMember+kvk+"/"+m.AccountID, m, time.Time{}); err != nil {
+				return err
+			}
+			if err := put(txn, prefixAccountOrg+m.AccountID+"/"+kvk, nil, time.Time{}); err != nil {
+				return err
+			}
+		}
+		for _, m := range before {
+			if kept[m.AccountID] {
+				continue
+			}
+			if err := del(txn, prefixMember+kvk+"/"+m.AccountID); err != nil {
+				return err
+			}
+			if err := del(txn, prefixAccountOrg+m.AccountID+"/"+kvk); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

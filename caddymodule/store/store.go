@@ -4,6 +4,7 @@
 package store
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -184,4 +185,13 @@ func scanJSON[T any](txn *badger.Txn, prefix string, fn func(T) error) error {
 		}
 	}
 	return nil
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// randomSuffix keeps keys written in the same nanosecond apart.
+func randomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%08x", b)
 }

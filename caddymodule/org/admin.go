@@ -1,0 +1,277 @@
+package org
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+)
+
+// InvitationValidity is how long an invitation link works.
+const InvitationValidity = 7 * 24 * time.Hour
+
+// Errors of admin actions, each a message to the person.
+var (
+	// ErrForbidden means the actor is not an anchored admin of the
+	// organisation, or the object is not the organisation's.
+	ErrForbidden = errors.New("org: not allowed")
+	// ErrLastAdmin means the change would leave the organisation without
+	// an admin who verified it with eHerkenning.
+	ErrLastAdmin = errors.New("org: the last eHerkenning-verified admin cannot be removed or demoted")
+	// ErrNotMember means the account is not a member of the organisation.
+	ErrNotMember = errors.New("org: not a member")
+	// ErrInvitationInvalid means the invitation link is unknown, used,
+	// withdrawn or expired.
+	ErrInvitationInvalid = errors.New("org: invitation not valid")
+	// ErrInvitationOtherEmail means the invitation is for another address.
+	ErrInvitationOtherEmail = errors.New("org: invitation is for another email address")
+	// ErrUnknownApp means an app outside the configured ones was named.
+	ErrUnknownApp = errors.New("org: unknown app")
+)
+
+// RequireAdmin returns the actor's membership when it is an anchored admin
+// of the organisation; otherwise it records the refused attempt in the
+// organisation's audit log (when the organisation exists) and returns
+// ErrForbidden.
+func (s *Service) RequireAdmin(actorID, kvk, action string) (store.Membership, error) {
+	m, err := s.Store.Membership(kvk, actorID)
+	if err == nil && m.Role == RoleAdmin {
+		ok, err := s.Anchored(m)
+		if err != nil {
+			return m, err
+		}
+		if ok {
+			return m, nil
+		}
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return m, err
+	}
+	if _, oerr := s.Store.Organisation(kvk); oerr == nil {
+		s.audit(kvk, actorID, "denied", "", action)
+	}
+	return store.Membership{}, ErrForbidden
+}
+
+func (s *Service) audit(kvk, actor, action, target, detail string) {
+	_ = s.Store.AppendAudit(store.AuditEntry{At: s.now(), KvK: kvk, Actor: actor, Action: action, Target: target, Detail: detail})
+}
+
+// checkApps keeps apps to the configured ones, sorted and without repeats.
+func checkApps(apps, configured []string) ([]string, error) {
+	var out []string
+	for _, a := range apps {
+		if !slices.Contains(configured, a) {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownApp, a)
+		}
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Invite makes an invitation for email to join the organisation with the
+// given apps, and returns the secret token for the link. Only its hash is
+// stored.
+func (s *Service) Invite(actorID, kvk, email string, apps, configured []string) (string, store.Invitation, error) {
+	if _, err := s.RequireAdmin(actorID, kvk, "invite"); err != nil {
+		return "", store.Invitation{}, err
+	}
+	apps, err := checkApps(apps, configured)
+	if err != nil {
+		return "", store.Invitation{}, err
+	}
+	token := rand.Text() + rand.Text()
+	now := s.now()
+	inv := store.Invitation{
+		ID: InvitationID(token), KvK: kvk, Email: email, Apps: apps, InvitedBy: actorID,
+		CreatedAt: now, ExpiresAt: now.Add(InvitationValidity),
+	}
+	if err := s.Store.PutInvitation(inv); err != nil {
+		return "", store.Invitation{}, err
+	}
+	s.audit(kvk, actorID, "invite", email, "apps: "+strings.Join(apps, ","))
+	return token, inv, nil
+}
+
+// InvitationID derives the stored ID from the token in the link.
+func InvitationID(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// PendingInvitation returns the invitation behind a link token, if valid.
+func (s *Service) PendingInvitation(token string) (store.Invitation, error) {
+	inv, err := s.Store.Invitation(InvitationID(token))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !s.now().Before(inv.ExpiresAt)) {
+		return store.Invitation{}, ErrInvitationInvalid
+	}
+	return inv, err
+}
+
+// Accept uses an invitation for the logged-in account: only the invited
+// address may, and only once. The account becomes a member anchored by
+// the inviting admin; an existing membership keeps its role and gains the
+// invited apps.
+func (s *Service) Accept(token string, account store.Account) (store.Invitation, error) {
+	now := s.now()
+	inv, err := s.Store.TakeInvitation(InvitationID(token), func(inv store.Invitation) error {
+		if !now.Before(inv.ExpiresAt) {
+			return ErrInvitationInvalid
+		}
+		if !strings.EqualFold(inv.Email, account.Email) {
+			return ErrInvitationOtherEmail
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return inv, ErrInvitationInvalid
+	}
+	if err != nil {
+		return inv, err
+	}
+	err = s.Store.UpdateMembers(inv.KvK, func(ms []store.Membership) ([]store.Membership, error) {
+		for i := range ms {
+			if ms[i].AccountID == account.ID {
+				ms[i].Apps = mergeApps(ms[i].Apps, inv.Apps)
+				return ms, nil
+			}
+		}
+		return append(ms, store.Membership{
+			KvK: inv.KvK, AccountID: account.ID, Role: RoleMember, Anchor: AnchorInvited,
+			InvitedBy: inv.InvitedBy, Apps: inv.Apps, Since: now,
+		}), nil
+	})
+	if err != nil {
+		return inv, err
+	}
+	s.audit(inv.KvK, account.ID, "accept_invitation", account.ID, "invited by "+inv.InvitedBy)
+	return inv, nil
+}
+
+func mergeApps(a, b []string) []string {
+	out := append([]string(nil), a...)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Withdraw removes a pending invitation of the organisation.
+func (s *Service) Withdraw(actorID, kvk, invitationID string) error {
+	if _, err := s.RequireAdmin(actorID, kvk, "withdraw"); err != nil {
+		return err
+	}
+	inv, err := s.Store.TakeInvitation(invitationID, func(inv store.Invitation) error {
+		if inv.KvK != kvk {
+			return ErrForbidden
+		}
+		return nil
+	})
+	if errors.Is(err, ErrForbidden) || errors.Is(err, store.ErrNotFound) {
+		s.audit(kvk, actorID, "denied", invitationID, "withdraw an invitation of another organisation or none")
+		return ErrForbidden
+	}
+	if err != nil {
+		return err
+	}
+	s.audit(kvk, actorID, "withdraw_invitation", inv.Email, "")
+	return nil
+}
+
+// SetApps gives a member exactly these apps.
+func (s *Service) SetApps(actorID, kvk, memberID string, apps, configured []string) error {
+	if _, err := s.RequireAdmin(actorID, kvk, "set_apps"); err != nil {
+		return err
+	}
+	apps, err := checkApps(apps, configured)
+	if err != nil {
+		return err
+	}
+	err = s.changeMember(actorID, kvk, memberID, func(ms []store.Membership, i int) ([]store.Membership, error) {
+		ms[i].Apps = apps
+		return ms, nil
+	})
+	if err == nil {
+		s.audit(kvk, actorID, "set_apps", memberID, strings.Join(apps, ","))
+	}
+	return err
+}
+
+// SetRole makes a member admin or member. Demoting the last
+// eHerkenning-verified admin is refused.
+func (s *Service) SetRole(actorID, kvk, memberID, role string) error {
+	if role != RoleAdmin && role != RoleMember {
+		return fmt.Errorf("org: role %q", role)
+	}
+	if _, err := s.RequireAdmin(actorID, kvk, "set_role"); err != nil {
+		return err
+	}
+	err := s.changeMember(actorID, kvk, memberID, func(ms []store.Membership, i int) ([]store.Membership, error) {
+		ms[i].Role = role
+		if role == RoleAdmin && ms[i].Anchor == AnchorInvited && ms[i].InvitedBy == "" {
+			ms[i].InvitedBy = actorID
+		}
+		return ms, keepsVerifiedAdmin(ms)
+	})
+	if err == nil {
+		s.audit(kvk, actorID, "set_role", memberID, role)
+	}
+	return err
+}
+
+// Remove ends a membership. Removing the last eHerkenning-verified admin
+// is refused.
+func (s *Service) Remove(actorID, kvk, memberID string) error {
+	if _, err := s.RequireAdmin(actorID, kvk, "remove"); err != nil {
+		return err
+	}
+	err := s.changeMember(actorID, kvk, memberID, func(ms []store.Membership, i int) ([]store.Membership, error) {
+		ms = slices.Delete(ms, i, i+1)
+		return ms, keepsVerifiedAdmin(ms)
+	})
+	if err == nil {
+		s.audit(kvk, actorID, "remove", memberID, "")
+	}
+	return err
+}
+
+// changeMember applies change to the organisation's memberships with the
+// member's index, in one transaction. Naming someone who is not a member
+// (say, another organisation's) is refused and recorded.
+func (s *Service) changeMember(actorID, kvk, memberID string, change func([]store.Membership, int) ([]store.Membership, error)) error {
+	err := s.Store.UpdateMembers(kvk, func(ms []store.Membership) ([]store.Membership, error) {
+		i := slices.IndexFunc(ms, func(m store.Membership) bool { return m.AccountID == memberID })
+		if i < 0 {
+			return nil, ErrNotMember
+		}
+		return change(ms, i)
+	})
+	if errors.Is(err, ErrNotMember) {
+		s.audit(kvk, actorID, "denied", memberID, "not a member of this organisation")
+		return ErrForbidden
+	}
+	return err
+}
+
+// keepsVerifiedAdmin insists on at least one admin who verified the
+// organisation with eHerkenning, so the organisation's chain of trust
+// never loses its anchor.
+func keepsVerifiedAdmin(ms []store.Membership) error {
+	for _, m := range ms {
+		if m.Role == RoleAdmin && m.Anchor == AnchorEH3 {
+			return nil
+		}
+	}
+	return ErrLastAdmin
+}

@@ -1,0 +1,400 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/mail"
+	"github.com/wijtechniek/wijgate/caddymodule/org"
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+)
+
+// auditLength is how many audit entries the admin page shows.
+const auditLength = 100
+
+// dashboardData is the dashboard's data.
+type dashboardData struct {
+	Memberships []org.Membership
+	Active      *org.Membership
+	Apps        []AppInfo
+}
+
+// memberView is a member as the admin page shows them.
+type memberView struct {
+	store.Membership
+	Name, Email, InvitedByName string
+	Anchored                   bool
+}
+
+// orgAdminData is the admin page's data.
+type orgAdminData struct {
+	Org      store.Organisation
+	Members  []memberView
+	Invites  []store.Invitation
+	Audit    []auditView
+	AllApps  []AppInfo
+	MyID     string
+	MayAdmin bool
+}
+
+type auditView struct {
+	store.AuditEntry
+	ActorName string
+}
+
+func (p *Portal) apps() []AppInfo {
+	if p.cfg.Apps == nil {
+		return nil
+	}
+	return p.cfg.Apps()
+}
+
+func (p *Portal) appNames() []string {
+	var out []string
+	for _, a := range p.apps() {
+		out = append(out, a.Name)
+	}
+	return out
+}
+
+func (p *Portal) dashboard(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	a, s, ok := p.currentUser(r)
+	if !ok {
+		http.Redirect(w, r, p.LoginURL("/dashboard"), http.StatusSeeOther)
+		return
+	}
+	ms, err := p.cfg.Orgs.Memberships(a.ID)
+	if err != nil {
+		p.serverError(w, r, lang, "reading memberships", err)
+		return
+	}
+	d := dashboardData{Memberships: ms}
+	if active, ok := org.Active(ms, s.ActiveOrg); ok {
+		d.Active = &active
+		granted := active.AppsFor(p.appNames())
+		for _, app := range p.apps() {
+			if slices.Contains(granted, app.Name) {
+				d.Apps = append(d.Apps, app)
+			}
+		}
+	}
+	v := &view{Lang: lang, Title: "dashboard.title", CSRF: csrfToken(w, r),
+		User: &userView{ID: a.ID, Email: a.Email, Name: a.Name}, Data: d}
+	if r.URL.Query().Get("linked") != "" {
+		v.Notice = lang.T("dashboard.linked")
+	}
+	p.pages.render(w, r, http.StatusOK, "dashboard", v)
+}
+
+// switchOrg sets the organisation the session acts for. Only an anchored
+// membership of the account can be chosen.
+func (p *Portal) switchOrg(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	if !csrfValid(r) {
+		p.formExpired(w, r, lang)
+		return
+	}
+	a, s, ok := p.currentUser(r)
+	if !ok {
+		http.Redirect(w, r, p.LoginURL("/dashboard"), http.StatusSeeOther)
+		return
+	}
+	if err := parseForm(r, "kvk"); err != nil {
+		p.badRequest(w, r, lang, err)
+		return
+	}
+	kvk := r.PostFormValue("kvk")
+	ms, err := p.cfg.Orgs.Memberships(a.ID)
+	if err != nil {
+		p.serverError(w, r, lang, "reading memberships", err)
+		return
+	}
+	if i := slices.IndexFunc(ms, func(m org.Membership) bool { return m.KvK == kvk && m.Anchored }); i < 0 {
+		p.forbidden(w, r, lang, a.ID, "switch to an organisation that is not the account's", kvk)
+		return
+	}
+	if err := p.cfg.Sessions.SetActiveOrg(s.Key, kvk); err != nil {
+		p.serverError(w, r, lang, "switching organisation", err)
+		return
+	}
+	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+}
+
+// orgAdmin shows an organisation's members, invitations and audit log to
+// its admins.
+func (p *Portal) orgAdmin(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	a, _, ok := p.currentUser(r)
+	if !ok {
+		http.Redirect(w, r, p.LoginURL(r.URL.Path), http.StatusSeeOther)
+		return
+	}
+	kvk := r.PathValue("kvk")
+	if _, err := p.cfg.Orgs.RequireAdmin(a.ID, kvk, "view"); err != nil {
+		p.forbidden(w, r, lang, a.ID, "view the admin page of an organisation", kvk)
+		return
+	}
+	d, err := p.orgAdminData(kvk, a.ID)
+	if err != nil {
+		p.serverError(w, r, lang, "reading an organisation", err)
+		return
+	}
+	v := &view{Lang: lang, Title: "orgadmin.title", CSRF: csrfToken(w, r), Data: d,
+		User: &userView{ID: a.ID, Email: a.Email, Name: a.Name}}
+	switch r.URL.Query().Get("done") {
+	case "invite":
+		v.Notice = lang.T("orgadmin.invited")
+	case "":
+	default:
+		v.Notice = lang.T("orgadmin.saved")
+	}
+	p.pages.render(w, r, http.StatusOK, "orgadmin", v)
+}
+
+func (p *Portal) orgAdminData(kvk, me string) (orgAdminData, error) {
+	o, err := p.cfg.Orgs.Store.Organisation(kvk)
+	if err != nil {
+		return orgAdminData{}, err
+	}
+	d := orgAdminData{Org: o, AllApps: p.apps(), MyID: me, MayAdmin: true}
+	members, err := p.cfg.Orgs.Store.Members(kvk)
+	if err != nil {
+		return d, err
+	}
+	names := map[string]store.Account{}
+	name := func(id string) store.Account {
+		if a, ok := names[id]; ok {
+			return a
+		}
+		a, _ := p.cfg.Accounts.Store.Account(id)
+		names[id] = a
+		return a
+	}
+	for _, m := range members {
+		anchored, err := p.cfg.Orgs.Anchored(m)
+		if err != nil {
+			return d, err
+		}
+		acct := name(m.AccountID)
+		d.Members = append(d.Members, memberView{Membership: m, Name: acct.Name, Email: acct.Email,
+			InvitedByName: name(m.InvitedBy).Name, Anchored: anchored})
+	}
+	if d.Invites, err = p.cfg.Orgs.Store.Invitations(kvk); err != nil {
+		return d, err
+	}
+	entries, err := p.cfg.Orgs.Store.Audit(kvk, auditLength)
+	if err != nil {
+		return d, err
+	}
+	for _, e := range entries {
+		d.Audit = append(d.Audit, auditView{AuditEntry: e, ActorName: name(e.Actor).Name})
+	}
+	return d, nil
+}
+
+// orgAction handles the admin forms of an organisation. The organisation
+// and the member come from the URL; the server checks the actor is an
+// anchored admin of that organisation and the member belongs to it, so
+// posted IDs of another organisation change nothing.
+func (p *Portal) orgAction(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	if !csrfValid(r) {
+		p.formExpired(w, r, lang)
+		return
+	}
+	a, _, ok := p.currentUser(r)
+	if !ok {
+		http.Redirect(w, r, p.LoginURL("/dashboard"), http.StatusSeeOther)
+		return
+	}
+	kvk, action, target := r.PathValue("kvk"), r.PathValue("action"), r.PathValue("target")
+	if err := r.ParseForm(); err != nil {
+		p.badRequest(w, r, lang, err)
+		return
+	}
+	// Only the fields each action reads are looked at; anything else a
+	// form carries (say, role=admin on an apps form) is ignored.
+	var err error
+	switch action {
+	case "invite":
+		p.orgInvite(w, r, lang, a, kvk)
+		return
+	case "apps":
+		err = p.cfg.Orgs.SetApps(a.ID, kvk, target, r.PostForm["apps"], p.appNames())
+	case "role":
+		err = p.cfg.Orgs.SetRole(a.ID, kvk, target, r.PostFormValue("role"))
+	case "remove":
+		err = p.cfg.Orgs.Remove(a.ID, kvk, target)
+	case "withdraw":
+		err = p.cfg.Orgs.Withdraw(a.ID, kvk, target)
+	default:
+		p.notFound(w, r)
+		return
+	}
+	p.afterOrgAction(w, r, lang, a, kvk, action, err)
+}
+
+func (p *Portal) afterOrgAction(w http.ResponseWriter, r *http.Request, lang Lang, a store.Account, kvk, action string, err error) {
+	switch {
+	case err == nil:
+		// The change reaches guards on the member's next request: the
+		// write moved the store's generation, so no cache trusts old
+		// rights.
+		http.Redirect(w, r, "/org/"+kvk+"?done="+action, http.StatusSeeOther)
+	case errors.Is(err, org.ErrForbidden):
+		p.forbidden(w, r, lang, a.ID, action, kvk)
+	case errors.Is(err, org.ErrLastAdmin), errors.Is(err, org.ErrUnknownApp), errors.Is(err, account.ErrEmailInvalid):
+		d, derr := p.orgAdminData(kvk, a.ID)
+		if derr != nil {
+			p.serverError(w, r, lang, "reading an organisation", derr)
+			return
+		}
+		msg := "orgadmin.lastadmin"
+		if errors.Is(err, org.ErrUnknownApp) {
+			msg = "orgadmin.unknownapp"
+		} else if errors.Is(err, account.ErrEmailInvalid) {
+			msg = "field.email.invalid"
+		}
+		p.pages.render(w, r, http.StatusConflict, "orgadmin", &view{Lang: lang, Title: "orgadmin.title", CSRF: csrfToken(w, r),
+			Data: d, FormError: lang.T(msg), User: &userView{ID: a.ID, Email: a.Email, Name: a.Name}})
+	default:
+		p.serverError(w, r, lang, "organisation action "+action, err)
+	}
+}
+
+func (p *Portal) orgInvite(w http.ResponseWriter, r *http.Request, lang Lang, a store.Account, kvk string) {
+	email, err := account.NormalizeEmail(r.PostFormValue("email"))
+	if err != nil {
+		if _, ferr := p.cfg.Orgs.RequireAdmin(a.ID, kvk, "invite"); ferr != nil {
+			p.forbidden(w, r, lang, a.ID, "invite", kvk)
+			return
+		}
+		p.afterOrgAction(w, r, lang, a, kvk, "invite", account.ErrEmailInvalid)
+		return
+	}
+	token, inv, err := p.cfg.Orgs.Invite(a.ID, kvk, email, r.PostForm["apps"], p.appNames())
+	if err != nil {
+		p.afterOrgAction(w, r, lang, a, kvk, "invite", err)
+		return
+	}
+	o, _ := p.cfg.Orgs.Store.Organisation(kvk)
+	var appNames []string
+	for _, app := range p.apps() {
+		if slices.Contains(inv.Apps, app.Name) {
+			appNames = append(appNames, app.Display)
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), sendTimeout)
+	defer cancel()
+	msg := mail.InvitationMessage(mail.Lang(lang), email, orgLabel(o), a.Name, p.portalURL(r, "/invite/"+token), appNames, inv.ExpiresAt)
+	if err := p.cfg.Mailer.Send(ctx, msg); err != nil {
+		p.logger.Error("sending an invitation failed", zap.String("kvk", kvk), zap.Error(err))
+		// Without the mail the link is lost: take the invitation back.
+		_ = p.cfg.Orgs.Withdraw(a.ID, kvk, inv.ID)
+		d, _ := p.orgAdminData(kvk, a.ID)
+		p.pages.render(w, r, http.StatusServiceUnavailable, "orgadmin", &view{Lang: lang, Title: "orgadmin.title",
+			CSRF: csrfToken(w, r), Data: d, FormError: lang.T("mail.failed"), Values: map[string]string{"email": email},
+			User: &userView{ID: a.ID, Email: a.Email, Name: a.Name}})
+		return
+	}
+	http.Redirect(w, r, "/org/"+kvk+"?done=invite", http.StatusSeeOther)
+}
+
+func orgLabel(o store.Organisation) string {
+	if o.Name != "" {
+		return o.Name
+	}
+	return "KvK " + o.KvK
+}
+
+// invitationData is the invitation page's data.
+type invitationData struct {
+	Invitation store.Invitation
+	OrgName    string
+	Apps       []string
+	Token      string
+	WrongEmail bool
+}
+
+func (p *Portal) invitationPage(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	token := r.PathValue("token")
+	inv, err := p.cfg.Orgs.PendingInvitation(token)
+	if err != nil {
+		p.pages.render(w, r, http.StatusNotFound, "error", &view{Lang: lang, Title: "invite.title", Data: lang.T("invite.invalid")})
+		return
+	}
+	a, _, ok := p.currentUser(r)
+	if !ok {
+		http.Redirect(w, r, p.LoginURL("/invite/"+token), http.StatusSeeOther)
+		return
+	}
+	o, _ := p.cfg.Orgs.Store.Organisation(inv.KvK)
+	d := invitationData{Invitation: inv, OrgName: orgLabel(o), Token: token, WrongEmail: a.Email != inv.Email}
+	for _, app := range p.apps() {
+		if slices.Contains(inv.Apps, app.Name) {
+			d.Apps = append(d.Apps, app.Display)
+		}
+	}
+	p.pages.render(w, r, http.StatusOK, "invite", &view{Lang: lang, Title: "invite.title", CSRF: csrfToken(w, r), Data: d,
+		User: &userView{ID: a.ID, Email: a.Email, Name: a.Name}})
+}
+
+func (p *Portal) acceptInvitation(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	if !csrfValid(r) {
+		p.formExpired(w, r, lang)
+		return
+	}
+	a, s, ok := p.currentUser(r)
+	if !ok {
+		http.Redirect(w, r, p.LoginURL("/invite/"+r.PathValue("token")), http.StatusSeeOther)
+		return
+	}
+	inv, err := p.cfg.Orgs.Accept(r.PathValue("token"), a)
+	switch {
+	case errors.Is(err, org.ErrInvitationOtherEmail):
+		p.logger.Warn("invitation used by another address", zap.String("account", a.ID), zap.String("kvk", inv.KvK))
+		p.pages.render(w, r, http.StatusForbidden, "error", &view{Lang: lang, Title: "invite.title", Data: lang.T("invite.otheremail")})
+		return
+	case errors.Is(err, org.ErrInvitationInvalid):
+		p.pages.render(w, r, http.StatusNotFound, "error", &view{Lang: lang, Title: "invite.title", Data: lang.T("invite.invalid")})
+		return
+	case err != nil:
+		p.serverError(w, r, lang, "accepting an invitation", err)
+		return
+	}
+	p.logger.Info("invitation accepted", zap.String("account", a.ID), zap.String("kvk", inv.KvK))
+	if err := p.cfg.Sessions.SetActiveOrg(s.Key, inv.KvK); err != nil {
+		p.logger.Warn("making the new organisation active", zap.Error(err))
+	}
+	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+}
+
+// forbidden answers an action on something that is not the actor's, and
+// logs it; the organisation's audit log has the attempt when it exists.
+func (p *Portal) forbidden(w http.ResponseWriter, r *http.Request, lang Lang, actor, what, kvk string) {
+	p.logger.Warn("refused", zap.String("account", actor), zap.String("action", what), zap.String("kvk", kvk),
+		zap.String("path", r.URL.Path), zap.String("remote", p.clientIP(r)))
+	p.pages.render(w, r, http.StatusForbidden, "error", &view{Lang: lang, Title: "error.title", Data: lang.T("error.forbidden")})
+}
+
+func (p *Portal) badRequest(w http.ResponseWriter, r *http.Request, lang Lang, err error) {
+	p.logger.Info("bad form", zap.String("path", r.URL.Path), zap.Error(err))
+	p.pages.render(w, r, http.StatusBadRequest, "error", &view{Lang: lang, Title: "error.title", Data: lang.T("form.unknown")})
+}
+
+// formatDate shows a date for people.
+func formatDate(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Local().Format("02-01-2006")
+}
