@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -25,6 +26,8 @@ func init() {
 //	GET  /wijgate/accounts          list accounts
 //	POST /wijgate/accounts          {"email","name","password"}: add one
 //	POST /wijgate/accounts/disable  {"email"}: disable one, ending its sessions
+//	GET  /wijgate/orgs              list organisations
+//	GET  /wijgate/orgs/<kvk>        one organisation with its members
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -40,6 +43,8 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/wijgate/accounts", Handler: caddy.AdminHandlerFunc(handleAccounts)},
 		{Pattern: "/wijgate/accounts/disable", Handler: caddy.AdminHandlerFunc(handleDisable)},
+		{Pattern: "/wijgate/orgs", Handler: caddy.AdminHandlerFunc(handleOrgs)},
+		{Pattern: "/wijgate/orgs/", Handler: caddy.AdminHandlerFunc(handleOrgs)},
 	}
 }
 
@@ -98,6 +103,63 @@ func (o *Operator) DisableAccount(email string) (AccountSummary, error) {
 		_, err = o.Accounts.Store.DeleteAccountSessions(a.ID, "")
 	}
 	return summarize(a), err
+}
+
+// OrgSummary is how the operator commands show an organisation.
+type OrgSummary struct {
+	KvK       string          `json:"kvk"`
+	Name      string          `json:"name"`
+	RSIN      string          `json:"rsin,omitempty"`
+	Branch    string          `json:"branch,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	Members   []MemberSummary `json:"members,omitempty"`
+}
+
+// MemberSummary is one membership as the operator commands show it.
+type MemberSummary struct {
+	Email     string    `json:"email"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	Anchor    string    `json:"anchor"`
+	Level     string    `json:"level,omitempty"`
+	Apps      []string  `json:"apps,omitempty"`
+	Since     time.Time `json:"since"`
+	InvitedBy string    `json:"invited_by,omitempty"`
+}
+
+// ListOrgs returns every organisation, without members.
+func (o *Operator) ListOrgs() ([]OrgSummary, error) {
+	all, err := o.Accounts.Store.Organisations()
+	out := make([]OrgSummary, 0, len(all))
+	for _, g := range all {
+		out = append(out, OrgSummary{KvK: g.KvK, Name: g.Name, RSIN: g.RSIN, Branch: g.Branch, CreatedAt: g.CreatedAt})
+	}
+	return out, err
+}
+
+// ShowOrg returns one organisation with its members.
+func (o *Operator) ShowOrg(kvk string) (OrgSummary, error) {
+	st := o.Accounts.Store
+	g, err := st.Organisation(kvk)
+	if err != nil {
+		return OrgSummary{}, err
+	}
+	out := OrgSummary{KvK: g.KvK, Name: g.Name, RSIN: g.RSIN, Branch: g.Branch, CreatedAt: g.CreatedAt}
+	members, err := st.Members(kvk)
+	if err != nil {
+		return out, err
+	}
+	for _, m := range members {
+		a, _ := st.Account(m.AccountID)
+		var inviter string
+		if m.InvitedBy != "" {
+			i, _ := st.Account(m.InvitedBy)
+			inviter = i.Email
+		}
+		out.Members = append(out.Members, MemberSummary{Email: a.Email, Name: a.Name, Role: m.Role, Anchor: m.Anchor,
+			Level: m.Level, Apps: m.Apps, Since: m.Since, InvitedBy: inviter})
+	}
+	return out, nil
 }
 
 func summarize(a store.Account) AccountSummary {
@@ -177,6 +239,31 @@ func decodeJSON(r *http.Request, v any) error {
 func writeJSON(w http.ResponseWriter, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(v)
+}
+
+func handleOrgs(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
+	}
+	op, err := runningOperator()
+	if err != nil {
+		return err
+	}
+	if kvk := strings.TrimPrefix(r.URL.Path, "/wijgate/orgs/"); kvk != r.URL.Path && kvk != "" {
+		o, err := op.ShowOrg(kvk)
+		if errors.Is(err, store.ErrNotFound) {
+			return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no organisation with KvK %s", kvk)}
+		}
+		if err != nil {
+			return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+		}
+		return writeJSON(w, o)
+	}
+	list, err := op.ListOrgs()
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	}
+	return writeJSON(w, list)
 }
 
 // Interface guards

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// binary is the wijgate command built once for these tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "wijgate-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "wijgate")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building wijgate:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// run runs the binary with stdin and returns its combined output.
+func run(t *testing.T, stdin string, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestDefaultCaddyfileIsValid(t *testing.T) {
+	out, err := run(t, "", []string{"WIJGATE_DATA=" + t.TempDir(), "XDG_DATA_HOME=" + t.TempDir()},
+		"validate", "--config", "../../Caddyfile", "--adapter", "caddyfile")
+	if err != nil {
+		t.Fatalf("wijgate validate: %v\n%s", err, out)
+	}
+}
+
+func TestModulesAreListed(t *testing.T) {
+	out, err := run(t, "", nil, "list-modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"wijgate", "http.handlers.wijgate", "admin.api.wijgate", "http.handlers.reverse_proxy"} {
+		if !strings.Contains(out, m+"\n") {
+			t.Errorf("list-modules lacks %s", m)
+		}
+	}
+}
+
+func TestAccountsCommandsWithoutServer(t *testing.T) {
+	storage := t.TempDir()
+	admin := "--address=" + freeAddr(t) // nothing listens there
+	out, err := run(t, "correct horse battery staple\n", nil, "accounts", "add", "--email", "Jan@Example.nl", "--name", "Jan Jänssen", admin, "--storage", storage)
+	if err != nil || !strings.Contains(out, "added jan@example.nl") {
+		t.Fatalf("add: %v\n%s", err, out)
+	}
+	out, err = run(t, "short\n", nil, "accounts", "add", "--email", "piet@example.nl", "--name", "Piet", admin, "--storage", storage)
+	if err == nil || !strings.Contains(out, "password") {
+		t.Fatalf("a too-short password was accepted: %v\n%s", err, out)
+	}
+	out, err = run(t, "", nil, "accounts", "list", admin, "--storage", storage)
+	if err != nil || !strings.Contains(out, "jan@example.nl") || !strings.Contains(out, "Jan Jänssen") || strings.Contains(out, "piet@") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	out, err = run(t, "", nil, "accounts", "disable", "--email", "jan@example.nl", admin, "--storage", storage)
+	if err != nil || !strings.Contains(out, "disabled jan@example.nl") {
+		t.Fatalf("disable: %v\n%s", err, out)
+	}
+	out, _ = run(t, "", nil, "accounts", "list", admin, "--storage", storage)
+	if !strings.Contains(out, "disabled") {
+		t.Fatalf("list after disable:\n%s", out)
+	}
+	out, err = run(t, "", nil, "orgs", "list", admin, "--storage", storage)
+	if err != nil || !strings.Contains(out, "KVK") {
+		t.Fatalf("orgs list: %v\n%s", err, out)
+	}
+}
+
+// TestServerRestartKeepsSessions runs the real binary, logs in, stops the
+// process and starts it again on the same store: the session still works.
+func TestServerRestartKeepsSessions(t *testing.T) {
+	dir := t.TempDir()
+	site, admin := freeAddr(t), freeAddr(t)
+	caddyfile := filepath.Join(dir, "Caddyfile")
+	cfg := fmt.Sprintf(`{
+	admin %s
+	auto_https off
+	persist_config off
+	wijgate {
+		storage %s/store
+		mail {
+			outbox %s/outbox
+		}
+	}
+}
+http://%s {
+	handle /app/* {
+		wijgate {
+			app demo
+			require session
+		}
+		respond "hello {http.request.header.X-Wij-User-Email}"
+	}
+	handle {
+		wijgate portal
+	}
+}
+`, admin, dir, dir, site)
+	if err := os.WriteFile(caddyfile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := func() *exec.Cmd {
+		cmd := exec.Command(binary, "run", "--config", caddyfile, "--adapter", "caddyfile")
+		cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for range 100 {
+			if resp, err := http.Get("http://" + site + "/healthz"); err == nil {
+				resp.Body.Close()
+				return cmd
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cmd.Process.Kill()
+		t.Fatal("server did not start")
+		return nil
+	}
+	stop := func(cmd *exec.Cmd) {
+		out, err := run(t, "", nil, "stop", "--address", admin)
+		if err != nil {
+			t.Fatalf("wijgate stop: %v\n%s", err, out)
+		}
+		cmd.Wait()
+	}
+
+	server := start()
+	out, err := run(t, "correct horse battery staple\n", nil, "accounts", "add", "--email", "jan@example.nl", "--name", "Jan", "--address", admin)
+	if err != nil {
+		server.Process.Kill()
+		t.Fatalf("add through the admin API: %v\n%s", err, out)
+	}
+	cookie := loginOver(t, "http://"+site)
+	get := func() string {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+site+"/app/", nil)
+		req.Header.Set("Cookie", cookie)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return fmt.Sprintf("%d %s", resp.StatusCode, b.String())
+	}
+	if got := get(); got != "200 hello jan@example.nl" {
+		stop(server)
+		t.Fatalf("before restart: %s", got)
+	}
+	stop(server)
+	server = start()
+	defer stop(server)
+	if got := get(); got != "200 hello jan@example.nl" {
+		t.Fatalf("after restart: %s", got)
+	}
+}
+
+// loginOver logs in through the portal's form and returns the Cookie
+// header value for the session.
+func loginOver(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page bytes.Buffer
+	page.ReadFrom(resp.Body)
+	resp.Body.Close()
+	var csrfCookie string
+	for _, c := range resp.Cookies() {
+		if c.Name == "__Host-wijgate_csrf" {
+			csrfCookie = c.Value
+		}
+	}
+	_, after, ok := strings.Cut(page.String(), `name="csrf" value="`)
+	if !ok || csrfCookie == "" {
+		t.Fatal("no csrf token")
+	}
+	token, _, _ := strings.Cut(after, `"`)
+	form := "csrf=" + token + "&email=jan%40example.nl&password=correct+horse+battery+staple"
+	req, _ := http.NewRequest(http.MethodPost, base+"/login", strings.NewReader(form))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Cookie", "__Host-wijgate_csrf="+csrfCookie)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == "__Host-wijgate" {
+			return c.Name + "=" + c.Value
+		}
+	}
+	t.Fatalf("login did not set a session cookie: %d", resp.StatusCode)
+	return ""
+}
