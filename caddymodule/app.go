@@ -24,6 +24,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/portal"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/token"
 )
 
 func init() {
@@ -88,11 +89,17 @@ type App struct {
 	// portal shows at /dev/mail. One of the two is required.
 	Mail *MailConfig `json:"mail,omitempty"`
 
+	// EHerkenning configures verification of organisations through the
+	// eHerkenning broker. Without it, organisations can only be joined by
+	// invitation.
+	EHerkenning *EHerkenningConfig `json:"eherkenning,omitempty"`
+
 	store    *store.Store
 	storeKey string
 	sessions *session.Manager
 	accounts *account.Service
 	orgs     *org.Service
+	tokens   *token.Signer
 	portal   *portal.Portal
 	// apps are the guarded apps of this configuration, registered by the
 	// handlers as they are provisioned.
@@ -163,7 +170,17 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	sp, err := a.provisionEHerkenning(repl)
+	if err != nil {
+		return err
+	}
 	a.orgs = &org.Service{Store: st, Now: now}
+	a.tokens, err = token.NewSigner(st, token.Options{Now: now, OnError: func(err error) {
+		a.logger.Error("rotating the identity-token key", zap.Error(err))
+	}})
+	if err != nil {
+		return fmt.Errorf("identity-token keys: %w", err)
+	}
 	a.stripper = newHeaderStripper(a.StripHeaders)
 	a.identity = newIdentityCache()
 
@@ -172,16 +189,18 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.portal, err = portal.New(portal.Config{
-		Accounts: a.accounts,
-		Sessions: a.sessions,
-		Orgs:     a.orgs,
-		Apps:     a.appInfos,
-		Codes:    &account.Codes{Store: st, Key: codeKey, Now: now},
-		Limits:   &account.Limits{Store: st, Now: now},
-		Mailer:   mailer,
-		Outbox:   outbox,
-		ClientIP: clientIP,
-		Now:      now,
+		Accounts:    a.accounts,
+		Sessions:    a.sessions,
+		Orgs:        a.orgs,
+		Apps:        a.appInfos,
+		Codes:       &account.Codes{Store: st, Key: codeKey, Now: now},
+		Limits:      &account.Limits{Store: st, Now: now},
+		Mailer:      mailer,
+		Outbox:      outbox,
+		ClientIP:    clientIP,
+		Now:         now,
+		EHerkenning: sp,
+		JWKS:        a.tokens.JWKS(),
 		Cookie: portal.CookieSettings{
 			Name:   name,
 			Domain: a.CookieDomain,
@@ -253,6 +272,19 @@ func (a *App) registerApp(info AppInfo, aliases []string) {
 	for _, h := range aliases {
 		a.stripper.extra[foldHeaderName(h)] = struct{}{}
 	}
+}
+
+// issuer is the identity token's iss: the portal's URL, or the site the
+// request came to when the portal shares it.
+func (a *App) issuer(r *http.Request) string {
+	if a.PortalURL != "" {
+		return strings.TrimSuffix(a.PortalURL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
 }
 
 // appNames lists the guarded apps' names.

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -32,6 +33,7 @@ func init() {
 //	    return_hosts  <host...>
 //	    strip_headers <header...>
 //	    mail { ... }
+//	    eherkenning { ... }
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	var app App
@@ -102,6 +104,13 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := a.unmarshalMail(d); err != nil {
 				return err
 			}
+		case "eherkenning":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if err := a.unmarshalEHerkenning(d); err != nil {
+				return err
+			}
 		case "strip_headers":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -164,6 +173,77 @@ func (a *App) unmarshalMail(d *caddyfile.Dispenser) error {
 			m.Outbox = v
 		default:
 			return d.Errf("unknown mail option %q", opt)
+		}
+	}
+	return nil
+}
+
+// unmarshalEHerkenning reads the `eherkenning` block:
+//
+//	eherkenning {
+//	    entity_id         urn:etoegang:DV:<OIN>:entities:<n>
+//	    acs_url           <url>
+//	    signing_cert      <pem file>
+//	    signing_key       <pem file>
+//	    encryption_cert   <pem file>
+//	    encryption_key    <pem file>
+//	    broker_metadata   <file or url>
+//	    broker_entity_id  <entityID>
+//	    broker_metadata_cert <pem file>     # repeatable
+//	    metadata_refresh  <duration>
+//	    service_id        urn:etoegang:DV:<OIN>:services:<n>
+//	    service_uuid      <uuid>
+//	    attribute_consuming_service_index <n>
+//	    min_level         loa3
+//	    requested_authn_context
+//	    artifact_client_cert <pem file>
+//	    artifact_client_key  <pem file>
+//	}
+func (a *App) unmarshalEHerkenning(d *caddyfile.Dispenser) error {
+	if a.EHerkenning == nil {
+		a.EHerkenning = new(EHerkenningConfig)
+	}
+	c := a.EHerkenning
+	fields := map[string]*string{
+		"entity_id": &c.EntityID, "acs_url": &c.ACSURL,
+		"signing_cert": &c.SigningCert, "signing_key": &c.SigningKey,
+		"encryption_cert": &c.EncryptionCert, "encryption_key": &c.EncryptionKey,
+		"broker_metadata": &c.BrokerMetadata, "broker_entity_id": &c.BrokerEntityID,
+		"service_id": &c.ServiceID, "service_uuid": &c.ServiceUUID, "min_level": &c.MinLevel,
+		"artifact_client_cert": &c.ArtifactClientCert, "artifact_client_key": &c.ArtifactClientKey,
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if opt == "requested_authn_context" {
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			c.RequestedAuthnContext = true
+			continue
+		}
+		var v string
+		if !d.Args(&v) || d.NextArg() {
+			return d.ArgErr()
+		}
+		switch {
+		case fields[opt] != nil:
+			*fields[opt] = v
+		case opt == "broker_metadata_cert":
+			c.BrokerMetadataCerts = append(c.BrokerMetadataCerts, v)
+		case opt == "metadata_refresh":
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur < time.Minute {
+				return d.Errf("metadata_refresh %q: want a duration of at least 1m", v)
+			}
+			c.MetadataRefresh = caddy.Duration(dur)
+		case opt == "attribute_consuming_service_index":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return d.Errf("attribute_consuming_service_index %q: want a number", v)
+			}
+			c.AttributeConsumingServiceIndex = n
+		default:
+			return d.Errf("unknown eherkenning option %q", opt)
 		}
 	}
 	return nil

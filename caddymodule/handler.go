@@ -16,6 +16,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/portal"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
+	"github.com/wijtechniek/wijgate/caddymodule/token"
 )
 
 func init() {
@@ -59,7 +60,8 @@ type Handler struct {
 	MinAssurance string `json:"min_assurance,omitempty"`
 
 	// Headers lists the identity facts sent as X-Wij-* headers: id, email,
-	// name, org_kvk, org_name, org_role, apps, assurance. Default all.
+	// name, org_kvk, org_name, org_role, apps, assurance, assertion (the
+	// signed token). Default all.
 	Headers []string `json:"headers,omitempty"`
 
 	// Aliases sends identity facts under further header names an old app
@@ -89,10 +91,11 @@ var identityFacts = map[string]string{
 	"org_role":  HeaderOrgRole,
 	"apps":      HeaderApps,
 	"assurance": HeaderAssurance,
+	"assertion": HeaderAssertion,
 }
 
 // factOrder is the order facts are listed in when all are sent.
-var factOrder = []string{"id", "email", "name", "org_kvk", "org_name", "org_role", "apps", "assurance"}
+var factOrder = []string{"id", "email", "name", "org_kvk", "org_name", "org_role", "apps", "assurance", "assertion"}
 
 // assuranceRank orders anchorings from weakest to strongest.
 var assuranceRank = map[string]int{"invited": 1, "eh3": 2, "eh4": 3}
@@ -214,7 +217,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	for _, f := range h.send {
-		if v := fact(id, active, f.fact); v != "" {
+		v := fact(id, active, f.fact)
+		if f.fact == "assertion" {
+			if v, err = h.assertion(r, s.Key, id, active); err != nil {
+				h.logger.Error("signing the identity token", zap.Error(err))
+				return caddyhttp.Error(http.StatusInternalServerError, err)
+			}
+		}
+		if v != "" {
 			r.Header[f.header] = []string{v}
 		}
 	}
@@ -263,6 +273,19 @@ func fact(id *identity, o *orgIdentity, name string) string {
 		return o.Assurance()
 	}
 	return ""
+}
+
+// assertion is the signed identity token for this session and app; the
+// signer reuses one until it nears expiry or the facts change, so the hot
+// path rarely signs.
+func (h *Handler) assertion(r *http.Request, sessionKey string, id *identity, o *orgIdentity) (string, error) {
+	c := token.Claims{
+		Issuer: h.app.issuer(r), Audience: h.App, Subject: id.id, Email: id.email, Name: id.name,
+	}
+	if o != nil {
+		c.OrgKvK, c.OrgName, c.Role, c.Apps, c.Assurance = o.KvK, o.Organisation.Name, o.Role, o.apps, o.Assurance()
+	}
+	return h.app.tokens.Token(sessionKey+"|"+h.App, c)
 }
 
 // refuse answers a logged-in request that the policy does not let

@@ -20,6 +20,7 @@ const (
 	HeaderOrgRole   = "X-Wij-Org-Role"
 	HeaderApps      = "X-Wij-Apps"
 	HeaderAssurance = "X-Wij-Assurance"
+	HeaderAssertion = "X-Wij-Assertion"
 )
 
 // headerStripper removes client-supplied identity headers.

@@ -55,6 +55,9 @@ func (m *MailConfig) sender(repl *caddy.Replacer) (mail.Sender, *mail.Outbox, er
 		o := &mail.Outbox{Dir: dir, From: from}
 		return o, o, nil
 	}
+	if from == "" {
+		return nil, nil, errors.New("wijgate mail: `from` is required with smtp, e.g. \"Wij Techniek <noreply@wij-techniek.nl>\"")
+	}
 	s, err := mail.NewSMTPSender(mail.SMTPConfig{
 		Addr:      repl.ReplaceAll(m.SMTP, ""),
 		Username:  repl.ReplaceAll(m.Username, ""),

@@ -19,16 +19,6 @@ func (p *Portal) eherkenningPage(w http.ResponseWriter, r *http.Request) {
 	p.pages.render(w, r, http.StatusOK, "eherkenning", &view{Lang: lang, Title: "eh.title"})
 }
 
-// eherkenningStart is where "Login eHerkenning" leads: someone without a
-// session first logs in or registers, then comes back here.
-func (p *Portal) eherkenningStart(w http.ResponseWriter, r *http.Request) {
-	if _, _, ok := p.currentUser(r); !ok {
-		http.Redirect(w, r, p.LoginURL("/eherkenning/start"), http.StatusSeeOther)
-		return
-	}
-	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
-}
-
 // devMailList shows the development outbox.
 func (p *Portal) devMailList(w http.ResponseWriter, r *http.Request) {
 	lang := requestLang(w, r)

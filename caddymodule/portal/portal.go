@@ -47,6 +47,10 @@ type Config struct {
 	ClientIP func(*http.Request) string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// EHerkenning gives the service provider; nil when not configured.
+	EHerkenning EHerkenning
+	// JWKS serves the identity token's public keys.
+	JWKS http.Handler
 }
 
 // AppInfo is a guarded application as people see it.
@@ -80,10 +84,16 @@ func New(cfg Config) (*Portal, error) {
 	p := &Portal{cfg: cfg, mux: http.NewServeMux(), pages: pages, logger: cfg.Logger}
 	p.csrf = http.NewCrossOriginProtection()
 	p.csrf.SetDenyHandler(http.HandlerFunc(p.crossOriginDenied))
+	// The broker posts its answer from its own site; the answer carries
+	// its own proof (signature, tracked request, browser binding).
+	p.csrf.AddInsecureBypassPattern("POST /eherkenning/acs")
 
 	static, _ := fs.Sub(staticFS, "static")
 	p.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	p.mux.HandleFunc("GET /healthz", p.healthz)
+	if cfg.JWKS != nil {
+		p.mux.Handle("GET /.well-known/jwks.json", cfg.JWKS)
+	}
 	p.mux.HandleFunc("GET /{$}", p.home)
 	p.mux.HandleFunc("GET /login", p.loginPage)
 	p.mux.HandleFunc("POST /login", p.login)
@@ -98,6 +108,10 @@ func New(cfg Config) (*Portal, error) {
 	p.mux.HandleFunc("GET /account", p.landing)
 	p.mux.HandleFunc("GET /eherkenning", p.eherkenningPage)
 	p.mux.HandleFunc("GET /eherkenning/start", p.eherkenningStart)
+	p.mux.HandleFunc("GET /eherkenning/acs", p.eherkenningACS)
+	p.mux.HandleFunc("POST /eherkenning/acs", p.eherkenningACS)
+	p.mux.HandleFunc("GET /eherkenning/complete", p.eherkenningComplete)
+	p.mux.HandleFunc("GET /eherkenning/metadata", p.spMetadata)
 	p.mux.HandleFunc("GET /register", p.registerPage)
 	p.mux.HandleFunc("POST /register", p.register)
 	p.mux.HandleFunc("GET /password/forgot", p.resetPage)

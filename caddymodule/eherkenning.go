@@ -1,0 +1,248 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
+	"github.com/wijtechniek/wijgate/caddymodule/ehsim"
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+)
+
+// EHerkenningConfig configures the eHerkenning service provider: who we
+// are towards the broker (Herkenningsmakelaar), with which keys, and
+// which broker we trust.
+type EHerkenningConfig struct {
+	// EntityID is ours, `urn:etoegang:DV:<OIN>:entities:<n>`.
+	EntityID string `json:"entity_id,omitempty"`
+	// ACSURL is the exact URL of our assertion consumer service, as in our
+	// metadata. Default: the portal URL + `/eherkenning/acs`.
+	ACSURL string `json:"acs_url,omitempty"`
+	// SigningCert and SigningKey are PEM files (a PKIoverheid certificate
+	// for a real broker). Empty: a key pair is generated once and kept in
+	// the store — enough for the simulator, never for a real broker.
+	SigningCert string `json:"signing_cert,omitempty"`
+	SigningKey  string `json:"signing_key,omitempty"`
+	// EncryptionCert and EncryptionKey decrypt the identifiers; default the
+	// signing pair.
+	EncryptionCert string `json:"encryption_cert,omitempty"`
+	EncryptionKey  string `json:"encryption_key,omitempty"`
+	// BrokerMetadata is the broker's metadata: a file path or an http(s)
+	// URL, refreshed every MetadataRefresh; the last good copy stays in
+	// use when a refresh fails.
+	BrokerMetadata string `json:"broker_metadata,omitempty"`
+	// BrokerEntityID picks the broker in a metadata file with several.
+	BrokerEntityID string `json:"broker_entity_id,omitempty"`
+	// BrokerMetadataCerts are PEM files of certificates that must have
+	// signed the metadata (brokers sign it as a whole).
+	BrokerMetadataCerts []string `json:"broker_metadata_certs,omitempty"`
+	// MetadataRefresh is how often the broker's metadata is reloaded.
+	// Default 1h.
+	MetadataRefresh caddy.Duration `json:"metadata_refresh,omitempty"`
+	// ServiceID (`urn:etoegang:DV:<OIN>:services:<n>`) and ServiceUUID are
+	// our service's entries in the dienstcatalogus.
+	ServiceID   string `json:"service_id,omitempty"`
+	ServiceUUID string `json:"service_uuid,omitempty"`
+	// AttributeConsumingServiceIndex defaults to the <n> of ServiceID.
+	AttributeConsumingServiceIndex int `json:"attribute_consuming_service_index,omitempty"`
+	// MinLevel is the lowest level accepted (`loa3` = EH3, the default).
+	MinLevel string `json:"min_level,omitempty"`
+	// RequestedAuthnContext also puts MinLevel in the AuthnRequest.
+	RequestedAuthnContext bool `json:"requested_authn_context,omitempty"`
+	// ArtifactClientCert and ArtifactClientKey are PEM files of a TLS
+	// client certificate for resolving artifacts, when the broker wants one.
+	ArtifactClientCert string `json:"artifact_client_cert,omitempty"`
+	ArtifactClientKey  string `json:"artifact_client_key,omitempty"`
+}
+
+// serviceProvider builds the eHerkenning service provider on first use,
+// not at provisioning: the broker's metadata may be served by this very
+// server (the simulator) or be briefly unreachable, and neither should
+// stop Caddy from starting. A failure is retried at most every few
+// seconds.
+type serviceProvider struct {
+	mu       sync.Mutex
+	sp       *eherkenning.ServiceProvider
+	lastErr  error
+	lastTry  time.Time
+	build    func() (*eherkenning.ServiceProvider, error)
+	retryGap time.Duration
+}
+
+func (s *serviceProvider) get() (*eherkenning.ServiceProvider, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sp != nil {
+		return s.sp, nil
+	}
+	if s.lastErr != nil && time.Since(s.lastTry) < s.retryGap {
+		return nil, s.lastErr
+	}
+	s.lastTry = time.Now()
+	s.sp, s.lastErr = s.build()
+	return s.sp, s.lastErr
+}
+
+// provisionEHerkenning prepares the lazily built service provider.
+func (a *App) provisionEHerkenning(repl *caddy.Replacer) (func() (*eherkenning.ServiceProvider, error), error) {
+	c := a.EHerkenning
+	if c == nil {
+		return nil, nil
+	}
+	if c.EntityID == "" || c.BrokerMetadata == "" || c.ServiceID == "" {
+		return nil, errors.New("eherkenning: entity_id, broker_metadata and service_id are required")
+	}
+	r := func(s string) string { return repl.ReplaceAll(s, "") }
+	signKey, signCert, err := a.keyPair(r(c.SigningCert), r(c.SigningKey), "eherkenning-sp-signing")
+	if err != nil {
+		return nil, fmt.Errorf("eherkenning signing key: %w", err)
+	}
+	encKey, encCert := signKey, signCert
+	if c.EncryptionCert != "" || c.EncryptionKey != "" {
+		if encKey, encCert, err = a.keyPair(r(c.EncryptionCert), r(c.EncryptionKey), ""); err != nil {
+			return nil, fmt.Errorf("eherkenning encryption key: %w", err)
+		}
+	}
+	var trusted []*x509.Certificate
+	for _, f := range c.BrokerMetadataCerts {
+		cert, err := readCert(r(f))
+		if err != nil {
+			return nil, fmt.Errorf("broker_metadata_certs: %w", err)
+		}
+		trusted = append(trusted, cert)
+	}
+	src := eherkenning.MetadataSource{
+		EntityID:        r(c.BrokerEntityID),
+		TrustedCerts:    trusted,
+		RefreshInterval: time.Duration(c.MetadataRefresh),
+	}
+	if md := r(c.BrokerMetadata); strings.HasPrefix(md, "http://") || strings.HasPrefix(md, "https://") {
+		src.URL = md
+	} else {
+		src.File = md
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	if c.ArtifactClientCert != "" {
+		pair, err := tls.LoadX509KeyPair(r(c.ArtifactClientCert), r(c.ArtifactClientKey))
+		if err != nil {
+			return nil, fmt.Errorf("artifact client certificate: %w", err)
+		}
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}}
+	}
+	acs := r(c.ACSURL)
+	if acs == "" {
+		if a.PortalURL == "" {
+			return nil, errors.New("eherkenning: set acs_url, or portal_url to derive it")
+		}
+		acs = strings.TrimSuffix(a.PortalURL, "/") + "/eherkenning/acs"
+	}
+	cfg := eherkenning.Config{
+		EntityID: r(c.EntityID), ACSURL: acs,
+		SigningKey: signKey, SigningCert: signCert, EncryptionKey: encKey, EncryptionCert: encCert,
+		BrokerMetadata: src, ServiceID: r(c.ServiceID), ServiceUUID: r(c.ServiceUUID),
+		AttributeConsumingServiceIndex: c.AttributeConsumingServiceIndex,
+		MinLevel:                       c.MinLevel, RequestedAuthnContext: c.RequestedAuthnContext,
+		ArtifactClient: client, Now: now, Logger: a.logger.Named("eherkenning"),
+	}
+	state := ehState{a.store}
+	lazy := &serviceProvider{retryGap: 5 * time.Second, build: func() (*eherkenning.ServiceProvider, error) {
+		sp, err := eherkenning.New(cfg, state)
+		if err != nil {
+			a.logger.Error("eHerkenning service provider not ready", zap.Error(err))
+		}
+		return sp, err
+	}}
+	return lazy.get, nil
+}
+
+// keyPair reads a PEM certificate and key, or, with both paths empty and
+// a secret name, generates a pair once and keeps it in the store.
+func (a *App) keyPair(certFile, keyFile, secret string) (*rsa.PrivateKey, *x509.Certificate, error) {
+	if certFile != "" || keyFile != "" {
+		certPEM, err := os.ReadFile(certFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		keyPEM, err := os.ReadFile(keyFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		return ehsim.ParseKeyPair(certPEM, keyPEM)
+	}
+	if secret == "" {
+		return nil, nil, errors.New("certificate and key files are required")
+	}
+	return storedKeyPair(a.store, secret, "wijgate "+secret)
+}
+
+// storedKeyPair generates an RSA key pair with a self-signed certificate
+// once and keeps it in the store, so metadata stays stable over restarts.
+func storedKeyPair(st *store.Store, secret, commonName string) (*rsa.PrivateKey, *x509.Certificate, error) {
+	raw, err := st.Secret(secret, func() ([]byte, error) {
+		key, cert, err := ehsim.GenerateKeyPair(commonName)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal([]string{
+			string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})),
+			string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})),
+		})
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var pair []string
+	if err := json.Unmarshal(raw, &pair); err != nil || len(pair) != 2 {
+		return nil, nil, fmt.Errorf("stored key pair %s is corrupt", secret)
+	}
+	return ehsim.ParseKeyPair([]byte(pair[0]), []byte(pair[1]))
+}
+
+func readCert(file string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s: no PEM certificate", file)
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+// ehState keeps the service provider's state in the store, so a tracked
+// request and the replay cache survive restarts and reloads.
+type ehState struct{ st *store.Store }
+
+func (s ehState) TrackRequest(_ context.Context, r eherkenning.TrackedRequest) error {
+	return s.st.PutSAMLRequest(r.ID, r, r.ExpiresAt)
+}
+
+func (s ehState) TakeRequest(_ context.Context, id string) (eherkenning.TrackedRequest, error) {
+	var r eherkenning.TrackedRequest
+	err := s.st.TakeSAMLRequest(id, &r)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !now().Before(r.ExpiresAt)) {
+		return r, eherkenning.ErrUnknownRequest
+	}
+	return r, err
+}
+
+func (s ehState) MarkAssertionSeen(_ context.Context, key string, until time.Time) (bool, error) {
+	return s.st.MarkAssertionSeen(key, until)
+}
+
+var _ eherkenning.StateStore = ehState{}

@@ -1,0 +1,197 @@
+package portal
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
+	"github.com/wijtechniek/wijgate/caddymodule/org"
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+)
+
+// The broker's answer arrives cross-site, where the Lax session cookie
+// may be missing. So the ACS only verifies the answer and parks it under
+// a one-time token; the browser is then sent to a same-site page that
+// links the company only when that browser holds both the session of the
+// account that started the login and the secret it was given then.
+const (
+	// ehBindingCookie holds the browser's secret for a started login.
+	ehBindingCookie = "__Host-wijgate_eh"
+	// parkedLifetime bounds the hop from the ACS to the completion page.
+	parkedLifetime = 5 * time.Minute
+)
+
+// EHerkenning gives the portal the eHerkenning service provider; nil when
+// it is not configured. It may fail while the broker's metadata cannot
+// be loaded.
+type EHerkenning func() (*eherkenning.ServiceProvider, error)
+
+func (p *Portal) serviceProvider(w http.ResponseWriter, r *http.Request, lang Lang) (*eherkenning.ServiceProvider, bool) {
+	if p.cfg.EHerkenning == nil {
+		p.pages.render(w, r, http.StatusServiceUnavailable, "error", &view{Lang: lang, Title: "eh.title", Data: lang.T("eh.notconfigured")})
+		return nil, false
+	}
+	sp, err := p.cfg.EHerkenning()
+	if err != nil {
+		p.logger.Error("eHerkenning is not available", zap.Error(err))
+		p.pages.render(w, r, http.StatusServiceUnavailable, "error", &view{Lang: lang, Title: "eh.title", Data: lang.T("eh.unavailable")})
+		return nil, false
+	}
+	return sp, true
+}
+
+// eherkenningStart is where "Login eHerkenning" leads: someone without a
+// session first logs in or registers, then comes back here and goes
+// straight on to the broker.
+func (p *Portal) eherkenningStart(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	a, _, ok := p.currentUser(r)
+	if !ok {
+		http.Redirect(w, r, p.LoginURL("/eherkenning/start"), http.StatusSeeOther)
+		return
+	}
+	sp, ok := p.serviceProvider(w, r, lang)
+	if !ok {
+		return
+	}
+	secret := rand.Text()
+	http.SetCookie(w, &http.Cookie{
+		Name: ehBindingCookie, Value: secret, Path: "/", MaxAge: int(time.Hour / time.Second),
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	})
+	start, err := sp.StartLogin(r.Context(), a.ID, bindingHash(secret), "/dashboard")
+	if err != nil {
+		p.logger.Error("starting an eHerkenning login", zap.String("account", a.ID), zap.Error(err))
+		p.pages.render(w, r, http.StatusServiceUnavailable, "error", &view{Lang: lang, Title: "eh.title", Data: lang.T("eh.unavailable")})
+		return
+	}
+	p.logger.Info("eHerkenning login started", zap.String("account", a.ID), zap.String("request", start.RequestID))
+	if u, err := url.Parse(start.URL); err == nil && start.Binding == eherkenning.BindingHTTPPost {
+		// The auto-submitted form posts to the broker.
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'; form-action 'self' "+u.Scheme+"://"+u.Host)
+	}
+	start.Write(w, r, "/static/autosubmit.js")
+}
+
+func bindingHash(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// eherkenningACS receives the broker's answer (SAMLart by GET or POST,
+// or a POSTed SAMLResponse), verifies it and parks the result.
+func (p *Portal) eherkenningACS(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	sp, ok := p.serviceProvider(w, r, lang)
+	if !ok {
+		return
+	}
+	res, err := sp.HandleResponse(r)
+	if err != nil {
+		p.ehFailed(w, r, lang, err)
+		return
+	}
+	token := rand.Text() + rand.Text()
+	if err := p.cfg.Accounts.Store.ParkResult(bindingHash(token), res, p.now().Add(parkedLifetime)); err != nil {
+		p.serverError(w, r, lang, "parking an eHerkenning answer", err)
+		return
+	}
+	http.Redirect(w, r, "/eherkenning/complete?t="+url.QueryEscape(token), http.StatusSeeOther)
+}
+
+// ehFailed shows a plain-language page for a refused broker answer and
+// logs the detail for the operator.
+func (p *Portal) ehFailed(w http.ResponseWriter, r *http.Request, lang Lang, err error) {
+	code := eherkenning.ErrorCode(err)
+	p.logger.Warn("eHerkenning answer refused", zap.String("code", string(code)), zap.Error(err), zap.String("remote", p.clientIP(r)))
+	key, status := "eh.failed", http.StatusBadRequest
+	switch code {
+	case eherkenning.CodeCancelled:
+		key, status = "eh.cancelled", http.StatusOK
+	case eherkenning.CodeNoAuthorization:
+		key, status = "eh.noauthorization", http.StatusForbidden
+	case eherkenning.CodeLevelTooLow:
+		key, status = "eh.leveltoolow", http.StatusForbidden
+	case eherkenning.CodeUnknownRequest, eherkenning.CodeExpired:
+		key = "eh.expired"
+	case eherkenning.CodeBrokerUnavailable, eherkenning.CodeInternal:
+		key, status = "eh.unavailable", http.StatusServiceUnavailable
+	}
+	p.pages.render(w, r, status, "ehresult", &view{Lang: lang, Title: "eh.title", Data: ehResultData{Message: lang.T(key)}})
+}
+
+// ehResultData is the eHerkenning result page's data.
+type ehResultData struct {
+	Message string
+	OrgName string
+	OK      bool
+}
+
+// eherkenningComplete links the verified company to the account, when
+// this browser started the login and holds that account's session.
+func (p *Portal) eherkenningComplete(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	var res eherkenning.Result
+	err := p.cfg.Accounts.Store.TakeParkedResult(bindingHash(r.URL.Query().Get("t")), &res)
+	if errors.Is(err, store.ErrNotFound) {
+		p.logger.Warn("eHerkenning completion with an unknown or used token", zap.String("remote", p.clientIP(r)))
+		p.pages.render(w, r, http.StatusBadRequest, "ehresult", &view{Lang: lang, Title: "eh.title", Data: ehResultData{Message: lang.T("eh.expired")}})
+		return
+	}
+	if err != nil {
+		p.serverError(w, r, lang, "reading a parked eHerkenning answer", err)
+		return
+	}
+	a, s, loggedIn := p.currentUser(r)
+	binding, _ := r.Cookie(ehBindingCookie)
+	if !loggedIn || a.ID != res.Request.AccountID || binding == nil || bindingHash(binding.Value) != res.Request.BrowserBinding {
+		p.logger.Warn("eHerkenning answer presented by another account or browser; nothing linked",
+			zap.String("started_by", res.Request.AccountID), zap.String("presented_by", a.ID),
+			zap.Bool("browser_matches", binding != nil && bindingHash(binding.Value) == res.Request.BrowserBinding),
+			zap.String("kvk", res.KvK), zap.String("remote", p.clientIP(r)))
+		p.pages.render(w, r, http.StatusForbidden, "ehresult", &view{Lang: lang, Title: "eh.title", Data: ehResultData{Message: lang.T("eh.otherbrowser")}})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: ehBindingCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true})
+	same, err := p.cfg.Orgs.Link(a.ID, org.Verified{
+		KvK: res.KvK, Name: res.CompanyName, RSIN: res.RSIN, Branch: res.Branch,
+		Pseudonym: res.Pseudonym, Level: eherkenning.ShortLevel(res.Level),
+	})
+	if err != nil {
+		p.serverError(w, r, lang, "linking an organisation", err)
+		return
+	}
+	if len(same) > 0 {
+		p.logger.Warn("eHerkenning pseudonym already seen on other accounts", zap.String("account", a.ID), zap.Strings("other_accounts", same), zap.String("kvk", res.KvK))
+	}
+	p.logger.Info("organisation linked", zap.String("account", a.ID), zap.String("kvk", res.KvK), zap.String("level", res.Level))
+	if err := p.cfg.Sessions.SetActiveOrg(s.Key, res.KvK); err != nil {
+		p.logger.Warn("making the linked organisation active", zap.Error(err))
+	}
+	o, _ := p.cfg.Orgs.Store.Organisation(res.KvK)
+	p.pages.render(w, r, http.StatusOK, "ehresult", &view{Lang: lang, Title: "eh.success.title",
+		Data: ehResultData{OK: true, OrgName: orgLabel(o)}})
+}
+
+// spMetadata serves our SAML metadata, for the broker.
+func (p *Portal) spMetadata(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	sp, ok := p.serviceProvider(w, r, lang)
+	if !ok {
+		return
+	}
+	md, err := sp.Metadata()
+	if err != nil {
+		p.serverError(w, r, lang, "making our metadata", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/samlmetadata+xml")
+	_, _ = w.Write(md)
+}

@@ -1,0 +1,145 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/wijtechniek/wijgate/caddymodule/ehsim"
+)
+
+func init() {
+	caddy.RegisterModule(Simulator{})
+	httpcaddyfile.RegisterHandlerDirective("eherkenning_simulator", parseSimulator)
+	httpcaddyfile.RegisterDirectiveOrder("eherkenning_simulator", httpcaddyfile.Before, "basic_auth")
+}
+
+// Simulator is the `eherkenning_simulator` handler: a stand-in
+// eHerkenning broker for development and acceptance tests, labelled as a
+// simulator on every page. It exists only where an operator configures
+// it. Its keys are kept in the wijgate store, so its metadata stays the
+// same across restarts.
+type Simulator struct {
+	// BaseURL is the absolute URL the simulator is served at, e.g.
+	// `http://localhost:8080/ehsim/`.
+	BaseURL string `json:"base_url,omitempty"`
+	// SPMetadata is the URL of our service provider's metadata, e.g.
+	// `http://localhost:8080/eherkenning/metadata`; the simulator checks
+	// AuthnRequest signatures against it.
+	SPMetadata string `json:"sp_metadata,omitempty"`
+	// ServiceUUID is echoed in answers, as the dienstcatalogus would.
+	ServiceUUID string `json:"service_uuid,omitempty"`
+
+	sim *ehsim.Simulator
+}
+
+// CaddyModule returns the Caddy module information.
+func (Simulator) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.eherkenning_simulator",
+		New: func() caddy.Module { return new(Simulator) },
+	}
+}
+
+// Provision builds the simulator with keys from the store.
+func (s *Simulator) Provision(ctx caddy.Context) error {
+	v, err := ctx.App("wijgate")
+	if err != nil {
+		return err
+	}
+	app := v.(*App)
+	key1, cert1, err := storedKeyPair(app.store, "ehsim-signing-1", "eHerkenning simulator signing 1")
+	if err != nil {
+		return err
+	}
+	key2, cert2, err := storedKeyPair(app.store, "ehsim-signing-2", "eHerkenning simulator signing 2")
+	if err != nil {
+		return err
+	}
+	_, other, err := storedKeyPair(app.store, "ehsim-other-recipient", "eHerkenning simulator other recipient")
+	if err != nil {
+		return err
+	}
+	repl := caddy.NewReplacer()
+	s.sim, err = ehsim.New(ehsim.Config{
+		BaseURL:       repl.ReplaceAll(s.BaseURL, ""),
+		SPMetadataURL: repl.ReplaceAll(s.SPMetadata, ""),
+		ServiceUUID:   repl.ReplaceAll(s.ServiceUUID, ""),
+		SigningKey:    key1, SigningCert: cert1,
+		SecondSigningKey: key2, SecondSigningCert: cert2,
+		OtherRecipientCert: other,
+		Now:                now,
+	})
+	if err != nil {
+		return err
+	}
+	ctx.Logger().Warn("the eHerkenning simulator is enabled: it is a stand-in broker for development and tests only",
+		zap.String("base_url", s.BaseURL))
+	return nil
+}
+
+// Validate checks the configuration.
+func (s *Simulator) Validate() error {
+	if s.BaseURL == "" || s.SPMetadata == "" {
+		return errors.New("eherkenning_simulator: base_url and sp_metadata are required")
+	}
+	return nil
+}
+
+// ServeHTTP serves the simulator's pages and endpoints.
+func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	s.sim.ServeHTTP(w, r)
+	return nil
+}
+
+// parseSimulator reads:
+//
+//	eherkenning_simulator {
+//	    base_url     <url>
+//	    sp_metadata  <url>
+//	    service_uuid <uuid>
+//	}
+func parseSimulator(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	s := new(Simulator)
+	err := s.UnmarshalCaddyfile(h.Dispenser)
+	return s, err
+}
+
+// UnmarshalCaddyfile reads the `eherkenning_simulator` directive.
+func (s *Simulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		var v string
+		if !d.Args(&v) || d.NextArg() {
+			return d.ArgErr()
+		}
+		switch opt {
+		case "base_url":
+			s.BaseURL = v
+		case "sp_metadata":
+			s.SPMetadata = v
+		case "service_uuid":
+			s.ServiceUUID = v
+		default:
+			return d.Errf("unknown eherkenning_simulator option %q", opt)
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Simulator)(nil)
+	_ caddy.Validator             = (*Simulator)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Simulator)(nil)
+	_ caddyfile.Unmarshaler       = (*Simulator)(nil)
+)
