@@ -11,7 +11,7 @@ export GOTOOLCHAIN := auto
 export XDG_DATA_HOME ?= $(CURDIR)/.data/xdg
 export XDG_CONFIG_HOME ?= $(CURDIR)/.data/xdg-config
 
-.PHONY: build run test vet lint vulndb vulncheck bench bench-quick clean tools
+.PHONY: build run test vet lint vulndb vulncheck fuzz bench bench-quick clean tools
 
 build: $(BIN)
 
@@ -48,8 +48,22 @@ vulndb:
 vulncheck: tools vulndb
 	$(TOOLS)/govulncheck -db file://$(VULNDB) $(PKGS)
 
+# Fuzz targets run briefly on every test run; longer runs:
+# make fuzz FUZZTIME=10m
+FUZZTIME ?= 5s
+FUZZ := ./caddymodule/eherkenning:FuzzHandleResponse ./caddymodule/eherkenning:FuzzArtifactResponse \
+	./caddymodule/eherkenning:FuzzBrokerMetadata ./caddymodule/eherkenning:FuzzDecrypt ./caddymodule/ehsim:FuzzSSO
+
+fuzz:
+	@for t in $(FUZZ); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$name ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
 test: lint vulncheck
 	$(GO) test -race -timeout 20m $(PKGS)
+	$(MAKE) fuzz
 
 bench:
 	@echo "the benchmark instrument is not built yet"; exit 1
