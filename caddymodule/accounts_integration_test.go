@@ -330,8 +330,8 @@ func TestPasswordReset(t *testing.T) {
 	expectStatus(t, resp, body, http.StatusSeeOther)
 	const newPassword = "a brand new sentence for me"
 	resp, body = b.resetAction("save", "password", newPassword, "password2", newPassword)
-	expectStatus(t, resp, body, http.StatusOK)
-	if !strings.Contains(body, "gewijzigd") {
+	expectStatus(t, resp, body, http.StatusSeeOther)
+	if _, body = b.page(resp.Header.Get("Location")); !strings.Contains(body, "Wachtwoord gewijzigd") {
 		t.Fatal("no confirmation")
 	}
 	if m := g.SMTP.WaitFor(t, testEmail, 10*time.Second); !strings.Contains(m.Subject, "gewijzigd") {

@@ -117,7 +117,8 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	p.clearSessionCookie(w)
 	w.Header().Set("Clear-Site-Data", `"cache", "cookies", "storage"`)
-	http.Redirect(w, r, "/login?loggedout=1", http.StatusSeeOther)
+	// Clear-Site-Data also drops the language cookie; keep the language.
+	http.Redirect(w, r, "/login?loggedout=1&lang="+string(lang), http.StatusSeeOther)
 }
 
 // loginRefused answers a login during a lockout, the same way for every

@@ -116,6 +116,7 @@ func New(cfg Config) (*Portal, error) {
 	p.mux.HandleFunc("POST /register", p.register)
 	p.mux.HandleFunc("GET /password/forgot", p.resetPage)
 	p.mux.HandleFunc("POST /password/forgot", p.reset)
+	p.mux.HandleFunc("GET /password/done", p.resetDone)
 	if cfg.Outbox != nil {
 		p.mux.HandleFunc("GET /dev/mail", p.devMailList)
 		p.mux.HandleFunc("GET /dev/mail/{id}", p.devMailMessage)

@@ -79,6 +79,7 @@ func (p *Portal) register(w http.ResponseWriter, r *http.Request) {
 			v.Errors["code"] = codeError(lang, err)
 		}
 		if len(v.Errors) > 0 {
+			v.FormError = lang.T("errors.summary")
 			p.pages.render(w, r, http.StatusBadRequest, "register", v)
 			return
 		}

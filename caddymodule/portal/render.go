@@ -39,7 +39,18 @@ type view struct {
 	// Dashboard is the absolute dashboard URL, for pages shown on an
 	// app's host.
 	Dashboard string
+	// ErrorList repeats the field errors in form order for the summary at
+	// the top, each linking to its field.
+	ErrorList []fieldError
+	// focus is the first field with an error; it gets autofocus.
+	focus string
 }
+
+// fieldError is one entry of the error summary.
+type fieldError struct{ Field, Message string }
+
+// fieldOrder is the order fields appear in on every form.
+var fieldOrder = []string{"email", "code", "password", "password2", "name"}
 
 // userView is the logged-in person as pages show them.
 type userView struct {
@@ -57,7 +68,10 @@ type field struct {
 func fieldArgs(v *view, name, typ, labelKey, autocomplete string, maxLength int) field {
 	f := field{
 		Name: name, Type: typ, Label: v.Lang.T(labelKey), Autocomplete: autocomplete,
-		Error: v.Errors[name], Required: true, MaxLength: maxLength,
+		Error: v.Errors[name], Required: true, MaxLength: maxLength, Autofocus: name == v.focus,
+	}
+	if name == "password" && autocomplete == "new-password" {
+		f.Hint = v.Lang.T("password.rules")
 	}
 	if typ != "password" {
 		f.Value = v.Values[name]
@@ -100,6 +114,16 @@ func (rd *renderer) render(w http.ResponseWriter, r *http.Request, status int, p
 	}
 	if v.Errors == nil {
 		v.Errors = map[string]string{}
+	}
+	for _, name := range fieldOrder {
+		if msg, ok := v.Errors[name]; ok {
+			if v.focus == "" {
+				v.focus = name
+			}
+			if v.FormError != "" {
+				v.ErrorList = append(v.ErrorList, fieldError{Field: name, Message: msg})
+			}
+		}
 	}
 	q := r.URL.Query()
 	q.Set("lang", v.Lang.T("lang.switch.to"))

@@ -80,6 +80,7 @@ func (p *Portal) reset(w http.ResponseWriter, r *http.Request) {
 			v.Errors["code"] = lang.T("reset.noaccount")
 		}
 		if len(v.Errors) > 0 {
+			v.FormError = lang.T("errors.summary")
 			p.pages.render(w, r, http.StatusBadRequest, "reset", v)
 			return
 		}
@@ -153,7 +154,12 @@ func (p *Portal) resetSave(w http.ResponseWriter, r *http.Request, v *view, f st
 		// The password is changed either way; the notice is best effort.
 		p.logger.Error("sending the password-changed notice failed", zap.String("account", a.ID), zap.Error(err))
 	}
-	v.Data = resetData{Done: true}
-	v.Notice = lang.T("reset.done")
-	p.pages.render(w, r, http.StatusOK, "reset", v)
+	http.Redirect(w, r, "/password/done", http.StatusSeeOther)
+}
+
+// resetDone tells the person the password changed; a reload resubmits
+// nothing.
+func (p *Portal) resetDone(w http.ResponseWriter, r *http.Request) {
+	lang := requestLang(w, r)
+	p.pages.render(w, r, http.StatusOK, "reset", &view{Lang: lang, Title: "reset.done.title", Data: resetData{Done: true}})
 }

@@ -166,4 +166,7 @@ var textsEN = map[string]string{
 	"eh.success.body":           "With this account you have every right to Wij Techniek's systems on behalf of your organisation.",
 	"eh.success.note":           "You need not grant yourself rights: as Admin you can use every system. To link another company, click Link another company on your dashboard.",
 	"eh.success.button":         "To your personal dashboard",
+	"dashboard.linkfirst":       "Link your company with eHerkenning",
+	"reset.done.title":          "Password changed",
+	"reset.backtologin":         "Back to sign in",
 }

@@ -166,4 +166,7 @@ var textsNL = map[string]string{
 	"eh.success.body":           "Met dit account heb je alle rechten voor de systemen van Wij Techniek namens jouw organisatie.",
 	"eh.success.note":           "Je hoeft jezelf geen rechten toe te kennen: als Admin heb je toegang tot alle systemen. Wil je nog een bedrijf koppelen? Klik dan op je dashboard op Nog een bedrijf koppelen.",
 	"eh.success.button":         "Naar je persoonlijke dashboard",
+	"dashboard.linkfirst":       "Bedrijf koppelen met eHerkenning",
+	"reset.done.title":          "Wachtwoord gewijzigd",
+	"reset.backtologin":         "Terug naar aanmelden",
 }

@@ -1,0 +1,177 @@
+package caddymodule
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/wijtechniek/wijgate/caddymodule/org"
+	"github.com/wijtechniek/wijgate/caddymodule/portal"
+	"github.com/wijtechniek/wijgate/caddymodule/session"
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/token"
+)
+
+// The guard's hot path in process, for `make bench` (go test -bench
+// ^BenchmarkHotPath -benchmem). Each iteration starts from a fresh copy of
+// a browser's request headers, as a real request would; HeaderClone is
+// that copy alone, to subtract.
+
+const hotPathCookie = "__Host-wijgate"
+
+// hotPathHeaders are a browser's headers for an app page, with a forged
+// identity header and other cookies next to wijgate's.
+func hotPathHeaders(sessionValue string) http.Header {
+	return http.Header{
+		"Accept":          {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
+		"Accept-Encoding": {"gzip, deflate, br"},
+		"Accept-Language": {"nl-NL,nl;q=0.9,en;q=0.8"},
+		"User-Agent":      {"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"},
+		"Sec-Fetch-Site":  {"same-origin"},
+		"Sec-Fetch-Mode":  {"cors"},
+		"Referer":         {"https://declaratie.wij-techniek.nl/overzicht"},
+		"X-Wij-User-Id":   {"forged-by-client"},
+		"Cookie":          {"_pk_id.1.1fff=5c8e4b2a1d3f6e7a.1700000000.; lang=nl; " + hotPathCookie + "=" + sessionValue + "; " + portal.CSRFCookie + "=ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+	}
+}
+
+// hotPathGuard is a guard for app "bench" with everything it needs in
+// memory and a real badger store, and a session of an eHerkenning-
+// anchored admin.
+func hotPathGuard(b *testing.B) (*Handler, string) {
+	b.Helper()
+	st, err := store.Open(store.Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	codec, err := session.NewCodec(hotPathCookie, session.NewKeyPair())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sessions := session.NewManager(st, codec, session.Settings{})
+	b.Cleanup(func() { sessions.Close(); st.Close() })
+	tokens, err := token.NewSigner(st, token.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := &App{store: st, sessions: sessions, orgs: &org.Service{Store: st}, tokens: tokens,
+		stripper: newHeaderStripper(nil), identity: newIdentityCache()}
+	a.registerApp(AppInfo{Name: "bench"}, nil)
+	now := time.Now()
+	if err := st.CreateAccount(store.Account{ID: "u-bench", Email: "jan@example.nl", Name: "Jan Jänssen",
+		CreatedAt: now, PasswordChangedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := a.orgs.Link("u-bench", org.Verified{KvK: "12345678", Name: "Wij Techniek B.V.", Level: "loa3"}); err != nil {
+		b.Fatal(err)
+	}
+	raw, _, err := sessions.Create("u-bench", "12345678")
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := &Handler{App: "bench", app: a, logger: zap.NewNop(), minRank: assuranceRank["invited"]}
+	for _, f := range factOrder {
+		h.send = append(h.send, headerField{header: identityFacts[f], fact: f})
+	}
+	return h, raw
+}
+
+func hotPathRequest(tmpl http.Header) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "http://gateway.example/g/app", nil)
+	r.Header = tmpl.Clone()
+	return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+}
+
+var hotPathNext = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+
+// BenchmarkHotPathHeaderClone is the baseline the header benchmarks
+// include: copying the request headers.
+func BenchmarkHotPathHeaderClone(b *testing.B) {
+	tmpl := hotPathHeaders("MTcwMDAwMDAwMHxzZXNzaW9uLXZhbHVlLW9mLWFib3V0LTE4MC1ieXRlc3x0aGUtbWFjLWFuZC1ub25jZS1nby1oZXJl")
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = tmpl.Clone()
+	}
+}
+
+// BenchmarkHotPathHeaderStripSet is the guard's header work: find the
+// session cookie, strip client identity headers, set the nine identity
+// headers, remove wijgate's cookies.
+func BenchmarkHotPathHeaderStripSet(b *testing.B) {
+	tmpl := hotPathHeaders("MTcwMDAwMDAwMHxzZXNzaW9uLXZhbHVlLW9mLWFib3V0LTE4MC1ieXRlc3x0aGUtbWFjLWFuZC1ub25jZS1nby1oZXJl")
+	s := newHeaderStripper([]string{"Remote-User"})
+	assertion := string(make([]byte, 700))
+	values := []string{"u-j35px67hkgvtoxupnkeijz3v5y", "jan@example.nl", "Jan J%C3%A4nssen", "12345678",
+		"Wij Techniek B.V.", "admin", "bench,declaratie", "eh3", assertion}
+	b.ReportAllocs()
+	for b.Loop() {
+		h := tmpl.Clone()
+		if sessionCookie(h, hotPathCookie) == "" {
+			b.Fatal("no session cookie")
+		}
+		s.strip(h)
+		for i, f := range factOrder {
+			h[identityFacts[f]] = []string{values[i]}
+		}
+		removeCookie(h, hotPathCookie, portal.CSRFCookie)
+	}
+}
+
+// BenchmarkHotPathIdentityHit is the cached account identity lookup.
+func BenchmarkHotPathIdentityHit(b *testing.B) {
+	h, _ := hotPathGuard(b)
+	a := h.app
+	if _, err := a.identity.get(a.store, a.orgs, a.appNames, "u-bench"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := a.identity.get(a.store, a.orgs, a.appNames, "u-bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHotPathGuard is the guard's whole ServeHTTP for a logged-in
+// request with warm caches (session, identity, token), header copy
+// included.
+func BenchmarkHotPathGuard(b *testing.B) {
+	h, raw := hotPathGuard(b)
+	tmpl := hotPathHeaders(raw)
+	w := httptest.NewRecorder()
+	r := hotPathRequest(tmpl)
+	if err := h.ServeHTTP(w, r, hotPathNext); err != nil || r.Header.Get(HeaderOrgKvK) == "" {
+		b.Fatalf("guard refused the bench session: %v, status %d", err, w.Code)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Header = tmpl.Clone()
+		if err := h.ServeHTTP(w, r, hotPathNext); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHotPathGuardParallel is BenchmarkHotPathGuard from every CPU
+// at once, on one session.
+func BenchmarkHotPathGuardParallel(b *testing.B) {
+	h, raw := hotPathGuard(b)
+	tmpl := hotPathHeaders(raw)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		w := httptest.NewRecorder()
+		r := hotPathRequest(tmpl)
+		for pb.Next() {
+			r.Header = tmpl.Clone()
+			if err := h.ServeHTTP(w, r, hotPathNext); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
