@@ -107,10 +107,32 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// loadGatewayErr adapts and loads a configuration that is expected to be
+// refused, and returns the error.
+func loadGatewayErr(t *testing.T, name string, p gatewayParams) error {
+	t.Helper()
+	g := &gateway{t: t, Upstream: newRecorder(t), SMTP: mailtest.NewServer(t)}
+	cfg := g.adapt(name, p)
+	t.Cleanup(func() { _ = caddy.Stop() })
+	return caddy.Load(cfg, true)
+}
+
 // startGateway adapts testdata/<name> and loads it into Caddy.
 func startGateway(t *testing.T, name string, p gatewayParams) *gateway {
 	t.Helper()
 	g := &gateway{t: t, Upstream: newRecorder(t), SMTP: mailtest.NewServer(t)}
+	g.config = g.adapt(name, p)
+	g.start()
+	// Stop before t.TempDir's removal (cleanups run last-in first-out):
+	// a badger directory deleted under a live store makes Close hang.
+	t.Cleanup(func() { _ = caddy.Stop() })
+	return g
+}
+
+// adapt fills in and adapts a test Caddyfile.
+func (g *gateway) adapt(name string, p gatewayParams) []byte {
+	t := g.t
+	t.Helper()
 	p.SMTP = g.SMTP.Addr()
 	if p.Storage == "" {
 		p.Storage = t.TempDir()
@@ -136,12 +158,7 @@ func startGateway(t *testing.T, name string, p gatewayParams) *gateway {
 	for _, w := range warnings {
 		t.Logf("caddyfile warning: %s", w)
 	}
-	g.config = cfg
-	g.start()
-	// Stop before t.TempDir's removal (cleanups run last-in first-out):
-	// a badger directory deleted under a live store makes Close hang.
-	t.Cleanup(func() { _ = caddy.Stop() })
-	return g
+	return cfg
 }
 
 func (g *gateway) start() {
