@@ -219,8 +219,8 @@ func (s *Service) SetRole(actorID, kvk, memberID, role string) error {
 	}
 	err := s.changeMember(actorID, kvk, memberID, func(ms []store.Membership, i int) ([]store.Membership, error) {
 		ms[i].Role = role
-		if role == RoleAdmin && ms[i].Anchor == AnchorInvited && ms[i].InvitedBy == "" {
-			ms[i].InvitedBy = actorID
+		if role == RoleMember {
+			reanchor(ms, memberID, actorID)
 		}
 		return ms, keepsVerifiedAdmin(ms)
 	})
@@ -238,6 +238,7 @@ func (s *Service) Remove(actorID, kvk, memberID string) error {
 	}
 	err := s.changeMember(actorID, kvk, memberID, func(ms []store.Membership, i int) ([]store.Membership, error) {
 		ms = slices.Delete(ms, i, i+1)
+		reanchor(ms, memberID, actorID)
 		return ms, keepsVerifiedAdmin(ms)
 	})
 	if err == nil {
@@ -262,6 +263,16 @@ func (s *Service) changeMember(actorID, kvk, memberID string, change func([]stor
 		return ErrForbidden
 	}
 	return err
+}
+
+// reanchor hands the colleagues that a leaving (or demoted) admin invited
+// to the admin making the change, so they keep their anchored access.
+func reanchor(ms []store.Membership, from, to string) {
+	for i := range ms {
+		if ms[i].InvitedBy == from && ms[i].AccountID != to {
+			ms[i].InvitedBy = to
+		}
+	}
 }
 
 // keepsVerifiedAdmin insists on at least one admin who verified the

@@ -1,0 +1,148 @@
+package org
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+)
+
+func newService(t *testing.T) *Service {
+	t.Helper()
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &Service{Store: st, Now: time.Now}
+}
+
+func member(t *testing.T, s *Service, kvk, id string) Membership {
+	t.Helper()
+	ms, err := s.Memberships(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.KvK == kvk {
+			return m
+		}
+	}
+	return Membership{}
+}
+
+func TestAnchoringFollowsTheChain(t *testing.T) {
+	s := newService(t)
+	const kvk = "12345678"
+	if _, err := s.Link("admin", Verified{KvK: kvk, Level: "loa3"}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(m store.Membership) {
+		if err := s.Store.PutMembership(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(store.Membership{KvK: kvk, AccountID: "promoted", Role: RoleAdmin, Anchor: AnchorInvited, InvitedBy: "admin"})
+	put(store.Membership{KvK: kvk, AccountID: "second", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "promoted"})
+	put(store.Membership{KvK: kvk, AccountID: "loop-a", Role: RoleAdmin, Anchor: AnchorInvited, InvitedBy: "loop-b"})
+	put(store.Membership{KvK: kvk, AccountID: "loop-b", Role: RoleAdmin, Anchor: AnchorInvited, InvitedBy: "loop-a"})
+	put(store.Membership{KvK: kvk, AccountID: "by-member", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "second"})
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{
+		{"admin", true}, {"promoted", true}, {"second", true},
+		{"loop-a", false}, {"by-member", false},
+	} {
+		if got := member(t, s, kvk, tc.id).Anchored; got != tc.want {
+			t.Errorf("%s anchored = %v, want %v", tc.id, got, tc.want)
+		}
+	}
+
+	t.Run("removing an inviter hands the invitees to the acting admin", func(t *testing.T) {
+		if err := s.Remove("admin", kvk, "promoted"); err != nil {
+			t.Fatal(err)
+		}
+		m := member(t, s, kvk, "second")
+		if !m.Anchored || m.InvitedBy != "admin" {
+			t.Fatalf("second after its inviter left: %+v", m)
+		}
+	})
+}
+
+func TestAdminRules(t *testing.T) {
+	s := newService(t)
+	const a, b = "11111111", "22222222"
+	s.Link("admin-a", Verified{KvK: a, Level: "loa3"})
+	s.Link("admin-b", Verified{KvK: b, Level: "loa3"})
+	apps := []string{"declaratie", "rie", "website"}
+	token, _, err := s.Invite("admin-a", a, "piet@a.nl", []string{"website", "website", "rie"}, apps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Accept(token, store.Account{ID: "piet", Email: "PIET@a.nl"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := member(t, s, a, "piet"); !m.MayUse("rie") || m.MayUse("declaratie") || len(m.Apps) != 2 {
+		t.Fatalf("piet's apps: %v", m.Apps)
+	}
+	for _, tc := range []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{"another organisation's admin", func() error { return s.SetApps("admin-b", a, "piet", nil, apps) }, ErrForbidden},
+		{"a member", func() error { return s.SetApps("piet", a, "piet", apps, apps) }, ErrForbidden},
+		{"a member of another organisation", func() error { return s.Remove("admin-b", b, "piet") }, ErrForbidden},
+		{"an unknown app", func() error { return s.SetApps("admin-a", a, "piet", []string{"payroll"}, apps) }, ErrUnknownApp},
+		{"the last verified admin", func() error { return s.SetRole("admin-a", a, "admin-a", RoleMember) }, ErrLastAdmin},
+		{"removing the last verified admin", func() error { return s.Remove("admin-a", a, "admin-a") }, ErrLastAdmin},
+		{"an invitation used twice", func() error {
+			_, err := s.Accept(token, store.Account{ID: "piet", Email: "piet@a.nl"})
+			return err
+		}, ErrInvitationInvalid},
+		{"withdrawing another organisation's invitation", func() error {
+			_, inv, err := s.Invite("admin-a", a, "kees@a.nl", nil, apps)
+			if err != nil {
+				return err
+			}
+			return s.Withdraw("admin-b", b, inv.ID)
+		}, ErrForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.do(); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	t.Run("another address cannot accept", func(t *testing.T) {
+		token, _, _ := s.Invite("admin-a", a, "jan@a.nl", nil, apps)
+		if _, err := s.Accept(token, store.Account{ID: "mallory", Email: "mallory@a.nl"}); !errors.Is(err, ErrInvitationOtherEmail) {
+			t.Fatalf("err = %v", err)
+		}
+		if _, err := s.Accept(token, store.Account{ID: "jan", Email: "jan@a.nl"}); err != nil {
+			t.Fatalf("the invited address could no longer accept: %v", err)
+		}
+	})
+	t.Run("invitations expire after 7 days", func(t *testing.T) {
+		token, _, _ := s.Invite("admin-a", a, "late@a.nl", nil, apps)
+		s.Now = func() time.Time { return time.Now().Add(InvitationValidity + time.Second) }
+		defer func() { s.Now = time.Now }()
+		if _, err := s.Accept(token, store.Account{ID: "late", Email: "late@a.nl"}); !errors.Is(err, ErrInvitationInvalid) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("refusals are audited", func(t *testing.T) {
+		entries, _ := s.Store.Audit(a, 100)
+		denied := 0
+		for _, e := range entries {
+			if e.Action == "denied" {
+				denied++
+			}
+		}
+		if denied < 2 {
+			t.Fatalf("%d refusals in the audit log", denied)
+		}
+	})
+}
