@@ -110,7 +110,7 @@ func TestInvitationEndToEnd(t *testing.T) {
 	})
 	t.Run("audit log", func(t *testing.T) {
 		_, body := ab.page("/org/11111111")
-		for _, want := range []string{"invite piet@a.nl", "accept_invitation", "set_apps", "remove"} {
+		for _, want := range []string{"nodigde piet@a.nl uit (apps: Website)", "accepteerde de uitnodiging", "de apps: Declaratie Systeem", "verwijderde Collega piet@a.nl"} {
 			if !strings.Contains(body, want) {
 				t.Errorf("audit log lacks %q", want)
 			}
@@ -185,7 +185,7 @@ func TestCrossOrganisationAttempts(t *testing.T) {
 		expectStatus(t, resp, body, http.StatusForbidden)
 	})
 	_, body := bb.page("/org/22222222")
-	if n := strings.Count(body, "denied"); n < 4 {
+	if n := strings.Count(body, "werd geweigerd"); n < 4 {
 		t.Fatalf("B's audit log shows %d refused attempts, want the attempts on B", n)
 	}
 	if r, _ := bb.page("/org/22222222"); !strings.Contains(mustBody(t, bb, "/org/22222222"), "kees@b.nl") || r.StatusCode != http.StatusOK {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -36,7 +37,7 @@ type memberView struct {
 type orgAdminData struct {
 	Org      store.Organisation
 	Members  []memberView
-	Invites  []store.Invitation
+	Invites  []inviteView
 	Audit    []auditView
 	AllApps  []AppInfo
 	MyID     string
@@ -46,6 +47,14 @@ type orgAdminData struct {
 type auditView struct {
 	store.AuditEntry
 	ActorName string
+	// Text says in words what happened.
+	Text string
+}
+
+// inviteView is a pending invitation with its apps' names for people.
+type inviteView struct {
+	store.Invitation
+	AppNames string
 }
 
 func (p *Portal) apps() []AppInfo {
@@ -141,7 +150,7 @@ func (p *Portal) orgAdmin(w http.ResponseWriter, r *http.Request) {
 		p.forbidden(w, r, lang, a.ID, "view the admin page of an organisation", kvk)
 		return
 	}
-	d, err := p.orgAdminData(kvk, a.ID)
+	d, err := p.orgAdminData(lang, kvk, a.ID)
 	if err != nil {
 		p.serverError(w, r, lang, "reading an organisation", err)
 		return
@@ -158,7 +167,18 @@ func (p *Portal) orgAdmin(w http.ResponseWriter, r *http.Request) {
 	p.pages.render(w, r, http.StatusOK, "orgadmin", v)
 }
 
-func (p *Portal) orgAdminData(kvk, me string) (orgAdminData, error) {
+// displayApps turns app names into the names people know, comma-separated.
+func (p *Portal) displayApps(names []string) string {
+	var out []string
+	for _, app := range p.apps() {
+		if slices.Contains(names, app.Name) {
+			out = append(out, app.Display)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func (p *Portal) orgAdminData(lang Lang, kvk, me string) (orgAdminData, error) {
 	o, err := p.cfg.Orgs.Store.Organisation(kvk)
 	if err != nil {
 		return orgAdminData{}, err
@@ -186,15 +206,36 @@ func (p *Portal) orgAdminData(kvk, me string) (orgAdminData, error) {
 		d.Members = append(d.Members, memberView{Membership: m, Name: acct.Name, Email: acct.Email,
 			InvitedByName: name(m.InvitedBy).Name, Anchored: anchored})
 	}
-	if d.Invites, err = p.cfg.Orgs.Store.Invitations(kvk); err != nil {
+	invites, err := p.cfg.Orgs.Store.Invitations(kvk)
+	if err != nil {
 		return d, err
+	}
+	for _, inv := range invites {
+		d.Invites = append(d.Invites, inviteView{Invitation: inv, AppNames: p.displayApps(inv.Apps)})
 	}
 	entries, err := p.cfg.Orgs.Store.Audit(kvk, auditLength)
 	if err != nil {
 		return d, err
 	}
 	for _, e := range entries {
-		d.Audit = append(d.Audit, auditView{AuditEntry: e, ActorName: name(e.Actor).Name})
+		target := e.Target
+		if a := name(e.Target); a.Name != "" {
+			target = a.Name
+		}
+		detail := ""
+		switch e.Action {
+		case "set_apps", "invite":
+			detail = p.displayApps(strings.Split(strings.TrimPrefix(e.Detail, "apps: "), ","))
+			if detail == "" {
+				detail = lang.T("audit.noapps")
+			}
+		case "set_role":
+			detail = lang.T("role." + e.Detail)
+		case "denied":
+			detail = e.Detail
+		}
+		text := strings.ReplaceAll(strings.ReplaceAll(lang.T("audit."+e.Action), "{target}", target), "{detail}", detail)
+		d.Audit = append(d.Audit, auditView{AuditEntry: e, ActorName: name(e.Actor).Name, Text: text})
 	}
 	return d, nil
 }
@@ -251,7 +292,7 @@ func (p *Portal) afterOrgAction(w http.ResponseWriter, r *http.Request, lang Lan
 	case errors.Is(err, org.ErrForbidden):
 		p.forbidden(w, r, lang, a.ID, action, kvk)
 	case errors.Is(err, org.ErrLastAdmin), errors.Is(err, org.ErrUnknownApp), errors.Is(err, account.ErrEmailInvalid):
-		d, derr := p.orgAdminData(kvk, a.ID)
+		d, derr := p.orgAdminData(lang, kvk, a.ID)
 		if derr != nil {
 			p.serverError(w, r, lang, "reading an organisation", derr)
 			return
@@ -298,7 +339,7 @@ func (p *Portal) orgInvite(w http.ResponseWriter, r *http.Request, lang Lang, a 
 		p.logger.Error("sending an invitation failed", zap.String("kvk", kvk), zap.Error(err))
 		// Without the mail the link is lost: take the invitation back.
 		_ = p.cfg.Orgs.Withdraw(a.ID, kvk, inv.ID)
-		d, _ := p.orgAdminData(kvk, a.ID)
+		d, _ := p.orgAdminData(lang, kvk, a.ID)
 		p.pages.render(w, r, http.StatusServiceUnavailable, "orgadmin", &view{Lang: lang, Title: "orgadmin.title",
 			CSRF: csrfToken(w, r), Data: d, FormError: lang.T("mail.failed"), Values: map[string]string{"email": email},
 			User: &userView{ID: a.ID, Email: a.Email, Name: a.Name}})

@@ -169,4 +169,13 @@ var textsEN = map[string]string{
 	"dashboard.linkfirst":       "Link your company with eHerkenning",
 	"reset.done.title":          "Password changed",
 	"reset.backtologin":         "Back to sign in",
+	"orgadmin.valid":            "Valid",
+	"audit.noapps":              "no apps",
+	"audit.invite":              "invited {target} (apps: {detail})",
+	"audit.accept_invitation":   "accepted the invitation",
+	"audit.set_apps":            "gave {target} the apps: {detail}",
+	"audit.set_role":            "made {target} {detail}",
+	"audit.remove":              "removed {target}",
+	"audit.withdraw_invitation": "withdrew the invitation for {target}",
+	"audit.denied":              "was refused: {detail}",
 }

@@ -169,4 +169,13 @@ var textsNL = map[string]string{
 	"dashboard.linkfirst":       "Bedrijf koppelen met eHerkenning",
 	"reset.done.title":          "Wachtwoord gewijzigd",
 	"reset.backtologin":         "Terug naar aanmelden",
+	"orgadmin.valid":            "Geldig",
+	"audit.noapps":              "geen apps",
+	"audit.invite":              "nodigde {target} uit (apps: {detail})",
+	"audit.accept_invitation":   "accepteerde de uitnodiging",
+	"audit.set_apps":            "gaf {target} de apps: {detail}",
+	"audit.set_role":            "maakte {target} {detail}",
+	"audit.remove":              "verwijderde {target}",
+	"audit.withdraw_invitation": "trok de uitnodiging voor {target} in",
+	"audit.denied":              "werd geweigerd: {detail}",
 }
