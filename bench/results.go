@@ -1,0 +1,580 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// results is everything one run measured; it is written to results.json
+// as is. Durations are in nanoseconds (fields ending in _ns).
+type results struct {
+	Started    time.Time     `json:"started"`
+	Elapsed    time.Duration `json:"elapsed_ns"`
+	Commit     string        `json:"commit"`
+	Dirty      bool          `json:"dirty"`
+	DirtyFiles []string      `json:"dirty_files,omitempty"`
+	GoVersion  string        `json:"go_version"`
+	OS         string        `json:"os"`
+	Arch       string        `json:"arch"`
+	CPUs       int           `json:"cpus"`
+	CPUModel   string        `json:"cpu_model"`
+	Kernel     string        `json:"kernel"`
+	MemTotal   string        `json:"mem_total"`
+	Settings   settings      `json:"settings"`
+	// BuildSeconds is how long `go build ./cmd/wijgate` took in this run.
+	BuildSeconds float64         `json:"build_seconds"`
+	Overhead     overheadResults `json:"overhead"`
+	Storm        []stormRun      `json:"storm"`
+	// StormMemory is the overhead/storm server's memory after the storm.
+	StormMemory *memory       `json:"storm_server_memory,omitempty"`
+	Scale       scaleResults  `json:"scale"`
+	Micro       *microResults `json:"micro,omitempty"`
+	Targets     []target      `json:"targets"`
+	Errors      []string      `json:"errors,omitempty"`
+}
+
+// loadSummary sums up one load's segments over the rounds.
+type loadSummary struct {
+	Load      string          `json:"load"`
+	Rounds    int             `json:"rounds"`
+	Requests  int64           `json:"requests"`
+	RPS       float64         `json:"rps_median"`
+	RPSRounds []float64       `json:"rps_rounds"`
+	P50       time.Duration   `json:"p50_ns"` // over all rounds' requests
+	P99       time.Duration   `json:"p99_ns"`
+	P99Rounds []time.Duration `json:"p99_rounds_ns"`
+	// CPU per request in microseconds, and CPU share in cores.
+	ServerCPUPerReq  float64 `json:"server_cpu_us_per_request"`
+	BackendCPUPerReq float64 `json:"backend_cpu_us_per_request"`
+	LoadCPUPerReq    float64 `json:"loadgen_cpu_us_per_request"`
+	ServerCores      float64 `json:"server_cpu_cores"`
+	LoadCores        float64 `json:"loadgen_cpu_cores"`
+	BackendCores     float64 `json:"backend_cpu_cores"`
+	// OtherCores is the CPU other processes on the machine used during
+	// the measurement, in cores; StealCores what the hypervisor took.
+	OtherCores float64        `json:"other_processes_cpu_cores"`
+	StealCores float64        `json:"steal_cpu_cores"`
+	Statuses   map[string]int `json:"statuses"`
+	Unexpected int64          `json:"unexpected"`
+	Errors     int64          `json:"errors"`
+}
+
+func summarize(name string, segs []*segment) *loadSummary {
+	s := &loadSummary{Load: name, Rounds: len(segs), Statuses: map[string]int{}}
+	var wall, srv, be, lg, other, steal time.Duration
+	for _, g := range segs {
+		s.Requests += g.Requests
+		s.RPSRounds = append(s.RPSRounds, g.RPS)
+		s.P99Rounds = append(s.P99Rounds, g.P99)
+		wall += g.Duration
+		srv += g.ServerCPU
+		be += g.BackendCPU
+		lg += g.LoadCPU
+		other += g.OtherCPU
+		steal += g.StealCPU
+		s.Unexpected += g.Unexpected
+		s.Errors += g.Errors
+		for k, v := range g.Statuses {
+			s.Statuses[k] += v
+		}
+	}
+	s.RPS = median(s.RPSRounds)
+	all := pooled(segs)
+	s.P50, s.P99 = pct(all, 0.5), pct(all, 0.99)
+	s.ServerCPUPerReq, s.BackendCPUPerReq, s.LoadCPUPerReq = cpuPer(srv, s.Requests), cpuPer(be, s.Requests), cpuPer(lg, s.Requests)
+	if wall > 0 {
+		s.ServerCores, s.BackendCores, s.LoadCores = srv.Seconds()/wall.Seconds(), be.Seconds()/wall.Seconds(), lg.Seconds()/wall.Seconds()
+		s.OtherCores, s.StealCores = other.Seconds()/wall.Seconds(), steal.Seconds()/wall.Seconds()
+	}
+	return s
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func byLoad(segs []*segment, name string) []*segment {
+	var out []*segment
+	for _, s := range segs {
+		if s.Load == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// roundRatios pairs a's and b's segments by round: b.RPS/a.RPS and
+// b.P99-a.P99 per round.
+func roundRatios(a, b []*segment) (ratios []float64, p99Added []float64) {
+	for i := range min(len(a), len(b)) {
+		ratios = append(ratios, b[i].RPS/a[i].RPS)
+		p99Added = append(p99Added, float64(b[i].P99-a[i].P99))
+	}
+	return ratios, p99Added
+}
+
+type overheadResults struct {
+	Segments  []*segment     `json:"segments"`
+	Summaries []*loadSummary `json:"summaries"`
+	// GuardedPlainRatio is the median over rounds of guarded req/s divided
+	// by plain req/s in the same round.
+	GuardedPlainRatio float64   `json:"guarded_plain_ratio"`
+	RatioRounds       []float64 `json:"guarded_plain_ratio_rounds"`
+	// P99Added is guarded p99 minus plain p99, each over all rounds'
+	// requests; P99AddedMedian is the median of the per-round differences.
+	P99Added       time.Duration   `json:"p99_added_ns"`
+	P99AddedMedian time.Duration   `json:"p99_added_median_of_rounds_ns"`
+	P99AddedRounds []time.Duration `json:"p99_added_rounds_ns"`
+	// ServerCPUAdded is the guard's server CPU per request, guarded minus
+	// plain, in microseconds.
+	ServerCPUAdded float64      `json:"server_cpu_added_us_per_request"`
+	Backend        backendStats `json:"backend"`
+	Memory         memory       `json:"server_memory"`
+}
+
+type stormRun struct {
+	Variant           string        `json:"variant"`
+	DistinctAddresses bool          `json:"distinct_client_addresses"`
+	Rate              int           `json:"logins_per_second"`
+	Quiet             []*segment    `json:"quiet_segments"`
+	Storm             []*segment    `json:"storm_segments"`
+	QuietSummary      *loadSummary  `json:"quiet"`
+	StormSummary      *loadSummary  `json:"during_storm"`
+	P99Ratio          float64       `json:"p99_storm_over_quiet"`
+	P99RatioRounds    []float64     `json:"p99_storm_over_quiet_rounds"`
+	RPSRatio          float64       `json:"rps_storm_over_quiet"`
+	Logins            stormStats    `json:"logins"`
+	StormP99          time.Duration `json:"storm_p99_ns"`
+	QuietP99          time.Duration `json:"quiet_p99_ns"`
+}
+
+type seedResult struct {
+	From              int           `json:"from"`
+	To                int           `json:"to"`
+	Duration          time.Duration `json:"duration_ns"`
+	AccountsPerSecond float64       `json:"accounts_per_second"`
+}
+
+type scaleSize struct {
+	Sessions int `json:"sessions"`
+	// Hot is how many distinct seeded sessions the guarded load cycles.
+	Hot                 int   `json:"hot_sessions"`
+	StoreAllocated      int64 `json:"store_bytes_on_disk"`
+	StoreApparent       int64 `json:"store_bytes_apparent"`
+	StoreAllocatedAfter int64 `json:"store_bytes_on_disk_after_run"`
+	// Warm is one guarded segment over the hot sessions on the fresh
+	// server, before any other session was used; MemoryHot is the
+	// server's memory right after it.
+	Warm      *segment `json:"warm"`
+	MemoryHot memory   `json:"server_memory_hot_only"`
+	// Fill is one pass over the sessions from hot to min(sessions, fill),
+	// each new to the server (absent when there are none); Memory is read
+	// after it and the rounds.
+	Fill              *pass          `json:"fill"`
+	Segments          []*segment     `json:"segments"`
+	Plain             *loadSummary   `json:"plain"`
+	Guarded           *loadSummary   `json:"guarded"`
+	GuardedPlainRatio float64        `json:"guarded_plain_ratio"`
+	RatioRounds       []float64      `json:"guarded_plain_ratio_rounds"`
+	Memory            memory         `json:"server_memory"`
+	Extra             map[string]any `json:"extra,omitempty"`
+}
+
+type plainOnlyRun struct {
+	Segments []*segment   `json:"segments"`
+	Summary  *loadSummary `json:"summary"`
+	Memory   memory       `json:"server_memory"`
+}
+
+type scaleResults struct {
+	Seeding   []seedResult `json:"seeding"`
+	Sizes     []*scaleSize `json:"sizes"`
+	PlainOnly plainOnlyRun `json:"plain_only"`
+	// LargestOverSmallest compares the largest size with the smallest:
+	// guarded req/s (median of rounds), and the same normalised by each
+	// size's plain req/s.
+	From                  int     `json:"from"`
+	To                    int     `json:"to"`
+	GuardedRPSRatio       float64 `json:"guarded_rps_ratio"`
+	NormalisedRatio       float64 `json:"guarded_plain_ratio_ratio"`
+	MemoryRatioSize       int     `json:"memory_ratio_size,omitempty"`
+	MemoryHWMOverPlain    float64 `json:"vm_hwm_over_plain,omitempty"`
+	MemoryRSSOverPlain    float64 `json:"vm_rss_over_plain,omitempty"`
+	MemoryHWMAddedMiBSize float64 `json:"vm_hwm_added_mib,omitempty"`
+	// The same with only the hot sessions in use.
+	MemoryHotHWMOverPlain float64 `json:"hot_only_vm_hwm_over_plain,omitempty"`
+	MemoryHotRSSOverPlain float64 `json:"hot_only_vm_rss_over_plain,omitempty"`
+}
+
+// target is one of issue 6's targets, reported, never asserted.
+type target struct {
+	Name  string `json:"name"`
+	Want  string `json:"want"`
+	Value string `json:"value"`
+	// Met is absent when the run did not measure it.
+	Met  *bool  `json:"met,omitempty"`
+	Note string `json:"note,omitempty"`
+}
+
+func newResults(s settings) results {
+	r := results{Started: time.Now(), Settings: s, GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				r.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		r.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		r.MemTotal = strings.Join(strings.Fields(strings.TrimPrefix(line, "MemTotal:")), " ")
+	}
+	return r
+}
+
+// describe records the source the binary was built from.
+func (r *results) describe(root string) {
+	if out, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output(); err == nil {
+		r.Commit = strings.TrimSpace(string(out))
+	}
+	if out, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=all").Output(); err == nil {
+		for line := range strings.SplitSeq(strings.TrimRight(string(out), "\n"), "\n") {
+			if line != "" && !strings.Contains(line, "bench/") {
+				r.DirtyFiles = append(r.DirtyFiles, strings.TrimSpace(line))
+			}
+		}
+		r.Dirty = len(r.DirtyFiles) > 0
+	}
+}
+
+// finish computes the summaries, ratios and targets from the segments.
+func (r *results) finish() {
+	o := &r.Overhead
+	for _, name := range []string{"plain", "guarded", "redirect", "401", "401-forged"} {
+		if segs := byLoad(o.Segments, name); len(segs) > 0 {
+			o.Summaries = append(o.Summaries, summarize(name, segs))
+		}
+	}
+	plain, guarded := byLoad(o.Segments, "plain"), byLoad(o.Segments, "guarded")
+	if len(plain) > 0 && len(guarded) > 0 {
+		ratios, added := roundRatios(plain, guarded)
+		o.RatioRounds = ratios
+		o.GuardedPlainRatio = median(ratios)
+		for _, a := range added {
+			o.P99AddedRounds = append(o.P99AddedRounds, time.Duration(a))
+		}
+		sp, sg := summarize("", plain), summarize("", guarded)
+		o.P99Added = sg.P99 - sp.P99
+		o.P99AddedMedian = time.Duration(median(added))
+		o.ServerCPUAdded = sg.ServerCPUPerReq - sp.ServerCPUPerReq
+	}
+	for i := range r.Storm {
+		s := &r.Storm[i]
+		s.QuietSummary = summarize("guarded, no storm", s.Quiet)
+		s.StormSummary = summarize("guarded, storm", s.Storm)
+		for j := range min(len(s.Quiet), len(s.Storm)) {
+			s.P99RatioRounds = append(s.P99RatioRounds, float64(s.Storm[j].P99)/float64(s.Quiet[j].P99))
+		}
+		s.P99Ratio = median(s.P99RatioRounds)
+		s.QuietP99, s.StormP99 = s.QuietSummary.P99, s.StormSummary.P99
+		if s.QuietSummary.RPS > 0 {
+			s.RPSRatio = s.StormSummary.RPS / s.QuietSummary.RPS
+		}
+	}
+	sc := &r.Scale
+	for _, z := range sc.Sizes {
+		p := byLoad(z.Segments, "plain")
+		var g []*segment
+		for _, s := range z.Segments {
+			if s.Load != "plain" {
+				g = append(g, s)
+			}
+		}
+		if len(p) > 0 && len(g) > 0 {
+			z.Plain, z.Guarded = summarize("plain", p), summarize(g[0].Load, g)
+			z.RatioRounds, _ = roundRatios(p, g)
+			z.GuardedPlainRatio = median(z.RatioRounds)
+		}
+	}
+	if len(sc.PlainOnly.Segments) > 0 {
+		sc.PlainOnly.Summary = summarize("plain (plain-only server)", sc.PlainOnly.Segments)
+	}
+	if n := len(sc.Sizes); n >= 2 && sc.Sizes[0].Guarded != nil && sc.Sizes[n-1].Guarded != nil {
+		a, b := sc.Sizes[0], sc.Sizes[n-1]
+		sc.From, sc.To = a.Sessions, b.Sessions
+		sc.GuardedRPSRatio = b.Guarded.RPS / a.Guarded.RPS
+		sc.NormalisedRatio = b.GuardedPlainRatio / a.GuardedPlainRatio
+	}
+	if mz := r.memorySize(); mz != nil && sc.PlainOnly.Memory.HWMKiB > 0 {
+		sc.MemoryRatioSize = mz.Sessions
+		sc.MemoryHWMOverPlain = float64(mz.Memory.HWMKiB) / float64(sc.PlainOnly.Memory.HWMKiB)
+		sc.MemoryRSSOverPlain = float64(mz.Memory.RSSKiB) / float64(sc.PlainOnly.Memory.RSSKiB)
+		sc.MemoryHWMAddedMiBSize = float64(mz.Memory.HWMKiB-sc.PlainOnly.Memory.HWMKiB) / 1024
+		sc.MemoryHotHWMOverPlain = float64(mz.MemoryHot.HWMKiB) / float64(sc.PlainOnly.Memory.HWMKiB)
+		sc.MemoryHotRSSOverPlain = float64(mz.MemoryHot.RSSKiB) / float64(sc.PlainOnly.Memory.RSSKiB)
+	}
+	r.targets()
+}
+
+// memorySize is the scale size the memory target is read at: 100k
+// sessions, or failing that the largest size measured.
+func (r *results) memorySize() *scaleSize {
+	var best *scaleSize
+	for _, z := range r.Scale.Sizes {
+		if z.Sessions == 100_000 {
+			return z
+		}
+		best = z
+	}
+	return best
+}
+
+func met(ok bool) *bool { return &ok }
+
+func (r *results) targets() {
+	o := r.Overhead
+	var ts []target
+	if o.GuardedPlainRatio > 0 {
+		ts = append(ts, target{Name: "guarded/plain throughput", Want: "≥ 0.97",
+			Value: fmt.Sprintf("%.3f", o.GuardedPlainRatio), Met: met(o.GuardedPlainRatio >= 0.97)})
+		ts = append(ts, target{Name: "p99 added by the guard", Want: "≤ 0.200 ms",
+			Value: fmt.Sprintf("%.3f ms", ms(o.P99Added)), Met: met(o.P99Added <= 200*time.Microsecond)})
+	}
+	sc := r.Scale
+	if sc.To > 0 {
+		t := target{Name: "guarded throughput 1M vs 1k", Want: "≥ 0.95",
+			Value: fmt.Sprintf("%.3f (%s vs %s)", sc.GuardedRPSRatio, count(sc.To), count(sc.From))}
+		if sc.To >= 1_000_000 && sc.From <= 1_000 {
+			t.Met = met(sc.GuardedRPSRatio >= 0.95)
+		} else {
+			t.Note = fmt.Sprintf("not measured at 1M: this run's sizes were %s to %s (seeding 1M through the store's per-record transactions does not fit the time budget; see the README)", count(sc.From), count(sc.To))
+		}
+		ts = append(ts, t)
+	}
+	if mz := r.memorySize(); mz != nil && sc.MemoryHWMOverPlain > 0 {
+		plain := sc.PlainOnly.Memory.HWMKiB >> 10
+		for _, m := range []struct {
+			what     string
+			hwm, rss float64
+			mem      memory
+		}{
+			{fmt.Sprintf("%s in use", count(mz.Hot)), sc.MemoryHotHWMOverPlain, sc.MemoryHotRSSOverPlain, mz.MemoryHot},
+			{fmt.Sprintf("%s in use", count(min(mz.Sessions, r.Settings.Fill))), sc.MemoryHWMOverPlain, sc.MemoryRSSOverPlain, mz.Memory},
+		} {
+			t := target{Name: fmt.Sprintf("RSS at %s sessions (%s) vs plain Caddy", count(mz.Sessions), m.what), Want: "≤ 1.2×",
+				Value: fmt.Sprintf("%.2f× VmHWM, %.2f× VmRSS (%d vs %d MiB)", m.hwm, m.rss, m.mem.HWMKiB>>10, plain)}
+			if mz.Sessions == 100_000 {
+				t.Met = met(m.hwm <= 1.2)
+			} else {
+				t.Note = fmt.Sprintf("measured at %s sessions, not 100k", count(mz.Sessions))
+			}
+			ts = append(ts, t)
+		}
+	}
+	for _, s := range r.Storm {
+		if s.P99Ratio == 0 {
+			continue
+		}
+		t := target{Name: "guarded p99 during the login storm (" + s.Variant + ")", Want: "≤ 2× no storm",
+			Value: fmt.Sprintf("%.2f× (%.3f vs %.3f ms)", s.P99Ratio, ms(s.StormP99), ms(s.QuietP99)), Met: met(s.P99Ratio <= 2)}
+		if s.Logins.Refused > s.Logins.Attempts/2 {
+			t.Note = fmt.Sprintf("%d of %d logins were refused by login regulation (429) without hashing, so this storm mostly did not happen", s.Logins.Refused, s.Logins.Attempts)
+		}
+		ts = append(ts, t)
+	}
+	r.Targets = ts
+}
+
+func count(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1_000 && n%1_000 == 0:
+		return fmt.Sprintf("%dk", n/1_000)
+	}
+	return fmt.Sprint(n)
+}
+
+func mib(kib int64) string { return fmt.Sprintf("%.1f", float64(kib)/1024) }
+
+// printTable writes the human summary.
+func (r *results) printTable(w io.Writer) {
+	commit := r.Commit
+	if len(commit) > 12 {
+		commit = commit[:12]
+	}
+	if r.Dirty {
+		commit += fmt.Sprintf(" + %d uncommitted files", len(r.DirtyFiles))
+	}
+	s := r.Settings
+	fmt.Fprintf(w, "\nwijgate bench (%s) — %s, %s, %d CPUs (%s), %s\n", s.Mode, commit, r.GoVersion, r.CPUs, r.CPUModel, r.Started.Format(time.RFC3339))
+	fmt.Fprintf(w, "loopback, %d connections, closed loop, %d interleaved rounds of %v after %v warm-up; ran %.0f s\n",
+		s.Concurrency, s.Rounds, s.Round, s.Warm, r.Elapsed.Seconds())
+	fmt.Fprintln(w, "Absolute figures are this machine's; compare ratios across machines.")
+
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	header := "route\treq/s\tp50 ms\tp99 ms\tserver µs/req\tloadgen µs/req\tbackend µs/req\tloadgen cores\tother procs cores\tstatus\t\n"
+	row := func(label string, x *loadSummary) {
+		if x == nil {
+			return
+		}
+		st := statusString(x.Statuses)
+		if x.Errors > 0 {
+			st += fmt.Sprintf(" err×%d", x.Errors)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%s\t\n", label, x.RPS, ms(x.P50), ms(x.P99),
+			x.ServerCPUPerReq, x.LoadCPUPerReq, x.BackendCPUPerReq, x.LoadCores, x.OtherCores, st)
+	}
+	o := r.Overhead
+	if len(o.Summaries) > 0 {
+		fmt.Fprintf(w, "\n1. Guard overhead — one server, session from the real login (account via `wijgate accounts add`)\n")
+		fmt.Fprint(tw, header)
+		labels := map[string]string{
+			"plain": "plain reverse_proxy", "guarded": "wijgate + reverse_proxy",
+			"redirect": "no session, browser → 302", "401": "no session, API → 401", "401-forged": "forged cookie → 401",
+		}
+		for _, x := range o.Summaries {
+			row(labels[x.Load], x)
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "guarded/plain req/s: %.3f (median; rounds %s)\n", o.GuardedPlainRatio, floats(o.RatioRounds, "%.3f"))
+		fmt.Fprintf(w, "p99 added by the guard: %.3f ms (all rounds' requests; per round %s, median %.3f)\n", ms(o.P99Added), durs(o.P99AddedRounds), ms(o.P99AddedMedian))
+		fmt.Fprintf(w, "server CPU added by the guard: %.1f µs/request\n", o.ServerCPUAdded)
+		be := o.Backend
+		fmt.Fprintf(w, "upstream saw %d guarded requests: %d with the guard's identity, %d with X-Wij-Org-Kvk, %d with X-Wij-Assertion; %d forged headers and %d session cookies leaked\n",
+			be.Guarded, be.GuardedIdentified, be.GuardedOrg, be.GuardedAssertion, be.ForgedLeaks, be.CookieLeaks)
+		fmt.Fprintf(w, "server memory after these rounds: VmHWM %s MiB, VmRSS %s MiB (includes one login's argon2id)\n", mib(o.Memory.HWMKiB), mib(o.Memory.RSSKiB))
+	}
+
+	if len(r.Storm) > 0 {
+		fmt.Fprintf(w, "\n2. Login storm — %d logins/s through POST /login (half wrong password), %d rounds of %v quiet / %v storm\n",
+			r.Storm[0].Rate, s.StormRounds, s.StormRound, s.StormRound)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, "client addresses\tguarded p99 quiet\tduring storm\tratio\treq/s ratio\tlogins\tlogged in\twrong→401\trefused 429\tbusy 503\tlogin p50 ms\tlogin p99 ms\thashed p50\thashed p99\tqueued?\t\n")
+		for _, x := range r.Storm {
+			l := x.Logins
+			fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.2f×\t%.3f\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t\n", x.Variant,
+				ms(x.QuietP99), ms(x.StormP99), x.P99Ratio, x.RPSRatio, l.Attempts, l.RightOK, l.WrongRejected, l.Refused, l.Busy,
+				ms(l.P50), ms(l.P99), ms(l.P50Hashed), ms(l.P99Hashed), l.StartedBehind)
+		}
+		tw.Flush()
+		fmt.Fprintln(w, "queued? = logins started while as many others were in flight as the server has hashing slots (one per CPU): they probably waited for a slot; the server does not report its queue.")
+		fmt.Fprintln(w, "\"many client addresses\" sends each attempt with its own X-Forwarded-For (loopback is a trusted proxy); \"one client address\" is everyone behind 127.0.0.1, which login regulation locks after 5 failures in 10 minutes.")
+	}
+
+	sc := r.Scale
+	if len(sc.Sizes) > 0 {
+		fmt.Fprintf(w, "\n3. Scale — accounts with an eHerkenning-anchored organisation and a session each, seeded through the store; a fresh server per size\n")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, "sessions\tstore MiB\thot sessions\tVmHWM hot only\tnew-session req/s\tnew-session p99 ms\tplain req/s\tguarded req/s\tguarded p50 ms\tguarded p99 ms\tguarded/plain\tserver µs/req\tVmHWM MiB\tVmRSS MiB\tRssAnon\tRssFile\t\n")
+		for _, z := range sc.Sizes {
+			if z.Guarded == nil {
+				continue
+			}
+			fillRPS, fillP99 := "-", "-"
+			if z.Fill != nil {
+				fillRPS, fillP99 = fmt.Sprintf("%.0f", z.Fill.RPS), fmt.Sprintf("%.3f", ms(z.Fill.P99))
+			}
+			fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%.1f\t%s\t%s\t%s\t%s\t\n", count(z.Sessions),
+				float64(z.StoreAllocated)/(1<<20), count(z.Hot), mib(z.MemoryHot.HWMKiB), fillRPS, fillP99, z.Plain.RPS, z.Guarded.RPS,
+				ms(z.Guarded.P50), ms(z.Guarded.P99), z.GuardedPlainRatio, z.Guarded.ServerCPUPerReq,
+				mib(z.Memory.HWMKiB), mib(z.Memory.RSSKiB), mib(z.Memory.AnonKiB), mib(z.Memory.FileKiB))
+		}
+		if p := sc.PlainOnly.Summary; p != nil {
+			fmt.Fprintf(tw, "plain-only Caddy\t\t\t\t\t\t%.0f\t\t\t\t\t%.1f\t%s\t%s\t%s\t%s\t\n", p.RPS, p.ServerCPUPerReq,
+				mib(sc.PlainOnly.Memory.HWMKiB), mib(sc.PlainOnly.Memory.RSSKiB), mib(sc.PlainOnly.Memory.AnonKiB), mib(sc.PlainOnly.Memory.FileKiB))
+		}
+		tw.Flush()
+		for _, sd := range sc.Seeding {
+			fmt.Fprintf(w, "seeded %d..%d in %.1f s (%.0f accounts/s, 3 synchronous store transactions each)\n", sd.From, sd.To-1, sd.Duration.Seconds(), sd.AccountsPerSecond)
+		}
+		if sc.To > 0 {
+			fmt.Fprintf(w, "guarded req/s %s vs %s: %.3f (normalised by plain in the same run: %.3f)\n", count(sc.To), count(sc.From), sc.GuardedRPSRatio, sc.NormalisedRatio)
+		}
+		if sc.MemoryHWMOverPlain > 0 {
+			fmt.Fprintf(w, "memory at %s sessions vs plain-only Caddy: VmHWM %.2f×, VmRSS %.2f× (+%.1f MiB peak) with %s in use; VmHWM %.2f× with the hot ones only\n",
+				count(sc.MemoryRatioSize), sc.MemoryHWMOverPlain, sc.MemoryRSSOverPlain, sc.MemoryHWMAddedMiBSize,
+				count(min(sc.MemoryRatioSize, r.Settings.Fill)), sc.MemoryHotHWMOverPlain)
+		}
+	}
+
+	if m := r.Micro; m != nil {
+		fmt.Fprintf(w, "\n4. Hot-path micro-benchmarks — %s\n", m.Command)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, "package\tbenchmark\tns/op\tB/op\tallocs/op\t\n")
+		for _, x := range m.Benchmarks {
+			name := strings.TrimPrefix(strings.TrimPrefix(x.Name, "Benchmark"), "HotPath")
+			pkg := strings.TrimPrefix(x.Package, "github.com/wijtechniek/wijgate/")
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%d\t%d\t\n", pkg, name, x.NsPerOp, x.BytesPerOp, x.AllocsPerOp)
+		}
+		tw.Flush()
+	}
+
+	if len(r.Targets) > 0 {
+		fmt.Fprintf(w, "\nTargets (issue 6; reported, never asserted)\n")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, t := range r.Targets {
+			verdict := "not measured"
+			if t.Met != nil {
+				verdict = map[bool]string{true: "met", false: "MISSED"}[*t.Met]
+			}
+			fmt.Fprintf(tw, "%s\t%s\twant %s\t%s\t%s\n", t.Name, t.Value, t.Want, verdict, t.Note)
+		}
+		tw.Flush()
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintf(w, "ERROR: %s\n", e)
+	}
+}
+
+func statusString(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if len(keys) == 1 {
+		return keys[0]
+	}
+	var out []string
+	for _, k := range keys {
+		out = append(out, fmt.Sprintf("%s×%d", k, m[k]))
+	}
+	return strings.Join(out, " ")
+}
+
+func floats(v []float64, f string) string {
+	var out []string
+	for _, x := range v {
+		out = append(out, fmt.Sprintf(f, x))
+	}
+	return strings.Join(out, " ")
+}
+
+func durs(v []time.Duration) string {
+	var out []string
+	for _, x := range v {
+		out = append(out, fmt.Sprintf("%.3f", ms(x)))
+	}
+	return strings.Join(out, " ")
+}
