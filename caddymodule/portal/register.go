@@ -52,43 +52,11 @@ func (p *Portal) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	switch action := r.PostFormValue("action"); {
-	case action == "send" && f.Stage == stageEmail:
-		email, ok := checkEmailField(v, r.PostFormValue("email"))
-		if !ok {
-			v.Values["email"] = r.PostFormValue("email")
-			v.FormError = lang.T("errors.summary")
-			p.pages.render(w, r, http.StatusBadRequest, "register", v)
-			return
-		}
-		p.registerSend(w, r, v, f, email)
-	case action == "resend" && f.Stage == stageCode:
-		p.registerSend(w, r, v, f, f.Email)
-	case action == "change" && (f.Stage == stageCode || f.Stage == stageVerified):
-		f.Stage = stageEmail
-		if err := p.saveFlow(w, r, &f); err != nil {
-			p.serverError(w, r, lang, "saving a registration", err)
-			return
-		}
-		http.Redirect(w, r, "/register", http.StatusSeeOther)
-	case action == "verify" && f.Stage == stageCode:
-		code := r.PostFormValue("code")
-		if len(code) > maxCodeInput {
-			v.Errors["code"] = lang.T("code.wrong")
-		} else if err := p.cfg.Codes.Check(account.PurposeRegister, f.Email, code); err != nil {
-			v.Errors["code"] = codeError(lang, err)
-		}
-		if len(v.Errors) > 0 {
-			v.FormError = lang.T("errors.summary")
-			p.pages.render(w, r, http.StatusBadRequest, "register", v)
-			return
-		}
-		f.Stage = stageVerified
-		if err := p.saveFlow(w, r, &f); err != nil {
-			p.serverError(w, r, lang, "saving a registration", err)
-			return
-		}
-		http.Redirect(w, r, "/register?verified=1", http.StatusSeeOther)
+	action := r.PostFormValue("action")
+	if p.codeStep(w, r, v, f, registerFlow, action) {
+		return
+	}
+	switch {
 	case action == "create" && f.Stage == stageVerified:
 		p.registerCreate(w, r, v, f)
 	case action == "cancel":
@@ -102,32 +70,6 @@ func (p *Portal) register(w http.ResponseWriter, r *http.Request) {
 		v.FormError = lang.T("form.outofstep")
 		p.pages.render(w, r, http.StatusConflict, "register", v)
 	}
-}
-
-func (p *Portal) registerSend(w http.ResponseWriter, r *http.Request, v *view, f store.Flow, email string) {
-	f.Email = email
-	if ret := p.returnTarget(r, r.PostFormValue("return")); ret != "" {
-		f.Return = ret
-	}
-	v.Return = f.Return
-	v.Values["email"] = email
-	if retry, err := p.sendCode(r, v.Lang, account.PurposeRegister, email); err != nil {
-		// Keep what the person typed; the resend button works once the
-		// mail server is back.
-		if errors.Is(err, errMailFailed) && f.Stage == stageEmail {
-			_ = p.saveFlow(w, r, &f)
-		}
-		status := p.codeSendError(w, v, retry, err)
-		v.Data = registerData{Stage: f.Stage, Email: f.Email}
-		p.pages.render(w, r, status, "register", v)
-		return
-	}
-	f.Stage = stageCode
-	if err := p.saveFlow(w, r, &f); err != nil {
-		p.serverError(w, r, v.Lang, "saving a registration", err)
-		return
-	}
-	http.Redirect(w, r, "/register?sent=1", http.StatusSeeOther)
 }
 
 func (p *Portal) registerCreate(w http.ResponseWriter, r *http.Request, v *view, f store.Flow) {

@@ -2,7 +2,6 @@ package portal
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"go.uber.org/zap"
@@ -49,47 +48,11 @@ func (p *Portal) reset(w http.ResponseWriter, r *http.Request) {
 		p.pages.render(w, r, http.StatusBadRequest, "reset", v)
 		return
 	}
-	switch action := r.PostFormValue("action"); {
-	case action == "send" && f.Stage == stageEmail:
-		email, ok := checkEmailField(v, r.PostFormValue("email"))
-		if !ok {
-			v.Values["email"] = r.PostFormValue("email")
-			v.FormError = lang.T("errors.summary")
-			p.pages.render(w, r, http.StatusBadRequest, "reset", v)
-			return
-		}
-		p.resetSend(w, r, v, f, email)
-	case action == "resend" && f.Stage == stageCode:
-		p.resetSend(w, r, v, f, f.Email)
-	case action == "change" && f.Stage != stageEmail:
-		f.Stage = stageEmail
-		if err := p.saveFlow(w, r, &f); err != nil {
-			p.serverError(w, r, lang, "saving a reset", err)
-			return
-		}
-		http.Redirect(w, r, "/password/forgot", http.StatusSeeOther)
-	case action == "verify" && f.Stage == stageCode:
-		code := r.PostFormValue("code")
-		if len(code) > maxCodeInput {
-			v.Errors["code"] = lang.T("code.wrong")
-		} else if err := p.cfg.Codes.Check(account.PurposeReset, f.Email, code); err != nil {
-			v.Errors["code"] = codeError(lang, err)
-		} else if _, err := p.cfg.Accounts.Store.AccountByEmail(f.Email); err != nil {
-			// Only someone holding the mailbox gets here; a code sent to
-			// an address without an account never leads anywhere.
-			v.Errors["code"] = lang.T("reset.noaccount")
-		}
-		if len(v.Errors) > 0 {
-			v.FormError = lang.T("errors.summary")
-			p.pages.render(w, r, http.StatusBadRequest, "reset", v)
-			return
-		}
-		f.Stage = stageVerified
-		if err := p.saveFlow(w, r, &f); err != nil {
-			p.serverError(w, r, lang, "saving a reset", err)
-			return
-		}
-		http.Redirect(w, r, "/password/forgot", http.StatusSeeOther)
+	action := r.PostFormValue("action")
+	if p.codeStep(w, r, v, f, p.resetFlow(), action) {
+		return
+	}
+	switch {
 	case action == "save" && f.Stage == stageVerified:
 		p.resetSave(w, r, v, f)
 	case action == "cancel":
@@ -104,24 +67,18 @@ func (p *Portal) reset(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (p *Portal) resetSend(w http.ResponseWriter, r *http.Request, v *view, f store.Flow, email string) {
-	f.Email = email
-	v.Values["email"] = email
-	if retry, err := p.sendCode(r, v.Lang, account.PurposeReset, email); err != nil {
-		if errors.Is(err, errMailFailed) && f.Stage == stageEmail {
-			_ = p.saveFlow(w, r, &f)
-		}
-		status := p.codeSendError(w, v, retry, err)
-		v.Data = resetData{Stage: f.Stage, Email: f.Email}
-		p.pages.render(w, r, status, "reset", v)
-		return
+// resetFlow is the reset form's code steps. A right code for an address
+// without an account leads nowhere: only the mailbox's holder learns it.
+func (p *Portal) resetFlow() codeFlow {
+	return codeFlow{
+		purpose: account.PurposeReset, page: "reset", path: "/password/forgot",
+		data: func(f store.Flow) any { return resetData{Stage: f.Stage, Email: f.Email} },
+		afterCode: func(v *view, f store.Flow) {
+			if _, err := p.cfg.Accounts.Store.AccountByEmail(f.Email); err != nil {
+				v.Errors["code"] = v.Lang.T("reset.noaccount")
+			}
+		},
 	}
-	f.Stage = stageCode
-	if err := p.saveFlow(w, r, &f); err != nil {
-		p.serverError(w, r, v.Lang, "saving a reset", err)
-		return
-	}
-	http.Redirect(w, r, "/password/forgot?sent=1", http.StatusSeeOther)
 }
 
 // resetSave sets the new password, ends every session of the account and

@@ -1,0 +1,105 @@
+package portal
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/store"
+)
+
+// codeFlow describes a form that proves an email address with a code
+// before its last step: registration and password reset share the steps
+// "send", "resend", "change" and "verify".
+type codeFlow struct {
+	purpose account.Purpose
+	page    string // template
+	path    string // where the form lives
+	// verifiedQuery is added to path after a right code.
+	verifiedQuery string
+	// data is the template's data for a flow.
+	data func(store.Flow) any
+	// afterCode may refuse a right code, setting a field error.
+	afterCode func(v *view, f store.Flow)
+}
+
+var registerFlow = codeFlow{
+	purpose: account.PurposeRegister, page: "register", path: "/register", verifiedQuery: "?verified=1",
+	data: func(f store.Flow) any { return registerData{Stage: f.Stage, Email: f.Email} },
+}
+
+// codeStep handles the shared steps and reports whether action was one.
+func (p *Portal) codeStep(w http.ResponseWriter, r *http.Request, v *view, f store.Flow, cf codeFlow, action string) bool {
+	lang := v.Lang
+	switch {
+	case action == "send" && f.Stage == stageEmail:
+		email, ok := checkEmailField(v, r.PostFormValue("email"))
+		if !ok {
+			v.Values["email"] = r.PostFormValue("email")
+			v.FormError = lang.T("errors.summary")
+			p.pages.render(w, r, http.StatusBadRequest, cf.page, v)
+			return true
+		}
+		p.sendStep(w, r, v, f, cf, email)
+	case action == "resend" && f.Stage == stageCode:
+		p.sendStep(w, r, v, f, cf, f.Email)
+	case action == "change" && f.Stage != stageEmail:
+		f.Stage = stageEmail
+		if err := p.saveFlow(w, r, &f); err != nil {
+			p.serverError(w, r, lang, "saving a "+string(cf.purpose)+" flow", err)
+			return true
+		}
+		http.Redirect(w, r, cf.path, http.StatusSeeOther)
+	case action == "verify" && f.Stage == stageCode:
+		code := r.PostFormValue("code")
+		if len(code) > maxCodeInput {
+			v.Errors["code"] = lang.T("code.wrong")
+		} else if err := p.cfg.Codes.Check(cf.purpose, f.Email, code); err != nil {
+			v.Errors["code"] = codeError(lang, err)
+		} else if cf.afterCode != nil {
+			cf.afterCode(v, f)
+		}
+		if len(v.Errors) > 0 {
+			v.FormError = lang.T("errors.summary")
+			p.pages.render(w, r, http.StatusBadRequest, cf.page, v)
+			return true
+		}
+		f.Stage = stageVerified
+		if err := p.saveFlow(w, r, &f); err != nil {
+			p.serverError(w, r, lang, "saving a "+string(cf.purpose)+" flow", err)
+			return true
+		}
+		http.Redirect(w, r, cf.path+cf.verifiedQuery, http.StatusSeeOther)
+	default:
+		return false
+	}
+	return true
+}
+
+// sendStep mails a code (or the message that stands in for one) and moves
+// the flow to the code step.
+func (p *Portal) sendStep(w http.ResponseWriter, r *http.Request, v *view, f store.Flow, cf codeFlow, email string) {
+	f.Email = email
+	if ret := p.returnTarget(r, r.PostFormValue("return")); ret != "" {
+		f.Return = ret
+	}
+	v.Return = f.Return
+	v.Values["email"] = email
+	if retry, err := p.sendCode(r, v.Lang, cf.purpose, email); err != nil {
+		// Keep what the person typed; the resend button works once the
+		// mail server is back.
+		if errors.Is(err, errMailFailed) && f.Stage == stageEmail {
+			_ = p.saveFlow(w, r, &f)
+		}
+		status := p.codeSendError(w, v, retry, err)
+		v.Data = cf.data(f)
+		p.pages.render(w, r, status, cf.page, v)
+		return
+	}
+	f.Stage = stageCode
+	if err := p.saveFlow(w, r, &f); err != nil {
+		p.serverError(w, r, v.Lang, "saving a "+string(cf.purpose)+" flow", err)
+		return
+	}
+	http.Redirect(w, r, cf.path+"?sent=1", http.StatusSeeOther)
+}
