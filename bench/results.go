@@ -38,7 +38,10 @@ type results struct {
 	Scale       scaleResults  `json:"scale"`
 	Micro       *microResults `json:"micro,omitempty"`
 	Targets     []target      `json:"targets"`
-	Errors      []string      `json:"errors,omitempty"`
+	// Disturbed lists the measured segments during which other processes
+	// used more than disturbedCores of CPU; their figures are suspect.
+	Disturbed []string `json:"disturbed_segments,omitempty"`
+	Errors    []string `json:"errors,omitempty"`
 }
 
 // loadSummary sums up one load's segments over the rounds.
@@ -334,6 +337,29 @@ func (r *results) finish() {
 		sc.MemoryHotRSSOverPlain = float64(mz.MemoryHot.RSSKiB) / float64(sc.PlainOnly.Memory.RSSKiB)
 	}
 	r.targets()
+	r.disturbed()
+}
+
+// disturbedCores is how much CPU other processes may use during a
+// segment before its figures are flagged.
+const disturbedCores = 0.25
+
+func (r *results) disturbed() {
+	var all []*segment
+	all = append(all, r.Overhead.Segments...)
+	for _, s := range r.Storm {
+		all = append(all, s.Quiet...)
+		all = append(all, s.Storm...)
+	}
+	for _, z := range r.Scale.Sizes {
+		all = append(all, z.Segments...)
+	}
+	all = append(all, r.Scale.PlainOnly.Segments...)
+	for _, s := range all {
+		if c := s.OtherCPU.Seconds() / s.Duration.Seconds(); c > disturbedCores {
+			r.Disturbed = append(r.Disturbed, fmt.Sprintf("%s round %d: other processes used %.2f cores", s.Load, s.Round, c))
+		}
+	}
 }
 
 // memorySize is the scale size the memory target is read at: 100k
@@ -541,6 +567,12 @@ func (r *results) printTable(w io.Writer) {
 			fmt.Fprintf(tw, "%s\t%s\twant %s\t%s\t%s\n", t.Name, t.Value, t.Want, verdict, t.Note)
 		}
 		tw.Flush()
+	}
+	if len(r.Disturbed) > 0 {
+		fmt.Fprintf(w, "\nDisturbed: in %d segments other processes on this machine used more than %.2f cores; rerun on a quiet machine before trusting these:\n", len(r.Disturbed), disturbedCores)
+		for _, d := range r.Disturbed {
+			fmt.Fprintf(w, "  %s\n", d)
+		}
 	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "ERROR: %s\n", e)
