@@ -56,17 +56,36 @@ func (s *headerStripper) strip(h http.Header) {
 }
 
 func (s *headerStripper) isIdentity(name string) bool {
-	if len(name) >= len(identityPrefix) {
-		p := name[:len(identityPrefix)]
-		if strings.EqualFold(strings.ReplaceAll(p, "_", "-"), identityPrefix) {
+	if len(name) >= len(identityPrefix) && foldedEqual(name[:len(identityPrefix)], identityPrefix) {
+		return true
+	}
+	for extra := range s.extra {
+		if foldedEqual(name, extra) {
 			return true
 		}
 	}
-	if len(s.extra) == 0 {
+	return false
+}
+
+// foldedEqual compares a header name with a folded one (lower case, '-'
+// for '_') without allocating: it runs for every header of every request.
+func foldedEqual(name, folded string) bool {
+	if len(name) != len(folded) {
 		return false
 	}
-	_, ok := s.extra[foldHeaderName(name)]
-	return ok
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		if c != folded[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // encodeHeaderValue makes any text safe for a header value: bytes outside
