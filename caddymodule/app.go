@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -157,7 +158,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Now:         now,
 	})
 
-	hasher, err := account.NewHasher(account.HasherOptions{})
+	// One core is always left to the guarded traffic: a login storm must
+	// not make every proxied request wait behind password hashing.
+	hasher, err := account.NewHasher(account.HasherOptions{Concurrency: max(1, runtime.GOMAXPROCS(0)-1)})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -174,7 +175,9 @@ func (m *Manager) load(raw string, epoch uint64, stale *entry) (*entry, error) {
 	if stale != nil && stale.lastSeen.Load() > e.lastSeen.Load() {
 		e.lastSeen.Store(stale.lastSeen.Load())
 	}
-	m.cache.put(raw, e)
+	// raw may be a slice of the request's Cookie header; a copy keeps the
+	// cache from pinning whole headers in memory.
+	m.cache.put(strings.Clone(raw), e)
 	return e, nil
 }
 
