@@ -76,4 +76,4 @@ bench-quick:
 	$(GO) run ./bench -mode quick -results bench/out/results-quick.json
 
 clean:
-	rm -rf bin .data testoutput
+	rm -rf bin .data testoutput bench/out
