@@ -1,0 +1,132 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestImportWritesWhatTheTransactionsWrite(t *testing.T) {
+	dir := t.TempDir()
+	st := openTest(t, dir)
+	if err := st.CreateAccount(Account{ID: "u-existing", Email: "bestaand@example.nl"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Second)
+	gen := st.Generation()
+	im := st.NewImporter()
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 100 {
+		wg.Go(func() {
+			id := fmt.Sprintf("u-%03d", i)
+			kvk := fmt.Sprintf("%08d", 10_000_000+i)
+			if err := im.Account(Account{ID: id, Email: fmt.Sprintf("p%03d@example.nl", i), Name: "Piet", CreatedAt: now}); err != nil {
+				errs <- err
+				return
+			}
+			if err := im.Membership(Organisation{KvK: kvk, Name: "Bedrijf"},
+				Membership{KvK: kvk, AccountID: id, Role: "admin", Anchor: "eh3", Level: "loa3", Pseudonym: "ps-" + id, Since: now}); err != nil {
+				errs <- err
+				return
+			}
+			if err := im.Session(Session{Key: "s-" + id, AccountID: id, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := im.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st.Generation() == gen {
+		t.Error("the import did not move the generation; caches would miss it")
+	}
+	// Reopen: the import is durable and readable through the ordinary methods.
+	st.Close()
+	st = openTest(t, dir)
+	defer st.Close()
+	a, err := st.AccountByEmail("p042@example.nl")
+	if err != nil || a.ID != "u-042" || a.Name != "Piet" {
+		t.Fatalf("imported account by email: %+v, %v", a, err)
+	}
+	ms, err := st.AccountMemberships("u-042")
+	if err != nil || len(ms) != 1 || ms[0].KvK != "10000042" || ms[0].Role != "admin" {
+		t.Fatalf("imported membership: %+v, %v", ms, err)
+	}
+	if o, err := st.Organisation("10000042"); err != nil || o.Name != "Bedrijf" {
+		t.Fatalf("imported organisation: %+v, %v", o, err)
+	}
+	if _, err := st.LinkOrganisation(Organisation{KvK: "10000043"}, Membership{KvK: "10000043", AccountID: "u-other", Pseudonym: "ps-u-043"}); err != nil {
+		t.Fatal(err)
+	}
+	if same, _ := st.LinkOrganisation(Organisation{KvK: "10000043"}, Membership{KvK: "10000043", AccountID: "u-third", Pseudonym: "ps-u-043"}); len(same) != 2 {
+		t.Errorf("pseudonym index after the import: %v, want u-043 and u-other", same)
+	}
+	if ss, err := st.Session("s-u-007"); err != nil || ss.AccountID != "u-007" {
+		t.Fatalf("imported session: %+v, %v", ss, err)
+	}
+	removed, err := st.DeleteAccountSessions("u-007", "")
+	if err != nil || len(removed) != 1 {
+		t.Fatalf("ending an imported account's sessions: %v, %v", removed, err)
+	}
+	if _, err := st.Session("s-u-007"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("session after ending all of the account's: %v", err)
+	}
+	if err := st.CreateAccount(Account{ID: "u-new", Email: "p001@example.nl"}); !errors.Is(err, ErrExists) {
+		t.Errorf("registering an imported email: %v, want ErrExists", err)
+	}
+}
+
+func TestImportRefusesTakenEmailsAndIDs(t *testing.T) {
+	st := openTest(t, t.TempDir())
+	defer st.Close()
+	if err := st.CreateAccount(Account{ID: "u-1", Email: "een@example.nl"}); err != nil {
+		t.Fatal(err)
+	}
+	im := st.NewImporter()
+	for _, tc := range []struct {
+		name string
+		acct Account
+		want error
+	}{
+		{"email already in the store", Account{ID: "u-2", Email: "een@example.nl"}, ErrExists},
+		{"ID already in the store", Account{ID: "u-1", Email: "twee@example.nl"}, ErrExists},
+		{"new account", Account{ID: "u-3", Email: "drie@example.nl"}, nil},
+		{"email earlier in the import", Account{ID: "u-4", Email: "drie@example.nl"}, ErrExists},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := im.Account(tc.acct); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if err := im.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := st.Account("u-1"); err != nil || a.Email != "een@example.nl" {
+		t.Errorf("the refused import overwrote the stored account: %+v, %v", a, err)
+	}
+	if _, err := st.Account("u-2"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("refused account u-2 was written: %v", err)
+	}
+	if a, err := st.AccountByEmail("drie@example.nl"); err != nil || a.ID != "u-3" {
+		t.Errorf("the second import of an email replaced the first: %+v, %v", a, err)
+	}
+}
+
+func TestImportRefusesAMembershipOfAnotherOrganisation(t *testing.T) {
+	st := openTest(t, t.TempDir())
+	defer st.Close()
+	im := st.NewImporter()
+	defer im.Cancel()
+	if err := im.Membership(Organisation{KvK: "11111111"}, Membership{KvK: "22222222", AccountID: "u-1"}); err == nil {
+		t.Fatal("a membership naming another organisation was accepted")
+	}
+}
