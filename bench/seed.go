@@ -18,11 +18,11 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
-// Seeded accounts are made straight through the store package while no
-// server runs: per account one CreateAccount, one LinkOrganisation (an
-// eHerkenning-anchored admin of its own organisation, so the default
-// `require app` guard lets it in) and one PutSession. The store has no
-// batch method, so that is three synchronous transactions per account.
+// Seeded accounts are made straight through the store package's bulk
+// importer while no server runs: per account the records CreateAccount,
+// LinkOrganisation (an eHerkenning-anchored admin of its own organisation,
+// so the default `require app` guard lets it in) and PutSession write,
+// committed in large batches.
 
 // seedPassword is every seeded account's password (the login storm's right
 // password). It passes wijgate's password rules.
@@ -82,6 +82,7 @@ func storageKey(id string) string {
 
 // seedRange writes accounts [from, to) with workers concurrent writers.
 func (s *seeder) seedRange(st *store.Store, from, to, workers int) error {
+	im := st.NewImporter()
 	var next atomic.Int64
 	next.Store(int64(from))
 	var wg sync.WaitGroup
@@ -96,7 +97,7 @@ func (s *seeder) seedRange(st *store.Store, from, to, workers int) error {
 				if i >= to {
 					return
 				}
-				if err := s.seedOne(st, i); err != nil {
+				if err := s.seedOne(im, i); err != nil {
 					once.Do(func() { firstErr = fmt.Errorf("seeding account %d: %w", i, err) })
 					next.Store(int64(to))
 					return
@@ -105,22 +106,30 @@ func (s *seeder) seedRange(st *store.Store, from, to, workers int) error {
 		}()
 	}
 	wg.Wait()
-	return firstErr
+	if firstErr != nil {
+		im.Cancel()
+		return firstErr
+	}
+	return im.Close()
 }
 
-func (s *seeder) seedOne(st *store.Store, i int) error {
+func (s *seeder) seedOne(im *store.Importer, i int) error {
 	id := s.accountID(i)
 	now := s.now
-	if err := st.CreateAccount(store.Account{
+	if err := im.Account(store.Account{
 		ID: id, Email: seedEmail(i), Name: fmt.Sprintf("Bench Jänssen %d", i),
 		PasswordHash: s.hash, Lang: "nl", CreatedAt: now, PasswordChangedAt: now,
 	}); err != nil {
 		return err
 	}
-	if err := s.linkOrg(st, id, seedKvK(i), fmt.Sprintf("Bench & Zonen %d B.V.", i)); err != nil {
+	kvk := seedKvK(i)
+	if err := im.Membership(
+		store.Organisation{KvK: kvk, Name: fmt.Sprintf("Bench & Zonen %d B.V.", i), CreatedAt: now, UpdatedAt: now},
+		store.Membership{KvK: kvk, AccountID: id, Role: "admin", Anchor: "eh3", Level: "loa3", Since: now, VerifiedAt: now},
+	); err != nil {
 		return err
 	}
-	return st.PutSession(store.Session{
+	return im.Session(store.Session{
 		Key: storageKey(s.sessionID(i)), AccountID: id,
 		CreatedAt: now, LastSeen: time.Now(), ExpiresAt: now.Add(session.DefaultLifetime),
 	})
