@@ -100,6 +100,11 @@ func TestGuardHandsUpstreamExactlyOurHeaders(t *testing.T) {
 	if dec, _ := url.PathUnescape(got["X-Wij-User-Name"]); dec != testName {
 		t.Errorf("name decodes to %q", dec)
 	}
+	// The route maps placeholders to a header of its own; an account
+	// without an organisation leaves the org placeholder empty.
+	if p, want := h.Get("X-Placeholders"), acct.ID+"|"+testEmail+"|declaratie|"+acct.ID+"|"; p != want {
+		t.Errorf("placeholders upstream = %q, want %q", p, want)
+	}
 }
 
 func TestForgedHeadersAreStripped(t *testing.T) {

@@ -205,10 +205,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if !hasOrg {
 			return h.refuse(w, r, id, nil, "no_org")
 		}
-		if h.AdminOnly && active.Role != org.RoleAdmin {
+		if h.AdminOnly && active.role != org.RoleAdmin {
 			return h.refuse(w, r, id, active, "admin_only")
 		}
-		if assuranceRank[active.Assurance()] < h.minRank {
+		if assuranceRank[active.assurance] < h.minRank {
 			return h.refuse(w, r, id, active, "assurance")
 		}
 		if h.Require != "org" && !active.mayUse(h.App) {
@@ -216,34 +216,66 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 
-	for _, f := range h.send {
-		v := fact(id, active, f.fact)
-		if f.fact == "assertion" {
-			if v, err = h.assertion(r, s.Key, id, active); err != nil {
-				h.logger.Error("signing the identity token", zap.Error(err))
-				return caddyhttp.Error(http.StatusInternalServerError, err)
-			}
-		}
-		if v != "" {
-			r.Header[f.header] = []string{v}
+	values := make([]string, len(h.send))
+	for i, f := range h.send {
+		if f.fact != "assertion" {
+			values[i] = fact(id, active, f.fact)
+		} else if values[i], err = h.assertion(r, s.Key, id, active); err != nil {
+			h.logger.Error("signing the identity token", zap.Error(err))
+			return caddyhttp.Error(http.StatusInternalServerError, err)
 		}
 	}
+	setHeaders(r.Header, h.send, values)
 	removeCookie(r.Header, cookieName, portal.CSRFCookie)
 
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.auth.user.id", id.id)
-	repl.Set("wijgate.user.id", id.id)
-	repl.Set("wijgate.user.email", id.email)
-	repl.Set("wijgate.user.name", id.name)
-	repl.Set("wijgate.app", h.App)
-	if active != nil {
-		repl.Set("wijgate.org.kvk", active.KvK)
-		repl.Set("wijgate.org.name", active.Organisation.Name)
-		repl.Set("wijgate.org.role", active.Role)
-		repl.Set("wijgate.apps", active.appsHeader)
-		repl.Set("wijgate.assurance", active.Assurance())
-	}
+	repl.Map((&placeholders{id: id, active: active, app: h.App}).replace)
 	return next.ServeHTTP(w, r)
+}
+
+// placeholders answers the {wijgate.*} placeholders (and Caddy's
+// {http.auth.user.id}, so access logs show the user) from the identity the
+// guard let through. A lookup happens only when a later handler or log
+// asks, so a request whose configuration uses none costs nothing more.
+type placeholders struct {
+	id     *identity
+	active *orgIdentity
+	app    string
+}
+
+func (p *placeholders) replace(key string) (any, bool) {
+	switch key {
+	case "http.auth.user.id", "wijgate.user.id":
+		return p.id.id, true
+	case "wijgate.user.email":
+		return p.id.email, true
+	case "wijgate.user.name":
+		return p.id.name, true
+	case "wijgate.app":
+		return p.app, true
+	case "wijgate.org.kvk", "wijgate.org.name", "wijgate.org.role", "wijgate.apps", "wijgate.assurance":
+		return p.orgFact(key), true
+	}
+	return nil, false
+}
+
+// orgFact is empty without an organisation, so no literal placeholder
+// reaches an upstream.
+func (p *placeholders) orgFact(key string) string {
+	if p.active == nil {
+		return ""
+	}
+	switch key {
+	case "wijgate.org.kvk":
+		return p.active.kvk
+	case "wijgate.org.name":
+		return p.active.name
+	case "wijgate.org.role":
+		return p.active.role
+	case "wijgate.apps":
+		return p.active.appsHeader
+	}
+	return p.active.assurance
 }
 
 // fact is the header value of one identity fact; empty when the account
@@ -262,15 +294,15 @@ func fact(id *identity, o *orgIdentity, name string) string {
 	}
 	switch name {
 	case "org_kvk":
-		return o.KvK
+		return o.kvk
 	case "org_name":
 		return o.nameHeader
 	case "org_role":
-		return o.Role
+		return o.role
 	case "apps":
 		return o.appsHeader
 	case "assurance":
-		return o.Assurance()
+		return o.assurance
 	}
 	return ""
 }
@@ -283,9 +315,9 @@ func (h *Handler) assertion(r *http.Request, sessionKey string, id *identity, o 
 		Issuer: h.app.issuer(r), Audience: h.App, Subject: id.id, Email: id.email, Name: id.name,
 	}
 	if o != nil {
-		c.OrgKvK, c.OrgName, c.Role, c.Apps, c.Assurance = o.KvK, o.Organisation.Name, o.Role, o.apps, o.Assurance()
+		c.OrgKvK, c.OrgName, c.Role, c.Apps, c.Assurance = o.kvk, o.name, o.role, o.apps, o.assurance
 	}
-	return h.app.tokens.Token(sessionKey+"|"+h.App, c)
+	return h.app.tokens.Token(token.CacheKey{Session: sessionKey, App: h.App}, c)
 }
 
 // refuse answers a logged-in request that the policy does not let
@@ -302,7 +334,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, id *identity, a
 		}
 		var kvk, orgName string
 		if active != nil {
-			kvk, orgName = active.KvK, active.Organisation.Name
+			kvk, orgName = active.kvk, active.name
 		}
 		h.app.portal.NoAccess(w, r, portal.NoAccessInfo{
 			App: h.displayName(), Reason: reason, OrgKvK: kvk, OrgName: orgName,

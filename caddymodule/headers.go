@@ -174,3 +174,15 @@ func containsAny(s string, subs []string) bool {
 	}
 	return false
 }
+
+// setHeaders sets each field's header to its value, skipping empty ones.
+// The header values share values' backing array, so a request costs one
+// allocation for all of them rather than one per header; values must not
+// be reused.
+func setHeaders(h http.Header, fields []headerField, values []string) {
+	for i, f := range fields {
+		if values[i] != "" {
+			h[f.header] = values[i : i+1 : i+1]
+		}
+	}
+}

@@ -90,3 +90,21 @@ func TestSessionCookieValue(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestSetHeadersSharesOneArraySafely(t *testing.T) {
+	fields := []headerField{{header: "X-Wij-User-Id"}, {header: "X-Wij-User-Email"}, {header: "X-Wij-Org-Kvk"}}
+	h := http.Header{}
+	setHeaders(h, fields, []string{"u-1", "jan@example.nl", ""})
+	if got := h["X-Wij-User-Id"]; len(got) != 1 || got[0] != "u-1" {
+		t.Fatalf("X-Wij-User-Id = %q", got)
+	}
+	if _, ok := h["X-Wij-Org-Kvk"]; ok {
+		t.Error("an empty fact became a header")
+	}
+	// A later handler adding a value to one header must not overwrite
+	// the next header's value in the shared array.
+	h.Add("X-Wij-User-Id", "appended")
+	if got := h["X-Wij-User-Email"]; len(got) != 1 || got[0] != "jan@example.nl" {
+		t.Fatalf("X-Wij-User-Email after an Add to its neighbour = %q", got)
+	}
+}

@@ -92,6 +92,10 @@ func TestGuardHeadersForAnAdmin(t *testing.T) {
 		if h.Get("X-Wij-Org-Kvk") != "12345678" {
 			t.Error("chosen header missing")
 		}
+		// Placeholders carry every fact, chosen as a header or not.
+		if p, want := h.Get("X-Placeholders"), "12345678|Bouwbedrijf Ääk B.V.|admin|declaratie,orgonly,rie,website|eh3"; p != want {
+			t.Errorf("placeholders upstream = %q, want %q", p, want)
+		}
 	})
 }
 
