@@ -22,10 +22,15 @@ type identity struct {
 	orgs       []orgIdentity
 }
 
-// orgIdentity is one anchored membership, ready for the headers.
+// orgIdentity is one anchored membership, ready for the headers. It keeps
+// only what the guard hands on: a cache of every active account holds one
+// per membership.
 type orgIdentity struct {
-	org.Membership
+	kvk        string
+	name       string
 	nameHeader string
+	role       string
+	assurance  string
 	// apps are the configured apps this membership may use.
 	apps       []string
 	appsHeader string
@@ -35,7 +40,7 @@ type orgIdentity struct {
 func (id *identity) active(chosen string) (*orgIdentity, bool) {
 	var first *orgIdentity
 	for i := range id.orgs {
-		if id.orgs[i].KvK == chosen {
+		if id.orgs[i].kvk == chosen {
 			return &id.orgs[i], true
 		}
 		if first == nil {
@@ -93,8 +98,11 @@ func (c *identityCache) get(st *store.Store, orgs *org.Service, apps func() []st
 		}
 		granted := m.AppsFor(all)
 		id.orgs = append(id.orgs, orgIdentity{
-			Membership: m,
+			kvk:        m.KvK,
+			name:       m.Organisation.Name,
 			nameHeader: encodeHeaderValue(m.Organisation.Name),
+			role:       m.Role,
+			assurance:  m.Assurance(),
 			apps:       granted,
 			appsHeader: strings.Join(granted, ","),
 		})
