@@ -1,14 +1,28 @@
 package session
 
 import (
-	"hash/maphash"
+	"crypto/sha256"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
-// entry is one cached session, keyed by the raw cookie value.
+// cookieDigest keys the cache: the first 16 bytes of the SHA-256 of the raw
+// cookie value. A fixed-size key keeps a cached session small and free of
+// pointers the garbage collector would follow, and finding a cookie whose
+// digest matches another person's is a 2^128 search.
+type cookieDigest [16]byte
+
+func digestCookie(raw string) cookieDigest {
+	// Sum256 only reads its input: hashing the string's bytes in place
+	// spares every request a copy of its cookie.
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
+	return cookieDigest(sum[:16])
+}
+
+// entry is one cached session.
 type entry struct {
 	session store.Session
 	epoch   uint64
@@ -23,29 +37,30 @@ const cacheShards = 64
 // cache is a bounded, sharded map. When a shard is full an arbitrary entry
 // is evicted: an evicted session is only re-read from the store.
 type cache struct {
-	seed     maphash.Seed
 	perShard int
 	shards   [cacheShards]shard
 }
 
 type shard struct {
 	mu sync.RWMutex
-	m  map[string]*entry
+	m  map[cookieDigest]*entry
 }
 
 func newCache(size int) *cache {
-	c := &cache{seed: maphash.MakeSeed(), perShard: max(1, size/cacheShards)}
+	c := &cache{perShard: max(1, size/cacheShards)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]*entry)
+		c.shards[i].m = make(map[cookieDigest]*entry)
 	}
 	return c
 }
 
-func (c *cache) shard(key string) *shard {
-	return &c.shards[maphash.String(c.seed, key)%cacheShards]
+// shard picks by the digest's first byte, which is as evenly spread as
+// the digest.
+func (c *cache) shard(key cookieDigest) *shard {
+	return &c.shards[int(key[0])%cacheShards]
 }
 
-func (c *cache) get(key string) *entry {
+func (c *cache) get(key cookieDigest) *entry {
 	s := c.shard(key)
 	s.mu.RLock()
 	e := s.m[key]
@@ -53,7 +68,7 @@ func (c *cache) get(key string) *entry {
 	return e
 }
 
-func (c *cache) put(key string, e *entry) {
+func (c *cache) put(key cookieDigest, e *entry) {
 	s := c.shard(key)
 	s.mu.Lock()
 	if _, ok := s.m[key]; !ok && len(s.m) >= c.perShard {
@@ -66,7 +81,7 @@ func (c *cache) put(key string, e *entry) {
 	s.mu.Unlock()
 }
 
-func (c *cache) delete(key string) {
+func (c *cache) delete(key cookieDigest) {
 	s := c.shard(key)
 	s.mu.Lock()
 	delete(s.m, key)

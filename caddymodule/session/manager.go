@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
@@ -127,16 +126,17 @@ func (m *Manager) Lookup(raw string) (store.Session, error) {
 	// Entries cached before the store's last identity-changing write are
 	// checked against the store again before they are trusted.
 	epoch := m.store.Generation()
-	e := m.cache.get(raw)
+	key := digestCookie(raw)
+	e := m.cache.get(key)
 	if e == nil || e.epoch != epoch {
 		var err error
-		if e, err = m.load(raw, epoch, e); err != nil {
+		if e, err = m.load(raw, key, epoch, e); err != nil {
 			return store.Session{}, err
 		}
 	}
 	last := time.Unix(0, e.lastSeen.Load())
 	if now.Sub(last) > m.settings.IdleTimeout || !now.Before(e.session.ExpiresAt) {
-		m.cache.delete(raw)
+		m.cache.delete(key)
 		_ = m.store.DeleteSession(e.session.Key)
 		return store.Session{}, ErrNoSession
 	}
@@ -157,7 +157,7 @@ func (m *Manager) Lookup(raw string) (store.Session, error) {
 // load reads the session behind raw from the store into the cache. A stale
 // entry's in-memory idle tracking is carried over, since the store's copy
 // may be up to one TouchInterval behind.
-func (m *Manager) load(raw string, epoch uint64, stale *entry) (*entry, error) {
+func (m *Manager) load(raw string, key cookieDigest, epoch uint64, stale *entry) (*entry, error) {
 	id, err := m.codec.Decode(raw)
 	if err != nil {
 		return nil, ErrNoSession
@@ -175,15 +175,13 @@ func (m *Manager) load(raw string, epoch uint64, stale *entry) (*entry, error) {
 	if stale != nil && stale.lastSeen.Load() > e.lastSeen.Load() {
 		e.lastSeen.Store(stale.lastSeen.Load())
 	}
-	// raw may be a slice of the request's Cookie header; a copy keeps the
-	// cache from pinning whole headers in memory.
-	m.cache.put(strings.Clone(raw), e)
+	m.cache.put(key, e)
 	return e, nil
 }
 
 // Revoke ends the session behind a raw cookie value, if any.
 func (m *Manager) Revoke(raw string) error {
-	m.cache.delete(raw)
+	m.cache.delete(digestCookie(raw))
 	id, err := m.codec.Decode(raw)
 	if err != nil {
 		return nil

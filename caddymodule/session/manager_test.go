@@ -149,7 +149,7 @@ func TestIdleTrackingIsThrottledAndPersisted(t *testing.T) {
 func TestCacheIsBounded(t *testing.T) {
 	c := newCache(cacheShards * 2)
 	for range 10_000 {
-		c.put(NewID(), &entry{})
+		c.put(digestCookie(NewID()), &entry{})
 	}
 	if n := c.len(); n > cacheShards*2 {
 		t.Fatalf("cache holds %d entries, bound is %d", n, cacheShards*2)
