@@ -24,7 +24,7 @@ func TestDemoAppShowsHeadersAndVerifiedToken(t *testing.T) {
 	}
 	jwks := httptest.NewServer(signer.JWKS())
 	defer jwks.Close()
-	tok, err := signer.Token("s|declaratie", token.Claims{Issuer: "http://portal", Audience: "declaratie", Subject: "u-1", Email: "jan@example.nl"})
+	tok, err := signer.Token(token.CacheKey{Session: "s", App: "declaratie"}, token.Claims{Issuer: "http://portal", Audience: "declaratie", Subject: "u-1", Email: "jan@example.nl"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,12 +11,12 @@ import (
 func BenchmarkTokenReuse(b *testing.B) {
 	s := newSigner(b, openStore(b, b.TempDir()), nil, Options{})
 	c := claims()
-	if _, err := s.Token("session-key|declaratie|7", c); err != nil {
+	if _, err := s.Token(CacheKey{"session-key", "declaratie"}, c); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.Token("session-key|declaratie|7", c); err != nil {
+		if _, err := s.Token(CacheKey{"session-key", "declaratie"}, c); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -26,13 +26,13 @@ func BenchmarkTokenReuse(b *testing.B) {
 func BenchmarkTokenReuseParallel(b *testing.B) {
 	s := newSigner(b, openStore(b, b.TempDir()), nil, Options{})
 	c := claims()
-	if _, err := s.Token("session-key|declaratie|7", c); err != nil {
+	if _, err := s.Token(CacheKey{"session-key", "declaratie"}, c); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := s.Token("session-key|declaratie|7", c); err != nil {
+			if _, err := s.Token(CacheKey{"session-key", "declaratie"}, c); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -48,7 +48,7 @@ func BenchmarkTokenSign(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		clk.Advance(5 * time.Minute)
-		if _, err := s.Token("session-key|declaratie|7", c); err != nil {
+		if _, err := s.Token(CacheKey{"session-key", "declaratie"}, c); err != nil {
 			b.Fatal(err)
 		}
 	}

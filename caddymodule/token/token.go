@@ -184,15 +184,14 @@ func NewSigner(ks KeyStore, o Options) (*Signer, error) {
 }
 
 // Token returns a signed token for c, reusing the one last issued under
-// cacheKey while it asserts the same facts and has more than the reuse
-// margin left. cacheKey should name the session and the application; the
-// facts are compared as well, so a change of role or apps is never served
-// from the cache.
-func (s *Signer) Token(cacheKey string, c Claims) (string, error) {
+// key while it asserts the same facts and has more than the reuse margin
+// left. The facts are compared as well, so a change of role or apps is
+// never served from the cache.
+func (s *Signer) Token(key CacheKey, c Claims) (string, error) {
 	now := s.now()
-	sh := s.cache.shard(cacheKey)
+	sh := s.cache.shard(key)
 	sh.mu.RLock()
-	e := sh.m[cacheKey]
+	e := sh.m[key]
 	sh.mu.RUnlock()
 	if e != nil && now.Before(e.renewAt) && e.claims.sameFacts(&c) {
 		return e.token, nil
@@ -208,7 +207,7 @@ func (s *Signer) Token(cacheKey string, c Claims) (string, error) {
 		return "", err
 	}
 	c.Apps = slices.Clone(c.Apps)
-	sh.put(cacheKey, &cacheEntry{token: tok, renewAt: exp.Add(-s.margin), claims: c}, s.cache.perShard)
+	sh.put(key, &cacheEntry{token: tok, renewAt: exp.Add(-s.margin), claims: c}, s.cache.perShard)
 	return tok, nil
 }
 
@@ -254,6 +253,14 @@ func (s *Signer) sign(c *Claims, iat, exp time.Time) (string, error) {
 
 var b64 = base64.RawURLEncoding
 
+// CacheKey names the token a session last got for an application. Two
+// strings rather than one joined key, so a request that reuses a token
+// allocates nothing.
+type CacheKey struct {
+	Session string
+	App     string
+}
+
 // cacheShards spreads the token cache over locks so that concurrent
 // requests rarely wait for one another.
 const cacheShards = 64
@@ -269,7 +276,7 @@ type tokenCache struct {
 
 type cacheShard struct {
 	mu sync.RWMutex
-	m  map[string]*cacheEntry
+	m  map[CacheKey]*cacheEntry
 }
 
 // cacheEntry is immutable once stored.
@@ -283,15 +290,15 @@ func (c *tokenCache) init(size int) {
 	c.seed = maphash.MakeSeed()
 	c.perShard = max(1, size/cacheShards)
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]*cacheEntry)
+		c.shards[i].m = make(map[CacheKey]*cacheEntry)
 	}
 }
 
-func (c *tokenCache) shard(key string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, key)%cacheShards]
+func (c *tokenCache) shard(key CacheKey) *cacheShard {
+	return &c.shards[maphash.String(c.seed, key.Session)%cacheShards]
 }
 
-func (sh *cacheShard) put(key string, e *cacheEntry, limit int) {
+func (sh *cacheShard) put(key CacheKey, e *cacheEntry, limit int) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if _, ok := sh.m[key]; !ok && len(sh.m) >= limit {

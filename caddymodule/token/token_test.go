@@ -123,7 +123,7 @@ func kidOf(t *testing.T, tok string) string {
 func TestTokenCarriesTheClaims(t *testing.T) {
 	c := newClock()
 	s := newSigner(t, openStore(t, t.TempDir()), c, Options{})
-	tok, err := s.Token("sess|declaratie", claims())
+	tok, err := s.Token(CacheKey{"sess", "declaratie"}, claims())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestTokenWithoutAppsHasEmptyList(t *testing.T) {
 	s := newSigner(t, openStore(t, t.TempDir()), c, Options{})
 	cl := claims()
 	cl.Apps = nil
-	tok, err := s.Token("k", cl)
+	tok, err := s.Token(CacheKey{"k", "app"}, cl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestTokenRequiresIssuerAudienceSubject(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := claims()
 			blank(&c)
-			if _, err := s.Token("k", c); err == nil {
+			if _, err := s.Token(CacheKey{"k", "app"}, c); err == nil {
 				t.Error("signed a token without it")
 			}
 		})
@@ -197,13 +197,13 @@ func TestTokenRequiresIssuerAudienceSubject(t *testing.T) {
 func TestTokenReusedUntilMargin(t *testing.T) {
 	c := newClock()
 	s := newSigner(t, openStore(t, t.TempDir()), c, Options{}) // TTL 5m, margin 1m
-	first, err := s.Token("sess|declaratie", claims())
+	first, err := s.Token(CacheKey{"sess", "declaratie"}, claims())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []time.Duration{0, time.Second, 2 * time.Minute, 4*time.Minute - time.Nanosecond} {
 		c.ns.Store(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC).Add(d).UnixNano())
-		got, err := s.Token("sess|declaratie", claims())
+		got, err := s.Token(CacheKey{"sess", "declaratie"}, claims())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +212,7 @@ func TestTokenReusedUntilMargin(t *testing.T) {
 		}
 	}
 	c.ns.Store(time.Date(2026, 3, 1, 9, 4, 0, 0, time.UTC).UnixNano())
-	second, err := s.Token("sess|declaratie", claims())
+	second, err := s.Token(CacheKey{"sess", "declaratie"}, claims())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestTokenReusedUntilMargin(t *testing.T) {
 	if m2["jti"] == m1["jti"] || m2["iat"].(float64)-m1["iat"].(float64) != 240 {
 		t.Errorf("second token: jti %v iat %v, first: jti %v iat %v", m2["jti"], m2["iat"], m1["jti"], m1["iat"])
 	}
-	if again, _ := s.Token("sess|declaratie", claims()); again != second {
+	if again, _ := s.Token(CacheKey{"sess", "declaratie"}, claims()); again != second {
 		t.Error("the fresh token was not cached")
 	}
 }
@@ -236,7 +236,7 @@ func TestTokenReusedUntilMargin(t *testing.T) {
 func TestTokenNotReusedWhenFactsChange(t *testing.T) {
 	s := newSigner(t, openStore(t, t.TempDir()), newClock(), Options{})
 	cl := claims()
-	first, _ := s.Token("k", cl)
+	first, _ := s.Token(CacheKey{"k", "app"}, cl)
 	for name, change := range map[string]func(*Claims){
 		"role":      func(c *Claims) { c.Role = "member" },
 		"apps":      func(c *Claims) { c.Apps = []string{"declaratie"} },
@@ -247,16 +247,16 @@ func TestTokenNotReusedWhenFactsChange(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := claims()
 			change(&c)
-			if got, _ := s.Token("k", c); got == first {
+			if got, _ := s.Token(CacheKey{"k", "app"}, c); got == first {
 				t.Error("token with the old facts reused")
 			}
 		})
 	}
 	// The cache holds its own copy of Apps.
 	c := claims()
-	tok, _ := s.Token("k2", c)
+	tok, _ := s.Token(CacheKey{"k2", "app"}, c)
 	c.Apps[0] = "website"
-	if got, _ := s.Token("k2", c); got == tok {
+	if got, _ := s.Token(CacheKey{"k2", "app"}, c); got == tok {
 		t.Error("changing the caller's Apps slice changed the cached facts")
 	}
 }
@@ -264,10 +264,10 @@ func TestTokenNotReusedWhenFactsChange(t *testing.T) {
 func TestTokenReuseDoesNotAllocate(t *testing.T) {
 	s := newSigner(t, openStore(t, t.TempDir()), newClock(), Options{})
 	c := claims()
-	if _, err := s.Token("sess|declaratie", c); err != nil {
+	if _, err := s.Token(CacheKey{"sess", "declaratie"}, c); err != nil {
 		t.Fatal(err)
 	}
-	if n := testing.AllocsPerRun(1000, func() { _, _ = s.Token("sess|declaratie", c) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { _, _ = s.Token(CacheKey{"sess", "declaratie"}, c) }); n != 0 {
 		t.Errorf("cache hit: %v allocations, want 0", n)
 	}
 }
@@ -283,7 +283,7 @@ func cached(s *Signer) int {
 func TestCacheIsBounded(t *testing.T) {
 	s := newSigner(t, openStore(t, t.TempDir()), newClock(), Options{MaxCached: 256})
 	for i := range 5000 {
-		if _, err := s.Token(fmt.Sprintf("made-up-%d", i), claims()); err != nil {
+		if _, err := s.Token(CacheKey{fmt.Sprintf("made-up-%d", i), "app"}, claims()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -330,7 +330,7 @@ func TestOptions(t *testing.T) {
 func TestTokenLifetimeIsAtMostFiveMinutes(t *testing.T) {
 	c := newClock()
 	s := newSigner(t, openStore(t, t.TempDir()), c, Options{})
-	tok, _ := s.Token("k", claims())
+	tok, _ := s.Token(CacheKey{"k", "app"}, claims())
 	keys := fetchJWKS(t, s)
 	if _, _, err := verify(tok, keys, c.Now().Add(5*time.Minute-time.Second)); err != nil {
 		t.Errorf("just before five minutes: %v", err)
@@ -345,7 +345,7 @@ func TestRotation(t *testing.T) {
 	s := newSigner(t, openStore(t, t.TempDir()), c, Options{RotateEvery: 24 * time.Hour})
 	k1 := s.keys.Load().stored.Current.ID
 	k2 := s.keys.Load().stored.Next.ID
-	old, _ := s.Token("a", claims())
+	old, _ := s.Token(CacheKey{"a", "app"}, claims())
 	if kidOf(t, old) != k1 {
 		t.Fatal("the first token is not signed by the current key")
 	}
@@ -354,12 +354,12 @@ func TestRotation(t *testing.T) {
 	}
 
 	c.Advance(24*time.Hour - 3*time.Minute)
-	if tok, _ := s.Token("b", claims()); kidOf(t, tok) != k1 {
+	if tok, _ := s.Token(CacheKey{"b", "app"}, claims()); kidOf(t, tok) != k1 {
 		t.Error("rotated before it was due")
 	}
 	c.Advance(3 * time.Minute)
 	issued := c.Now()
-	oldAtRotation, _ := s.Token("c", claims())
+	oldAtRotation, _ := s.Token(CacheKey{"c", "app"}, claims())
 	if kidOf(t, oldAtRotation) != k2 {
 		t.Fatalf("after RotateEvery the token is signed by %s, want the published next key %s", kidOf(t, oldAtRotation), k2)
 	}
@@ -369,14 +369,14 @@ func TestRotation(t *testing.T) {
 		t.Fatalf("after rotation JWKS has %v, want next, current and previous", slices.Collect(maps.Keys(keys)))
 	}
 	// A token cached under the old key is still handed out and verifies.
-	if tok, _ := s.Token("b", claims()); kidOf(t, tok) != k1 {
+	if tok, _ := s.Token(CacheKey{"b", "app"}, claims()); kidOf(t, tok) != k1 {
 		t.Error("the cached token was not reused across the rotation")
 	} else if _, _, err := verify(tok, keys, c.Now()); err != nil {
 		t.Errorf("token of the previous key after rotation: %v", err)
 	}
 
 	c.Advance(24 * time.Hour)
-	if tok, _ := s.Token("d", claims()); kidOf(t, tok) != k3 {
+	if tok, _ := s.Token(CacheKey{"d", "app"}, claims()); kidOf(t, tok) != k3 {
 		t.Error("second rotation did not promote the next key")
 	}
 	keys = fetchJWKS(t, s)
@@ -403,12 +403,12 @@ func TestRotationDueAtStartup(t *testing.T) {
 func TestRotateNow(t *testing.T) {
 	c := newClock()
 	s := newSigner(t, openStore(t, t.TempDir()), c, Options{})
-	old, _ := s.Token("a", claims())
+	old, _ := s.Token(CacheKey{"a", "app"}, claims())
 	k1, k2 := s.keys.Load().stored.Current.ID, s.keys.Load().stored.Next.ID
 	if err := s.Rotate(); err != nil {
 		t.Fatal(err)
 	}
-	if tok, _ := s.Token("b", claims()); kidOf(t, tok) != k2 {
+	if tok, _ := s.Token(CacheKey{"b", "app"}, claims()); kidOf(t, tok) != k2 {
 		t.Error("Rotate did not promote the next key")
 	}
 	if _, _, err := verify(old, fetchJWKS(t, s), c.Now()); err != nil || kidOf(t, old) != k1 {
@@ -424,7 +424,7 @@ func TestKeysPersist(t *testing.T) {
 		t.Fatal(err)
 	}
 	s1 := newSigner(t, st, c, Options{})
-	tok, _ := s1.Token("a", claims())
+	tok, _ := s1.Token(CacheKey{"a", "app"}, claims())
 	jwks1 := s1.keys.Load().jwks
 
 	s2 := newSigner(t, st, c, Options{})
@@ -442,7 +442,7 @@ func TestKeysPersist(t *testing.T) {
 	if _, _, err := verify(tok, fetchJWKS(t, s3), c.Now()); err != nil {
 		t.Errorf("token of the first Signer against the reopened one: %v", err)
 	}
-	tok3, _ := s3.Token("a", claims())
+	tok3, _ := s3.Token(CacheKey{"a", "app"}, claims())
 	if _, _, err := verify(tok3, fetchJWKS(t, s1), c.Now()); err != nil {
 		t.Errorf("token of the reopened Signer against the first: %v", err)
 	}
@@ -454,9 +454,9 @@ func TestSignersOnOneStoreRotateOnce(t *testing.T) {
 	s1 := newSigner(t, st, c, Options{RotateEvery: time.Hour})
 	s2 := newSigner(t, st, c, Options{RotateEvery: time.Hour})
 	c.Advance(time.Hour)
-	a, _ := s1.Token("a", claims())
+	a, _ := s1.Token(CacheKey{"a", "app"}, claims())
 	c.Advance(time.Second)
-	b, _ := s2.Token("b", claims())
+	b, _ := s2.Token(CacheKey{"b", "app"}, claims())
 	if kidOf(t, a) != kidOf(t, b) {
 		t.Error("the two Signers sign with different keys after a rotation")
 	}
@@ -487,7 +487,7 @@ func TestFailedRotationKeepsSigning(t *testing.T) {
 	fs.fail.Store(true)
 	c.Advance(time.Hour)
 	for i := range 10 {
-		tok, err := s.Token(fmt.Sprint("k", i), claims())
+		tok, err := s.Token(CacheKey{fmt.Sprint("k", i), "app"}, claims())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -500,7 +500,7 @@ func TestFailedRotationKeepsSigning(t *testing.T) {
 	}
 	fs.fail.Store(false)
 	c.Advance(time.Minute)
-	if tok, _ := s.Token("after", claims()); kidOf(t, tok) == k1 {
+	if tok, _ := s.Token(CacheKey{"after", "app"}, claims()); kidOf(t, tok) == k1 {
 		t.Error("rotation not retried a minute later")
 	}
 }
@@ -568,7 +568,7 @@ func TestConcurrentUse(t *testing.T) {
 						t.Error(err)
 					}
 				}
-				if _, err := s.Token(fmt.Sprint("k", i%100), claims()); err != nil {
+				if _, err := s.Token(CacheKey{fmt.Sprint("k", i%100), "app"}, claims()); err != nil {
 					t.Error(err)
 					return
 				}

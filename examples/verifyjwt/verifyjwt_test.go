@@ -74,7 +74,7 @@ func (g *gateway) token(t *testing.T, change func(*token.Claims)) string {
 	if change != nil {
 		change(&c)
 	}
-	tok, err := g.signer.Token(c.Subject+"|"+c.Audience+"|"+c.Issuer, c)
+	tok, err := g.signer.Token(token.CacheKey{Session: c.Subject + "|" + c.Issuer, App: c.Audience}, c)
 	if err != nil {
 		t.Fatal(err)
 	}
