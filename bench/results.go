@@ -532,7 +532,7 @@ func (r *results) printTable(w io.Writer) {
 		}
 		tw.Flush()
 		for _, sd := range sc.Seeding {
-			fmt.Fprintf(w, "seeded %d..%d in %.1f s (%.0f accounts/s, 3 synchronous store transactions each)\n", sd.From, sd.To-1, sd.Duration.Seconds(), sd.AccountsPerSecond)
+			fmt.Fprintf(w, "seeded %d..%d in %.1f s (%.0f accounts/s, store.Importer in write batches)\n", sd.From, sd.To-1, sd.Duration.Seconds(), sd.AccountsPerSecond)
 		}
 		if sc.To > 0 {
 			fmt.Fprintf(w, "guarded req/s %s vs %s: %.3f (normalised by plain in the same run: %.3f)\n", count(sc.To), count(sc.From), sc.GuardedRPSRatio, sc.NormalisedRatio)

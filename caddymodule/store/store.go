@@ -76,11 +76,7 @@ func Open(o Options) (*Store, error) {
 		WithBaseTableSize(1 << 20).
 		WithCompression(options.None)
 	if o.BulkLoad {
-		bo = bo.WithSyncWrites(false).
-			WithMemTableSize(64 << 20).
-			WithNumLevelZeroTables(8).
-			WithNumLevelZeroTablesStall(16).
-			WithBaseTableSize(8 << 20)
+		bo = bo.WithSyncWrites(false)
 	}
 	if o.InMemory {
 		bo = bo.WithDir("").WithValueDir("").WithInMemory(true)
