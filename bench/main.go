@@ -44,9 +44,13 @@ import (
 
 // settings are a mode's knobs; every one is recorded in the results.
 type settings struct {
-	Mode        string        `json:"mode"`
-	Concurrency int           `json:"concurrency"`
-	Rounds      int           `json:"rounds"`
+	Mode        string `json:"mode"`
+	Concurrency int    `json:"concurrency"`
+	Rounds      int    `json:"rounds"`
+	// ScaleRounds are the interleaved rounds per store size (and of the
+	// plain-only server); fewer than Rounds keeps make bench under ten
+	// minutes with a million accounts.
+	ScaleRounds int           `json:"scale_rounds"`
 	Round       time.Duration `json:"round_ns"`
 	Warm        time.Duration `json:"warmup_ns"`
 	StormRounds int           `json:"storm_rounds"`
@@ -71,14 +75,14 @@ func presets(mode string) (settings, error) {
 	switch mode {
 	case "full":
 		return settings{
-			Mode: mode, Concurrency: 8, Rounds: 3, Round: 5 * time.Second, Warm: time.Second,
+			Mode: mode, Concurrency: 8, Rounds: 3, ScaleRounds: 2, Round: 5 * time.Second, Warm: time.Second,
 			StormRounds: 3, StormRound: 5 * time.Second, StormRate: 20,
 			Sizes: []int{1_000, 100_000, 1_000_000}, Hot: 10_000, Fill: 100_000, SeedWorkers: 8,
 			BenchTime: "1s", Micro: true,
 		}, nil
 	case "quick":
 		return settings{
-			Mode: mode, Concurrency: 8, Rounds: 2, Round: 800 * time.Millisecond, Warm: 150 * time.Millisecond,
+			Mode: mode, Concurrency: 8, Rounds: 2, ScaleRounds: 2, Round: 800 * time.Millisecond, Warm: 150 * time.Millisecond,
 			StormRounds: 1, StormRound: 1500 * time.Millisecond, StormRate: 20,
 			Sizes: []int{1_000, 3_000}, Hot: 1_000, Fill: 3_000, SeedWorkers: 8,
 			BenchTime: "50ms", Micro: true,
@@ -125,7 +129,7 @@ func main() {
 		s.Concurrency = *conc
 	}
 	if *rounds > 0 {
-		s.Rounds, s.StormRounds = *rounds, *rounds
+		s.Rounds, s.StormRounds, s.ScaleRounds = *rounds, *rounds, *rounds
 	}
 	if *round > 0 {
 		s.Round, s.StormRound = *round, *round
@@ -616,7 +620,7 @@ func (b *bench) scale() error {
 		plain := &load{name: "plain", status: 200, reqs: [][]byte{buildRequest(requestOpts{host: host, path: "/plain/app", accept: "application/json", cookie: string(cookieOf(reqs[0]))})}}
 		guarded := &load{name: fmt.Sprintf("guarded (%d sessions)", hot), status: 200, reqs: reqs[:hot]}
 		sz.Hot = hot
-		for r := 1; r <= b.s.Rounds; r++ {
+		for r := 1; r <= b.s.ScaleRounds; r++ {
 			order := []*load{plain, guarded}
 			if r%2 == 0 {
 				order[0], order[1] = guarded, plain
@@ -661,7 +665,7 @@ func (b *bench) plainOnly() error {
 		buildRequest(requestOpts{host: srv.addr, path: "/plain/app", accept: "application/json", cookie: strings.Repeat("A", 180)}),
 	}}
 	p := &b.res.Scale.PlainOnly
-	for r := 1; r <= b.s.Rounds; r++ {
+	for r := 1; r <= b.s.ScaleRounds; r++ {
 		for range 2 {
 			seg, err := b.segment(srv, l, r)
 			if err != nil {
