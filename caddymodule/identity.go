@@ -12,11 +12,12 @@ import (
 // identity is what the guard hands the upstream about an account, with
 // header values encoded once rather than on every request.
 type identity struct {
-	generation uint64
-	disabled   bool
-	id         string
-	email      string
-	name       string
+	// version is the store's Version of the account when it was read.
+	version  uint64
+	disabled bool
+	id       string
+	email    string
+	name     string
 	// nameHeader is name, encoded for a header value.
 	nameHeader string
 	orgs       []orgIdentity
@@ -55,7 +56,7 @@ func (id *identity) active(chosen string) (*orgIdentity, bool) {
 const maxCachedIdentities = 100_000
 
 // identityCache keeps identities per account, trusted only while the
-// store's generation has not moved since they were read.
+// account's version in the store has not moved since they were read.
 type identityCache struct {
 	mu sync.RWMutex
 	m  map[string]*identity
@@ -68,11 +69,11 @@ func newIdentityCache() *identityCache {
 // get returns the account's identity, reading the store when the cached
 // one is missing or stale. apps lists every app configured in guards.
 func (c *identityCache) get(st *store.Store, orgs *org.Service, apps func() []string, accountID string) (*identity, error) {
-	gen := st.Generation()
+	version := st.Version(accountID)
 	c.mu.RLock()
 	id := c.m[accountID]
 	c.mu.RUnlock()
-	if id != nil && id.generation == gen {
+	if id != nil && id.version == version {
 		return id, nil
 	}
 	a, err := st.Account(accountID)
@@ -84,7 +85,7 @@ func (c *identityCache) get(st *store.Store, orgs *org.Service, apps func() []st
 		return nil, err
 	}
 	id = &identity{
-		generation: gen,
+		version:    version,
 		disabled:   a.Disabled,
 		id:         a.ID,
 		email:      a.Email,

@@ -286,8 +286,8 @@ func (p *Portal) afterOrgAction(w http.ResponseWriter, r *http.Request, lang Lan
 	switch {
 	case err == nil:
 		// The change reaches guards on the member's next request: the
-		// write moved the store's generation, so no cache trusts old
-		// rights.
+		// write moved the member's version in the store, so no cache
+		// trusts old rights.
 		http.Redirect(w, r, "/org/"+kvk+"?done="+action, http.StatusSeeOther)
 	case errors.Is(err, org.ErrForbidden):
 		p.forbidden(w, r, lang, a.ID, action, kvk)

@@ -25,7 +25,8 @@ func digestCookie(raw string) cookieDigest {
 // entry is one cached session.
 type entry struct {
 	session store.Session
-	epoch   uint64
+	// version is the store's Version of the session when it was read.
+	version uint64
 	// lastSeen and persisted are unix nanoseconds: the last request, and
 	// the last time that was handed to the store.
 	lastSeen  atomic.Int64

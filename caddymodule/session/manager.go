@@ -123,14 +123,13 @@ func (m *Manager) Lookup(raw string) (store.Session, error) {
 		return store.Session{}, ErrNoSession
 	}
 	now := m.settings.Now()
-	// Entries cached before the store's last identity-changing write are
-	// checked against the store again before they are trusted.
-	epoch := m.store.Generation()
 	key := digestCookie(raw)
 	e := m.cache.get(key)
-	if e == nil || e.epoch != epoch {
+	// An entry whose session was written since it was read (an org
+	// switch, a logout elsewhere) is read from the store again.
+	if e == nil || e.version != m.store.Version(e.session.Key) {
 		var err error
-		if e, err = m.load(raw, key, epoch, e); err != nil {
+		if e, err = m.load(raw, key, e); err != nil {
 			return store.Session{}, err
 		}
 	}
@@ -157,19 +156,21 @@ func (m *Manager) Lookup(raw string) (store.Session, error) {
 // load reads the session behind raw from the store into the cache. A stale
 // entry's in-memory idle tracking is carried over, since the store's copy
 // may be up to one TouchInterval behind.
-func (m *Manager) load(raw string, key cookieDigest, epoch uint64, stale *entry) (*entry, error) {
+func (m *Manager) load(raw string, key cookieDigest, stale *entry) (*entry, error) {
 	id, err := m.codec.Decode(raw)
 	if err != nil {
 		return nil, ErrNoSession
 	}
-	s, err := m.store.Session(storageKey(id))
+	sk := storageKey(id)
+	version := m.store.Version(sk)
+	s, err := m.store.Session(sk)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoSession
 	}
 	if err != nil {
 		return nil, err
 	}
-	e := &entry{session: s, epoch: epoch}
+	e := &entry{session: s, version: version}
 	e.lastSeen.Store(s.LastSeen.UnixNano())
 	e.persisted.Store(s.LastSeen.UnixNano())
 	if stale != nil && stale.lastSeen.Load() > e.lastSeen.Load() {

@@ -90,6 +90,48 @@ func TestRevoke(t *testing.T) {
 	}
 }
 
+// One person logging out must not cost everyone else a store read: the
+// other cached sessions stay as they were.
+func TestRevokeLeavesOtherCachedSessionsAlone(t *testing.T) {
+	m, st, _ := newTestManager(t, Settings{})
+	mine, me, _ := m.Create("acct1", "")
+	if _, err := m.Lookup(mine); err != nil { // warm the cache
+		t.Fatal(err)
+	}
+	cached := m.cache.get(digestCookie(mine))
+	// Sessions share a version counter one time in 4096; another person's
+	// session that happens to share mine's is a fair reason to reload, so
+	// the test logs out people until one does not.
+	independent := false
+	for range 8 {
+		theirs, _, _ := m.Create("acct2", "")
+		if _, err := m.Lookup(theirs); err != nil {
+			t.Fatal(err)
+		}
+		before := st.Version(me.Key)
+		if err := m.Revoke(theirs); err != nil {
+			t.Fatal(err)
+		}
+		if st.Version(me.Key) == before {
+			independent = true
+			break
+		}
+		if _, err := m.Lookup(mine); err != nil {
+			t.Fatal(err)
+		}
+		cached = m.cache.get(digestCookie(mine))
+	}
+	if !independent {
+		t.Fatal("8 other people's logouts all moved this session's version in the store")
+	}
+	if _, err := m.Lookup(mine); err != nil {
+		t.Fatal(err)
+	}
+	if m.cache.get(digestCookie(mine)) != cached {
+		t.Fatal("another person's logout made the guard read this session from the store again")
+	}
+}
+
 func TestRevokeAccountKeepsOne(t *testing.T) {
 	m, _, _ := newTestManager(t, Settings{})
 	keepRaw, keep, _ := m.Create("acct1", "")

@@ -98,7 +98,7 @@ func BenchmarkHotPathLookupHitParallel(b *testing.B) {
 
 // BenchmarkHotPathLookupMiss is Lookup of a live session that is not in
 // the cache: decode, one store read, cache insert. It is also what every
-// cached session pays once after the store's generation moves.
+// cached session pays once after its version in the store moves.
 func BenchmarkHotPathLookupMiss(b *testing.B) {
 	m, _ := hotPathManager(b)
 	raw := hotPathSession(b, m)

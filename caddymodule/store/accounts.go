@@ -32,7 +32,8 @@ type Account struct {
 // CreateAccount writes a new account and its email index in one
 // transaction; ErrExists if the email is taken.
 func (s *Store) CreateAccount(a Account) error {
-	return s.update(func(txn *badger.Txn) error {
+	return s.update(func(txn *badger.Txn, ch *changed) error {
+		ch.add(a.ID)
 		taken, err := exists(txn, prefixAccountEmail+a.Email)
 		if err != nil {
 			return err
@@ -78,7 +79,8 @@ func (s *Store) AccountByEmail(email string) (Account, error) {
 // The email (and so its index) cannot be changed here.
 func (s *Store) UpdateAccount(id string, change func(*Account) error) (Account, error) {
 	var a Account
-	err := s.update(func(txn *badger.Txn) error {
+	err := s.update(func(txn *badger.Txn, ch *changed) error {
+		ch.add(id)
 		a = Account{}
 		if err := getJSON(txn, prefixAccount+id, &a); err != nil {
 			return err

@@ -96,7 +96,7 @@ func (im *Importer) Session(ss Session) error {
 // committed. Caches see the import as one change.
 func (im *Importer) Close() error {
 	err := im.wb.Flush()
-	im.st.generation.Add(1)
+	im.st.versions.all.Add(1)
 	if err != nil {
 		return fmt.Errorf("store: import: %w", err)
 	}

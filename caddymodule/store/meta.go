@@ -16,7 +16,7 @@ const prefixSecret = "secret/"
 // same value: the loser's transaction conflicts and reads the winner's.
 func (s *Store) Secret(name string, generate func() ([]byte, error)) ([]byte, error) {
 	var out []byte
-	err := s.update(func(txn *badger.Txn) error {
+	err := s.updateQuiet(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(prefixSecret + name))
 		if err == nil {
 			out, err = item.ValueCopy(nil)

@@ -56,8 +56,18 @@ type Membership struct {
 // account's membership becomes (or stays) an eh3-anchored admin one. It
 // returns the accounts that arrived earlier with the same pseudonym.
 func (s *Store) LinkOrganisation(o Organisation, m Membership) (samePseudonym []string, err error) {
-	err = s.update(func(txn *badger.Txn) error {
+	err = s.update(func(txn *badger.Txn, ch *changed) error {
 		samePseudonym = samePseudonym[:0]
+		// The organisation's record may change (its name), and every
+		// member's cached identity carries it.
+		ch.add(m.AccountID)
+		members := prefixMember + o.KvK + "/"
+		if err := scanKeys(txn, members, func(k string) error {
+			ch.add(k[len(members):])
+			return nil
+		}); err != nil {
+			return err
+		}
 		var existing Organisation
 		switch err := getJSON(txn, prefixOrg+o.KvK, &existing); err {
 		case nil:
@@ -172,7 +182,8 @@ func (s *Store) AccountMemberships(accountID string) ([]Membership, error) {
 // PutMembership writes a membership and the account's index entry, for
 // a new member (an accepted invitation) or a changed one.
 func (s *Store) PutMembership(m Membership) error {
-	return s.update(func(txn *badger.Txn) error {
+	return s.update(func(txn *badger.Txn, ch *changed) error {
+		ch.add(m.AccountID)
 		if err := putJSON(txn, prefixMember+m.KvK+"/"+m.AccountID, m, time.Time{}); err != nil {
 			return err
 		}
@@ -186,10 +197,11 @@ func (s *Store) PutMembership(m Membership) error {
 // organisation, so rules over several members (keep one admin) hold under
 // concurrency.
 func (s *Store) UpdateMembers(kvk string, change func([]Membership) ([]Membership, error)) error {
-	return s.update(func(txn *badger.Txn) error {
+	return s.update(func(txn *badger.Txn, ch *changed) error {
 		var before []Membership
 		if err := scanJSON(txn, prefixMember+kvk+"/", func(m Membership) error {
 			before = append(before, m)
+			ch.add(m.AccountID)
 			return nil
 		}); err != nil {
 			return err
@@ -204,6 +216,7 @@ func (s *Store) UpdateMembers(kvk string, change func([]Membership) ([]Membershi
 				continue
 			}
 			kept[m.AccountID] = true
+			ch.add(m.AccountID)
 			if err := putJSON(txn, prefixMember+kvk+"/"+m.AccountID, m, time.Time{}); err != nil {
 				return err
 			}

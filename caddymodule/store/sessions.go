@@ -30,7 +30,7 @@ type Session struct {
 }
 
 // PutSession writes (or overwrites) a session; it expires at ExpiresAt.
-// A new session changes no cached identity, so the generation stays.
+// A new session is in no cache yet, so no version moves.
 func (s *Store) PutSession(ss Session) error {
 	return s.updateQuiet(func(txn *badger.Txn) error {
 		if err := put(txn, prefixAccountSession+ss.AccountID+"/"+ss.Key, nil, ss.ExpiresAt); err != nil {
@@ -50,11 +50,12 @@ func (s *Store) Session(key string) (Session, error) {
 // UpdateSession applies change to a stored session; ErrNotFound once it
 // is gone, so a touch never resurrects a revoked session.
 func (s *Store) UpdateSession(key string, change func(*Session)) error {
-	return s.update(func(txn *badger.Txn) error {
+	return s.update(func(txn *badger.Txn, ch *changed) error {
 		var ss Session
 		if err := getJSON(txn, prefixSession+key, &ss); err != nil {
 			return err
 		}
+		ch.add(key)
 		change(&ss)
 		return putJSON(txn, prefixSession+key, ss, ss.ExpiresAt)
 	})
@@ -79,7 +80,8 @@ func (s *Store) TouchSession(key string, when time.Time) error {
 
 // DeleteSession removes a session; deleting a missing one is not an error.
 func (s *Store) DeleteSession(key string) error {
-	return s.update(func(txn *badger.Txn) error {
+	return s.update(func(txn *badger.Txn, ch *changed) error {
+		ch.add(key)
 		var ss Session
 		err := getJSON(txn, prefixSession+key, &ss)
 		if err == ErrNotFound {
@@ -99,7 +101,7 @@ func (s *Store) DeleteSession(key string) error {
 // one with keep (empty keeps none), and returns the removed keys.
 func (s *Store) DeleteAccountSessions(accountID, keep string) ([]string, error) {
 	var removed []string
-	err := s.update(func(txn *badger.Txn) error {
+	err := s.update(func(txn *badger.Txn, ch *changed) error {
 		removed = removed[:0]
 		prefix := prefixAccountSession + accountID + "/"
 		var keys []string
@@ -120,6 +122,7 @@ func (s *Store) DeleteAccountSessions(accountID, keep string) ([]string, error) 
 			if err := del(txn, prefixSession+sk); err != nil {
 				return err
 			}
+			ch.add(sk)
 			removed = append(removed, sk)
 		}
 		return nil

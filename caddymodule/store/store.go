@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync/atomic"
 	"time"
 
@@ -49,10 +50,8 @@ type Options struct {
 // Store is an open badger database with wijgate's records in it.
 type Store struct {
 	db *badger.DB
-	// generation moves after every committed write that can change who
-	// someone is or what they may do; caches compare it before trusting
-	// what they hold.
-	generation atomic.Uint64
+	// versions hold what Version reports.
+	versions versions
 	// bulk is set when opened with BulkLoad: Close syncs first.
 	bulk bool
 }
@@ -87,7 +86,9 @@ func Open(o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %q: %w", o.Dir, err)
 	}
-	return &Store{db: db, bulk: o.BulkLoad}, nil
+	st := &Store{db: db, bulk: o.BulkLoad}
+	st.versions.init()
+	return st, nil
 }
 
 // Close flushes and closes the database.
@@ -111,20 +112,61 @@ func (s *Store) CollectGarbage() {
 // Size reports the bytes the LSM tree and value log take on disk.
 func (s *Store) Size() (lsm, vlog int64) { return s.db.Size() }
 
-// Generation is a counter that changes after every write to accounts,
-// sessions or memberships. Equal values mean nothing cached went stale.
-func (s *Store) Generation() uint64 { return s.generation.Load() }
+// Version is a number that moves after every committed write that can
+// make something cached about key stale. key is an account ID (its
+// record, its memberships and their organisations) or a session key (the
+// session). A cache reads the version before it reads the records and
+// trusts what it holds while the version is unchanged; a write moves only
+// the versions of what it touched, so one person logging out leaves every
+// other cached session alone.
+func (s *Store) Version(key string) uint64 { return s.versions.of(key) }
+
+// versionSlots is how many counters the versions are spread over. Keys
+// that share a slot only cost each other a needless reload.
+const versionSlots = 1 << 12
+
+// versions are per-key change counters, hashed into slots, plus one that
+// moves for writes too wide to name their keys (an import).
+type versions struct {
+	seed  maphash.Seed
+	all   atomic.Uint64
+	slots [versionSlots]atomic.Uint64
+}
+
+func (v *versions) init() { v.seed = maphash.MakeSeed() }
+
+// of is the sum of the all counter and key's slot: both only grow, so the
+// sum changes whenever either does.
+func (v *versions) of(key string) uint64 { return v.all.Load() + v.slot(key).Load() }
+
+func (v *versions) slot(key string) *atomic.Uint64 {
+	return &v.slots[maphash.String(v.seed, key)%versionSlots]
+}
+
+// changed records the keys a transaction touched.
+type changed struct{ keys []string }
+
+func (c *changed) add(keys ...string) { c.keys = append(c.keys, keys...) }
 
 // update runs fn in a read-write transaction, running it again when it
-// lost a race with a concurrent transaction, and moves the generation.
-func (s *Store) update(fn func(txn *badger.Txn) error) error {
-	err := s.updateQuiet(fn)
-	s.generation.Add(1)
+// lost a race with a concurrent transaction, and then moves the versions
+// of the keys fn named, after the commit, so a reader that saw the old
+// version cannot cache the new records under it. They move on failure as
+// well: a reload too many is harmless, a stale cache is not.
+func (s *Store) update(fn func(txn *badger.Txn, ch *changed) error) error {
+	var ch changed
+	err := s.updateQuiet(func(txn *badger.Txn) error {
+		ch.keys = ch.keys[:0]
+		return fn(txn, &ch)
+	})
+	for _, k := range ch.keys {
+		s.versions.slot(k).Add(1)
+	}
 	return err
 }
 
 // updateQuiet is update for records no cache holds (codes, counters,
-// idle-tracking times): it leaves the generation alone.
+// idle-tracking times): it moves no version.
 func (s *Store) updateQuiet(fn func(txn *badger.Txn) error) error {
 	var err error
 	for range maxConflictRetries {
