@@ -585,6 +585,10 @@ func (b *bench) scale() error {
 		if err != nil {
 			return err
 		}
+		if sz.MemoryStart, err = procMemory(srv.pid()); err != nil {
+			return err
+		}
+		logf("scale %d: server at start: VmRSS %d MiB (anon %d, file %d)", n, sz.MemoryStart.RSSKiB>>10, sz.MemoryStart.AnonKiB>>10, sz.MemoryStart.FileKiB>>10)
 		host := srv.addr
 		fill := min(n, b.s.Fill)
 		hot := min(n, b.s.Hot)
@@ -601,6 +605,9 @@ func (b *bench) scale() error {
 		}
 		if sz.MemoryHot, err = procMemory(srv.pid()); err != nil {
 			return err
+		}
+		if b.s.Profile {
+			b.heapProfile(srv, fmt.Sprintf("scale-%d-hot", n))
 		}
 		// Then every one of the first `fill` sessions goes through the
 		// guard once (a cache miss each), so the caches hold what a server

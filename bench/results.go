@@ -181,6 +181,9 @@ type scaleSize struct {
 	StoreAllocated      int64 `json:"store_bytes_on_disk"`
 	StoreApparent       int64 `json:"store_bytes_apparent"`
 	StoreAllocatedAfter int64 `json:"store_bytes_on_disk_after_run"`
+	// MemoryStart is the server's memory once it answers, store open,
+	// before any request.
+	MemoryStart memory `json:"server_memory_at_start"`
 	// Warm is one guarded segment over the hot sessions on the fresh
 	// server, before any other session was used; MemoryHot is the
 	// server's memory right after it.
@@ -512,7 +515,7 @@ func (r *results) printTable(w io.Writer) {
 	if len(sc.Sizes) > 0 {
 		fmt.Fprintf(w, "\n3. Scale — accounts with an eHerkenning-anchored organisation and a session each, seeded through the store; a fresh server per size\n")
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprint(tw, "sessions\tstore MiB\thot sessions\tVmHWM hot only\tnew-session req/s\tnew-session p99 ms\tplain req/s\tguarded req/s\tguarded p50 ms\tguarded p99 ms\tguarded/plain\tserver µs/req\tVmHWM MiB\tVmRSS MiB\tRssAnon\tRssFile\t\n")
+		fmt.Fprint(tw, "sessions\tstore MiB\tVmRSS at start\thot sessions\tVmHWM hot only\tnew-session req/s\tnew-session p99 ms\tplain req/s\tguarded req/s\tguarded p50 ms\tguarded p99 ms\tguarded/plain\tserver µs/req\tVmHWM MiB\tVmRSS MiB\tRssAnon\tRssFile\t\n")
 		for _, z := range sc.Sizes {
 			if z.Guarded == nil {
 				continue
@@ -521,13 +524,13 @@ func (r *results) printTable(w io.Writer) {
 			if z.Fill != nil {
 				fillRPS, fillP99 = fmt.Sprintf("%.0f", z.Fill.RPS), fmt.Sprintf("%.3f", ms(z.Fill.P99))
 			}
-			fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%.1f\t%s\t%s\t%s\t%s\t\n", count(z.Sessions),
-				float64(z.StoreAllocated)/(1<<20), count(z.Hot), mib(z.MemoryHot.HWMKiB), fillRPS, fillP99, z.Plain.RPS, z.Guarded.RPS,
+			fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%.1f\t%s\t%s\t%s\t%s\t\n", count(z.Sessions),
+				float64(z.StoreAllocated)/(1<<20), mib(z.MemoryStart.RSSKiB), count(z.Hot), mib(z.MemoryHot.HWMKiB), fillRPS, fillP99, z.Plain.RPS, z.Guarded.RPS,
 				ms(z.Guarded.P50), ms(z.Guarded.P99), z.GuardedPlainRatio, z.Guarded.ServerCPUPerReq,
 				mib(z.Memory.HWMKiB), mib(z.Memory.RSSKiB), mib(z.Memory.AnonKiB), mib(z.Memory.FileKiB))
 		}
 		if p := sc.PlainOnly.Summary; p != nil {
-			fmt.Fprintf(tw, "plain-only Caddy\t\t\t\t\t\t%.0f\t\t\t\t\t%.1f\t%s\t%s\t%s\t%s\t\n", p.RPS, p.ServerCPUPerReq,
+			fmt.Fprintf(tw, "plain-only Caddy\t\t\t\t\t\t\t%.0f\t\t\t\t\t%.1f\t%s\t%s\t%s\t%s\t\n", p.RPS, p.ServerCPUPerReq,
 				mib(sc.PlainOnly.Memory.HWMKiB), mib(sc.PlainOnly.Memory.RSSKiB), mib(sc.PlainOnly.Memory.AnonKiB), mib(sc.PlainOnly.Memory.FileKiB))
 		}
 		tw.Flush()
