@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/wijtechniek/wijgate/caddymodule/internal/pack"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
@@ -108,6 +109,7 @@ func (c *identityCache) get(st *store.Store, orgs *org.Service, apps func() []st
 			appsHeader: strings.Join(granted, ","),
 		})
 	}
+	id.pack()
 	c.mu.Lock()
 	if len(c.m) >= maxCachedIdentities {
 		clear(c.m)
@@ -115,6 +117,18 @@ func (c *identityCache) get(st *store.Store, orgs *org.Service, apps func() []st
 	c.m[accountID] = id
 	c.mu.Unlock()
 	return id, nil
+}
+
+// pack moves the identity's strings into one allocation: with 100k
+// active accounts cached, marking a dozen strings each took a third of the
+// server's CPU.
+func (id *identity) pack() {
+	fields := []*string{&id.id, &id.email, &id.name, &id.nameHeader}
+	for i := range id.orgs {
+		o := &id.orgs[i]
+		fields = append(fields, &o.kvk, &o.name, &o.nameHeader, &o.role, &o.assurance, &o.appsHeader)
+	}
+	pack.Strings(fields...)
 }
 
 // mayUse reports whether the membership grants the app.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wijtechniek/wijgate/caddymodule/internal/pack"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
@@ -170,6 +171,7 @@ func (m *Manager) load(raw string, key cookieDigest, stale *entry) (*entry, erro
 	if err != nil {
 		return nil, err
 	}
+	pack.Strings(&s.Key, &s.AccountID, &s.ActiveOrg)
 	e := &entry{session: s, version: version}
 	e.lastSeen.Store(s.LastSeen.UnixNano())
 	e.persisted.Store(s.LastSeen.UnixNano())
