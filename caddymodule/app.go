@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -108,6 +109,10 @@ type App struct {
 	stripper *headerStripper
 	identity *identityCache
 	logger   *zap.Logger
+	// lastIssuer is the issuer last built from a request, reused while
+	// requests come to the same site: a reused token's claims then share
+	// one string instead of each holding its own.
+	lastIssuer *atomic.Pointer[string]
 }
 
 // CaddyModule returns the Caddy module information.
@@ -186,6 +191,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.stripper = newHeaderStripper(a.StripHeaders)
 	a.identity = newIdentityCache()
+	a.lastIssuer = new(atomic.Pointer[string])
 
 	returns, err := portal.NewReturnPolicy(a.PortalURL, a.ReturnHosts)
 	if err != nil {
@@ -283,11 +289,17 @@ func (a *App) issuer(r *http.Request) string {
 	if a.PortalURL != "" {
 		return strings.TrimSuffix(a.PortalURL, "/")
 	}
-	scheme := "http"
+	scheme := "http://"
 	if r.TLS != nil {
-		scheme = "https"
+		scheme = "https://"
 	}
-	return scheme + "://" + r.Host
+	if last := a.lastIssuer.Load(); last != nil && len(*last) == len(scheme)+len(r.Host) &&
+		strings.HasPrefix(*last, scheme) && strings.HasSuffix(*last, r.Host) {
+		return *last
+	}
+	iss := scheme + r.Host
+	a.lastIssuer.Store(&iss)
+	return iss
 }
 
 // appNames lists the guarded apps' names.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,7 +63,7 @@ func hotPathGuard(b *testing.B) (*Handler, string) {
 		b.Fatal(err)
 	}
 	a := &App{store: st, sessions: sessions, orgs: &org.Service{Store: st}, tokens: tokens,
-		stripper: newHeaderStripper(nil), identity: newIdentityCache()}
+		stripper: newHeaderStripper(nil), identity: newIdentityCache(), lastIssuer: new(atomic.Pointer[string])}
 	a.registerApp(AppInfo{Name: "bench"}, nil)
 	now := time.Now()
 	if err := st.CreateAccount(store.Account{ID: "u-bench", Email: "jan@example.nl", Name: "Jan Jänssen",
