@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -128,5 +129,51 @@ func TestImportRefusesAMembershipOfAnotherOrganisation(t *testing.T) {
 	defer im.Cancel()
 	if err := im.Membership(Organisation{KvK: "11111111"}, Membership{KvK: "22222222", AccountID: "u-1"}); err == nil {
 		t.Fatal("a membership naming another organisation was accepted")
+	}
+}
+
+// A server opening a freshly imported store must not start by compacting
+// it: at 100k accounts that held about 36 MB of table builders and paged
+// the whole store in while the first requests came.
+func TestBulkLoadLeavesTheTreeCompacted(t *testing.T) {
+	dir := t.TempDir()
+	st, err := Open(Options{Dir: dir, BulkLoad: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := st.NewImporter()
+	password := strings.Repeat("x", 100)
+	// About 30 MB: several memory tables' worth, so without compaction the
+	// import ends as a stack of level-0 tables.
+	for i := range 25_000 {
+		id := fmt.Sprintf("u-%06d", i)
+		if err := im.Account(Account{ID: id, Email: id + "@example.nl", Name: strings.Repeat("n", 200), PasswordHash: password}); err != nil {
+			t.Fatal(err)
+		}
+		if err := im.Session(Session{Key: fmt.Sprintf("s-%06d-%s", i, strings.Repeat("k", 900)), AccountID: id, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := im.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st = openTest(t, dir)
+	defer st.Close()
+	var levels []string
+	for _, l := range st.db.Levels() {
+		if l.NumTables > 0 {
+			levels = append(levels, fmt.Sprintf("L%d: %d tables", l.Level, l.NumTables))
+		}
+	}
+	// One level from the compaction, and level 0 for the memory table
+	// flushed on close.
+	if len(levels) > 2 || len(levels) == 2 && !strings.HasPrefix(levels[0], "L0: 1 ") {
+		t.Fatalf("the imported store opens with tables on %v; want one level (and at most one level-0 table)", levels)
+	}
+	if _, err := st.AccountByEmail("u-024999@example.nl"); err != nil {
+		t.Fatalf("last imported account: %v", err)
 	}
 }

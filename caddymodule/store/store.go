@@ -41,9 +41,11 @@ type Options struct {
 	Logger Logger
 	// BulkLoad opens the store for an offline import (Importer) with no
 	// server running: writes are not synced one by one but when the store
-	// closes, and memory tables are larger (BenchmarkImport: about 1.7
-	// times the accounts per second). Never for a store a server uses: a
-	// crash loses unsynced writes.
+	// closes (BenchmarkImport: about 1.15 times the accounts per second),
+	// and Close first compacts the whole tree into one level, so the
+	// server that opens the store next does not inherit the import's
+	// compactions. Never for a store a server uses: a crash loses unsynced
+	// writes.
 	BulkLoad bool
 }
 
@@ -52,7 +54,8 @@ type Store struct {
 	db *badger.DB
 	// versions hold what Version reports.
 	versions versions
-	// bulk is set when opened with BulkLoad: Close syncs first.
+	// bulk is set when opened with BulkLoad: Close compacts and syncs
+	// first.
 	bulk bool
 }
 
@@ -94,6 +97,10 @@ func Open(o Options) (*Store, error) {
 // Close flushes and closes the database.
 func (s *Store) Close() error {
 	if s.bulk {
+		if err := s.db.Flatten(2); err != nil {
+			s.db.Close()
+			return fmt.Errorf("store: compacting the bulk load: %w", err)
+		}
 		if err := s.db.Sync(); err != nil {
 			s.db.Close()
 			return fmt.Errorf("store: syncing the bulk load: %w", err)
