@@ -20,8 +20,11 @@ func TestIssuerFollowsTheRequestedSite(t *testing.T) {
 		{"same site again", false, "wij.localhost", "http://wij.localhost"},
 		{"same host over TLS", true, "wij.localhost", "https://wij.localhost"},
 		{"another site of the same length", true, "wij.localhosu", "https://wij.localhosu"},
-		{"a host that ends like the last one", true, "xwij.localhosu", "https://xwij.localhosu"},
+		{"a longer host that ends like the last one", true, "xwij.localhosu", "https://xwij.localhosu"},
+		{"a shorter host that ends like the last one", true, "wij.localhosu", "https://wij.localhosu"},
 		{"back to plain http", false, "wij.localhost", "http://wij.localhost"},
+		{"plain http, one character longer", false, "xwij.localhost", "http://xwij.localhost"},
+		{"TLS, the length of the last one", true, "wij.localhost", "https://wij.localhost"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -103,8 +103,12 @@ func (im *Importer) Close() error {
 	return nil
 }
 
-// Cancel drops what is still buffered; batches already committed stay.
-func (im *Importer) Cancel() { im.wb.Cancel() }
+// Cancel drops what is still buffered; batches already committed stay,
+// and caches see them as one change.
+func (im *Importer) Cancel() {
+	im.wb.Cancel()
+	im.st.versions.all.Add(1)
+}
 
 func (im *Importer) setJSON(key string, v any, expires time.Time) error {
 	b, err := json.Marshal(v)

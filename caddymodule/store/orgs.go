@@ -180,10 +180,19 @@ func (s *Store) AccountMemberships(accountID string) ([]Membership, error) {
 }
 
 // PutMembership writes a membership and the account's index entry, for
-// a new member (an accepted invitation) or a changed one.
+// a new member (an accepted invitation) or a changed one. A changed
+// inviter changes whether the members they invited are anchored, so every
+// member's version moves.
 func (s *Store) PutMembership(m Membership) error {
 	return s.update(func(txn *badger.Txn, ch *changed) error {
 		ch.add(m.AccountID)
+		members := prefixMember + m.KvK + "/"
+		if err := scanKeys(txn, members, func(k string) error {
+			ch.add(k[len(members):])
+			return nil
+		}); err != nil {
+			return err
+		}
 		if err := putJSON(txn, prefixMember+m.KvK+"/"+m.AccountID, m, time.Time{}); err != nil {
 			return err
 		}

@@ -96,14 +96,22 @@ func TestVersionsMoveForWhatAWriteTouched(t *testing.T) {
 		{"a new membership", func() error {
 			return st.PutMembership(Membership{KvK: "87654321", AccountID: "kees", Role: "member", Anchor: "invited"})
 		}, []string{"kees"}},
+		{"a changed membership of an inviter", func() error {
+			return st.PutMembership(Membership{KvK: org.KvK, AccountID: "piet", Role: "member", Anchor: "eh3"})
+		}, []string{"piet", "anna"}},
+		{"an admin adding a member", func() error {
+			return st.UpdateMembers(org.KvK, func(ms []Membership) ([]Membership, error) {
+				return append(ms, Membership{KvK: org.KvK, AccountID: "kees", Role: "member", Anchor: "invited", InvitedBy: "anna"}), nil
+			})
+		}, []string{"piet", "anna", "kees"}},
 		{"an organisation renamed by a new eHerkenning login", func() error {
 			_, err := st.LinkOrganisation(Organisation{KvK: org.KvK, Name: "Bedrijf B.V."},
 				Membership{KvK: org.KvK, AccountID: "piet", Role: "admin", Anchor: "eh3"})
 			return err
-		}, []string{"piet", "anna"}},
+		}, []string{"piet", "anna", "kees"}},
 		{"an admin changing the members", func() error {
 			return st.UpdateMembers(org.KvK, func(ms []Membership) ([]Membership, error) { return ms[:1], nil })
-		}, []string{"piet", "anna"}},
+		}, []string{"piet", "anna", "kees"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
