@@ -132,6 +132,27 @@ func TestRevokeLeavesOtherCachedSessionsAlone(t *testing.T) {
 	}
 }
 
+// During a config reload the old instance keeps serving on the same store
+// with its own cache: a logout through the new one must end the session
+// there too, on its next request.
+func TestRevokeReachesAnotherManagerOnTheSameStore(t *testing.T) {
+	m, st, clk := newTestManager(t, Settings{})
+	draining := NewManager(st, m.codec, Settings{Now: clk.Now})
+	t.Cleanup(draining.Close)
+	raw, _, _ := m.Create("acct1", "")
+	for _, mm := range []*Manager{m, draining} {
+		if _, err := mm.Lookup(raw); err != nil { // warm both caches
+			t.Fatal(err)
+		}
+	}
+	if err := m.Revoke(raw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := draining.Lookup(raw); err != ErrNoSession {
+		t.Fatalf("the other instance still accepts the logged-out cookie: %v", err)
+	}
+}
+
 func TestRevokeAccountKeepsOne(t *testing.T) {
 	m, _, _ := newTestManager(t, Settings{})
 	keepRaw, keep, _ := m.Create("acct1", "")
