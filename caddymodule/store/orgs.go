@@ -61,11 +61,7 @@ func (s *Store) LinkOrganisation(o Organisation, m Membership) (samePseudonym []
 		// The organisation's record may change (its name), and every
 		// member's cached identity carries it.
 		ch.add(m.AccountID)
-		members := prefixMember + o.KvK + "/"
-		if err := scanKeys(txn, members, func(k string) error {
-			ch.add(k[len(members):])
-			return nil
-		}); err != nil {
+		if err := ch.addMembers(txn, o.KvK); err != nil {
 			return err
 		}
 		var existing Organisation
@@ -179,6 +175,17 @@ func (s *Store) AccountMemberships(accountID string) ([]Membership, error) {
 	return out, err
 }
 
+// addMembers names every member of the organisation as changed: their
+// cached identities carry its name and the anchoring of its invitation
+// chain.
+func (c *changed) addMembers(txn *badger.Txn, kvk string) error {
+	members := prefixMember + kvk + "/"
+	return scanKeys(txn, members, func(k string) error {
+		c.add(k[len(members):])
+		return nil
+	})
+}
+
 // PutMembership writes a membership and the account's index entry, for
 // a new member (an accepted invitation) or a changed one. A changed
 // inviter changes whether the members they invited are anchored, so every
@@ -186,11 +193,7 @@ func (s *Store) AccountMemberships(accountID string) ([]Membership, error) {
 func (s *Store) PutMembership(m Membership) error {
 	return s.update(func(txn *badger.Txn, ch *changed) error {
 		ch.add(m.AccountID)
-		members := prefixMember + m.KvK + "/"
-		if err := scanKeys(txn, members, func(k string) error {
-			ch.add(k[len(members):])
-			return nil
-		}); err != nil {
+		if err := ch.addMembers(txn, m.KvK); err != nil {
 			return err
 		}
 		if err := putJSON(txn, prefixMember+m.KvK+"/"+m.AccountID, m, time.Time{}); err != nil {
