@@ -82,8 +82,9 @@ type App struct {
 	ReturnHosts []string `json:"return_hosts,omitempty"`
 
 	// StripHeaders are further request headers that carry identity to some
-	// upstream (e.g. `Remote-User`, `X-Forwarded-User`). Like `X-Wij-*`,
-	// they are removed from every client request, in any spelling.
+	// upstream, beyond the default set (`Remote-User`, `X-Forwarded-User`
+	// and the others in defaultStrippedHeaders). Like `X-Wij-*`, they are
+	// removed from every client request, in any spelling.
 	StripHeaders []string `json:"strip_headers,omitempty"`
 
 	// Mail says how wijgate sends email (codes, notices): through an SMTP
@@ -228,6 +229,11 @@ func (a *App) Validate() error {
 	if a.IdleTimeout < 0 || a.Lifetime < 0 {
 		return errors.New("idle_timeout and lifetime must be positive")
 	}
+	for _, name := range a.StripHeaders {
+		if err := checkHeaderName(name); err != nil {
+			return fmt.Errorf("strip_headers: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -279,7 +285,7 @@ func (a *App) registerApp(info AppInfo, aliases []string) {
 		slices.SortFunc(a.apps, func(x, y AppInfo) int { return strings.Compare(x.Name, y.Name) })
 	}
 	for _, h := range aliases {
-		a.stripper.extra[foldHeaderName(h)] = struct{}{}
+		a.stripper.add(h)
 	}
 }
 

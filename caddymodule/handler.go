@@ -168,6 +168,9 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("min_assurance %q: want invited, eh3 or eh4", h.MinAssurance)
 	}
 	for header := range h.Aliases {
+		if err := checkHeaderName(header); err != nil {
+			return fmt.Errorf("alias: %w", err)
+		}
 		if strings.HasPrefix(strings.ToLower(header), identityPrefix) || strings.EqualFold(header, "cookie") || strings.EqualFold(header, "host") {
 			return fmt.Errorf("alias %q: choose a header name outside X-Wij-*, Cookie and Host", header)
 		}
@@ -180,10 +183,12 @@ func (h *Handler) Validate() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	a := h.app
 	a.stripper.strip(r.Header)
+	a.stripper.stripTrailers(r)
 	if h.Portal {
 		a.portal.ServeHTTP(w, r)
 		return nil
 	}
+	a.stripper.cleanConnection(r.Header, false)
 
 	cookieName := a.sessions.Codec().Name()
 	s, err := a.sessions.Lookup(sessionCookie(r.Header, cookieName))
