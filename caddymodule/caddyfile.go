@@ -262,6 +262,8 @@ func (a *App) unmarshalEHerkenning(d *caddyfile.Dispenser) error {
 //	    min_assurance invited|eh3|eh4
 //	    headers       <fact...>          # id email name org_kvk org_name org_role apps assurance
 //	    alias         <Header-Name> <fact>
+//	    websocket                          # let WebSocket upgrades through
+//	    allow_encoded_slashes              # let %2F and %5C in paths through
 //	}
 func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var handler Handler
@@ -310,11 +312,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 				h.MinAssurance = v
 			}
-		case "admin_only":
+		case "admin_only", "websocket", "allow_encoded_slashes":
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-			h.AdminOnly = true
+			switch opt {
+			case "admin_only":
+				h.AdminOnly = true
+			case "websocket":
+				h.WebSocket = true
+			case "allow_encoded_slashes":
+				h.AllowEncodedSlashes = true
+			}
 		case "headers":
 			facts := d.RemainingArgs()
 			if len(facts) == 0 {

@@ -69,6 +69,18 @@ type Handler struct {
 	// names either.
 	Aliases map[string]string `json:"aliases,omitempty"`
 
+	// WebSocket lets WebSocket upgrades through to the app. The session
+	// is checked once, at the upgrade; the connection then stays open
+	// whatever happens to the session. Off: a WebSocket upgrade is
+	// refused (403). Other upgrades, h2c among them, are always removed.
+	WebSocket bool `json:"websocket,omitempty"`
+
+	// AllowEncodedSlashes lets paths with an encoded slash or backslash
+	// (%2F, %5C) through, for an app that needs them and does not decode
+	// them before routing. Off: such a request is refused (400). A `.` or
+	// `..` segment in any encoding is refused either way.
+	AllowEncodedSlashes bool `json:"allow_encoded_slashes,omitempty"`
+
 	app     *App
 	logger  *zap.Logger
 	send    []headerField
@@ -188,7 +200,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		a.portal.ServeHTTP(w, r)
 		return nil
 	}
-	a.stripper.cleanConnection(r.Header, false)
+	if ambiguousPath(r.URL.EscapedPath(), h.AllowEncodedSlashes) {
+		return h.refuseAmbiguousPath(w, r)
+	}
+	switch requestedUpgrade(r) {
+	case noUpgrade:
+		a.stripper.cleanConnection(r.Header, false)
+	case webSocketUpgrade:
+		if !h.WebSocket {
+			return h.refuseWebSocket(w, r)
+		}
+		a.stripper.cleanConnection(r.Header, false)
+	case otherUpgrade:
+		// Removing the upgrade, rather than refusing, answers the request
+		// as HTTP/1.1, as a server that does not speak h2c does.
+		delete(r.Header, "Upgrade")
+		delete(r.Header, "Http2-Settings")
+		a.stripper.cleanConnection(r.Header, true)
+	}
 
 	cookieName := a.sessions.Codec().Name()
 	s, err := a.sessions.Lookup(sessionCookie(r.Header, cookieName))
@@ -349,6 +378,34 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, id *identity, a
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusForbidden)
 	_, err := fmt.Fprintf(w, `{"error":"forbidden","reason":%q}`+"\n", reason)
+	return err
+}
+
+// refuseAmbiguousPath answers a path the app might read differently from
+// the route that guarded it: 400, with a page for a browser.
+func (h *Handler) refuseAmbiguousPath(w http.ResponseWriter, r *http.Request) error {
+	h.logger.Info("request refused: encoded slash or dot segment in the path", zap.String("app", h.App),
+		zap.String("uri", r.RequestURI))
+	w.Header().Set("Cache-Control", "no-store")
+	if isNavigation(r) {
+		h.app.portal.Refused(w, r, http.StatusBadRequest, "guard.ambiguous_path")
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_, err := fmt.Fprintln(w, `{"error":"bad_request","reason":"ambiguous_path"}`)
+	return err
+}
+
+// refuseWebSocket answers a WebSocket upgrade on a route without the
+// websocket option.
+func (h *Handler) refuseWebSocket(w http.ResponseWriter, r *http.Request) error {
+	h.logger.Info("WebSocket upgrade refused: the route has no websocket option", zap.String("app", h.App),
+		zap.String("uri", r.RequestURI))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusForbidden)
+	_, err := fmt.Fprintln(w, `{"error":"forbidden","reason":"websocket"}`)
 	return err
 }
 

@@ -152,6 +152,96 @@ func (c *rawConn) send(request string) (*http.Response, string) {
 	return resp, string(body)
 }
 
+// rawGet sends one GET for target, exactly as written, with the session
+// cookie (if any) and further header lines.
+func (g *gateway) rawGet(target, session string, lines ...string) (*http.Response, string) {
+	g.t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", target, strings.TrimPrefix(g.URL, "http://"))
+	if session != "" {
+		fmt.Fprintf(&b, "Cookie: %s=%s\r\n", cookieName, session)
+	}
+	for _, l := range lines {
+		b.WriteString(l + "\r\n")
+	}
+	b.WriteString("\r\n")
+	return g.dialRaw().send(b.String())
+}
+
+func TestH2CUpgradeIsNoTunnelPastTheGuard(t *testing.T) {
+	g, up := startProxyGateway(t)
+	b, acct := admin(t, g, testEmail, "12345678")
+	session := b.cookie(cookieName)
+	host := strings.TrimPrefix(g.URL, "http://")
+
+	for _, path := range []string{"/declaratie/", "/live/"} { // also where WebSockets are allowed
+		t.Run(path, func(t *testing.T) {
+			c := g.dialRaw()
+			resp, body := c.send("GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nCookie: " + cookieName + "=" + session +
+				"\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("the upgrade request: %d %q, want a plain 200", resp.StatusCode, body)
+			}
+			// The same connection, without a cookie and with forged headers:
+			// it meets the guard again.
+			resp, _ = c.send("GET " + path + "admin HTTP/1.1\r\nHost: " + host +
+				"\r\nX-Wij-User-Id: forged\r\nX-Wij-Org-Role: admin\r\nAccept: application/json\r\n\r\n")
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("a later request on the connection: %d, want 401 from the guard", resp.StatusCode)
+			}
+		})
+	}
+	seen := up.requests()
+	if len(seen) != 2 {
+		t.Fatalf("the upstream saw %d requests, want the two upgrade requests only", len(seen))
+	}
+	for _, s := range seen {
+		if s.header.Get("Upgrade") != "" || s.header.Get("Http2-Settings") != "" {
+			t.Errorf("%s reached the upstream with Upgrade %q, HTTP2-Settings %q", s.uri, s.header.Get("Upgrade"), s.header.Get("Http2-Settings"))
+		}
+		if got := s.header.Get(HeaderUserID); got != acct.ID {
+			t.Errorf("%s reached the upstream with %s %q", s.uri, HeaderUserID, got)
+		}
+	}
+}
+
+func TestWebSocketOnlyWhereTheRouteAllowsIt(t *testing.T) {
+	g, up := startProxyGateway(t)
+	b, acct := admin(t, g, testEmail, "12345678")
+	session := b.cookie(cookieName)
+	handshake := []string{"Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="}
+
+	t.Run("allowed route, logged in", func(t *testing.T) {
+		c := g.dialRaw()
+		resp, _ := c.send("GET /live/socket HTTP/1.1\r\nHost: " + strings.TrimPrefix(g.URL, "http://") +
+			"\r\nCookie: " + cookieName + "=" + session + "\r\n" + strings.Join(handshake, "\r\n") + "\r\n\r\n")
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("status %d, want 101", resp.StatusCode)
+		}
+		line, err := c.br.ReadString('\n')
+		if err != nil || line != "account="+acct.ID+"\n" {
+			t.Fatalf("over the WebSocket: %q, %v", line, err)
+		}
+	})
+	t.Run("allowed route, no session", func(t *testing.T) {
+		before := len(up.requests())
+		resp, body := g.rawGet("/live/socket", "", handshake...)
+		if resp.StatusCode != http.StatusUnauthorized || len(up.requests()) != before {
+			t.Fatalf("status %d %q, upstream reached: %v", resp.StatusCode, body, len(up.requests()) != before)
+		}
+	})
+	t.Run("route without the websocket option", func(t *testing.T) {
+		before := len(up.requests())
+		resp, body := g.rawGet("/declaratie/socket", session, handshake...)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, `"reason":"websocket"`) {
+			t.Fatalf("status %d %q, want 403 with reason websocket", resp.StatusCode, body)
+		}
+		if len(up.requests()) != before {
+			t.Fatal("the refused upgrade reached the upstream")
+		}
+	})
+}
+
 func TestIdentityTrailersAreStripped(t *testing.T) {
 	g, up := startProxyGateway(t)
 	b, acct := admin(t, g, testEmail, "12345678")
@@ -227,5 +317,64 @@ func TestLegacyIdentityHeadersAreStrippedByDefault(t *testing.T) {
 	}
 	if got := h.Get(HeaderUserID); got != acct.ID {
 		t.Errorf("%s = %q", HeaderUserID, got)
+	}
+}
+
+func TestEncodedPathTricksAreRefused(t *testing.T) {
+	g, up := startProxyGateway(t)
+	ab, _ := admin(t, g, "admin@a.nl", "11111111")
+	token := invite(t, g, ab, "11111111", "piet@a.nl", "website")
+	cb, _ := colleague(t, g, "piet@a.nl", token)
+	session := cb.cookie(cookieName)
+
+	// Piet may use the website, not the Declaratie Systeem.
+	if resp, body := g.rawGet("/website/", session); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/website/: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := g.rawGet("/declaratie/", session, "Accept: application/json"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("/declaratie/: %d, want 403", resp.StatusCode)
+	}
+	for _, target := range []string{
+		"/declaratie%2f..%2fwebsite/",
+		"/declaratie%2F..%2Fwebsite/x",
+		"/website/x%5c..%5c..%5cdeclaratie/",
+		`/website/..\declaratie/`,
+		"/declaratie/%2e%2e/website/",
+		"/declaratie/%2E./website/",
+		"/declaratie/../website/",
+		"/website/..;/declaratie/",
+		"/website/.%2e;x/declaratie/",
+		"/website/a%252f..%252f..%252fdeclaratie/",
+		"/website/%252e%252e/declaratie/",
+		"/files/a%2f..%2fb/", // an encoded slash is allowed there, a dot segment next to it is not
+		"/files/x/%2e%2e/y",
+	} {
+		t.Run(target, func(t *testing.T) {
+			before := len(up.requests())
+			resp, body := g.rawGet(target, session, "Accept: application/json")
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"reason":"ambiguous_path"`) {
+				t.Errorf("status %d %q, want 400 ambiguous_path", resp.StatusCode, body)
+			}
+			if after := up.requests(); len(after) != before {
+				t.Errorf("the upstream received %q", after[len(after)-1].uri)
+			}
+		})
+	}
+	t.Run("a browser sees why, in Dutch", func(t *testing.T) {
+		resp, body := g.rawGet("/declaratie%2f..%2fwebsite/", session, "Accept: text/html", "Sec-Fetch-Mode: navigate")
+		expectStatus(t, resp, body, http.StatusBadRequest)
+		if !strings.Contains(body, "gecodeerde schuine streep") || resp.Header.Get("Content-Language") != "nl" {
+			t.Fatalf("page:\n%s", body)
+		}
+	})
+	for _, target := range []string{"/website/caf%C3%A9%20menu/x.y..z", "/website/.well-known/x", "/files/a%2Fb%5Cc", "/files/x%2f..y"} {
+		t.Run("allowed "+target, func(t *testing.T) {
+			resp, body := g.rawGet(target, session)
+			expectStatus(t, resp, body, http.StatusOK)
+			seen := up.requests()
+			if got := seen[len(seen)-1].uri; got != target {
+				t.Fatalf("the upstream received %q", got)
+			}
+		})
 	}
 }

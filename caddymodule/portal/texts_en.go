@@ -103,6 +103,8 @@ var textsEN = map[string]string{
 	"noaccess.org":              "Organisation",
 	"noaccess.admins":           "Administrators of your organisation",
 	"noaccess.dashboard":        "To my dashboard",
+	// issue 10, item 8 (proxy): the guard refuses an ambiguous path
+	"guard.ambiguous_path":      "This address contains an encoded slash (%2F or %5C), a backslash or a \".\" or \"..\" part. An app could read such an address differently from how we check it, so it is not opened. Check the link, or open the app again from your dashboard.",
 	"dashboard.linked":          "Your account is now Admin for this company.",
 	"dashboard.noapps":          "You have no apps for this organisation yet. Ask an administrator for access.",
 	"dashboard.manage":          "Manage employees and rights",

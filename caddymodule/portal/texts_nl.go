@@ -103,6 +103,8 @@ var textsNL = map[string]string{
 	"noaccess.org":              "Organisatie",
 	"noaccess.admins":           "Beheerders van je organisatie",
 	"noaccess.dashboard":        "Naar mijn dashboard",
+	// issue 10, item 8 (proxy): the guard refuses an ambiguous path
+	"guard.ambiguous_path":      "Dit adres bevat een gecodeerde schuine streep (%2F of %5C), een backslash of een deel \".\" of \"..\". Een app kan zo'n adres anders lezen dan wij het controleren, daarom openen we het niet. Controleer de link, of open de app opnieuw vanaf je dashboard.",
 	"dashboard.linked":          "Je account is nu Admin voor dit bedrijf.",
 	"dashboard.noapps":          "Je hebt voor deze organisatie nog geen apps. Vraag een beheerder om toegang.",
 	"dashboard.manage":          "Medewerkers en rechten beheren",
