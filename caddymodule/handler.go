@@ -203,21 +203,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if ambiguousPath(r.URL.EscapedPath(), h.AllowEncodedSlashes) {
 		return h.refuseAmbiguousPath(w, r)
 	}
-	switch requestedUpgrade(r) {
-	case noUpgrade:
-		a.stripper.cleanConnection(r.Header, false)
-	case webSocketUpgrade:
-		if !h.WebSocket {
-			return h.refuseWebSocket(w, r)
-		}
-		a.stripper.cleanConnection(r.Header, false)
-	case otherUpgrade:
+	upgrade := requestedUpgrade(r)
+	if upgrade == webSocketUpgrade && !h.WebSocket {
+		return h.refuseWebSocket(w, r)
+	}
+	if upgrade == otherUpgrade {
 		// Removing the upgrade, rather than refusing, answers the request
 		// as HTTP/1.1, as a server that does not speak h2c does.
 		delete(r.Header, "Upgrade")
 		delete(r.Header, "Http2-Settings")
-		a.stripper.cleanConnection(r.Header, true)
 	}
+	a.stripper.cleanConnection(r.Header, upgrade == otherUpgrade)
 
 	cookieName := a.sessions.Codec().Name()
 	s, err := a.sessions.Lookup(sessionCookie(r.Header, cookieName))
