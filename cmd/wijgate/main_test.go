@@ -234,3 +234,22 @@ func loginOver(t *testing.T, base string) string {
 	t.Fatalf("login did not set a session cookie: %d", resp.StatusCode)
 	return ""
 }
+
+// TestOperatorUsageSaysWijgate: help and usage name the binary people run.
+func TestOperatorUsageSaysWijgate(t *testing.T) {
+	for _, args := range [][]string{
+		{"help", "accounts"}, {"accounts", "--help"}, {"accounts", "add", "--help"},
+		{"accounts", "disable", "--help"}, {"orgs", "--help"}, {"orgs", "show", "--help"},
+	} {
+		out, err := run(t, "", nil, args...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		if !strings.Contains(out, "Usage:\n  wijgate ") {
+			t.Errorf("%v: no wijgate usage line:\n%s", args, out)
+		}
+		if strings.Contains(out, "caddy accounts") || strings.Contains(out, "caddy orgs") || strings.Contains(out, "  caddy ") {
+			t.Errorf("%v names caddy:\n%s", args, out)
+		}
+	}
+}
