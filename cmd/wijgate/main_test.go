@@ -2,15 +2,19 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // binary is the wijgate command built once for these tests.
@@ -240,6 +244,52 @@ func loginOver(t *testing.T, base string) string {
 	}
 	t.Fatalf("login did not set a session cookie: %d", resp.StatusCode)
 	return ""
+}
+
+// TestDefaultCaddyfileListensOnLoopbackOnly: the demo's outbox shows every
+// code and invitation link and its simulator makes anyone an admin, so
+// `make run` must not be reachable from the network.
+func TestDefaultCaddyfileListensOnLoopbackOnly(t *testing.T) {
+	out := adapt(t, "", []string{"WIJGATE_DATA=" + t.TempDir()}, "--config", "../../Caddyfile", "--adapter", "caddyfile")
+	var cfg struct {
+		Admin struct {
+			Listen string `json:"listen"`
+		} `json:"admin"`
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Listen []string `json:"listen"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal([]byte(out), &cfg); err != nil {
+		t.Fatalf("adapted config: %v\n%s", err, out)
+	}
+	loopback := func(addr string) bool {
+		na, err := caddy.ParseNetworkAddress(addr)
+		if err != nil {
+			t.Fatalf("listen address %q: %v", addr, err)
+		}
+		if na.Host == "localhost" {
+			return true
+		}
+		ip, err := netip.ParseAddr(na.Host)
+		return err == nil && ip.IsLoopback()
+	}
+	if !loopback(cfg.Admin.Listen) {
+		t.Errorf("the admin API listens on %q", cfg.Admin.Listen)
+	}
+	if len(cfg.Apps.HTTP.Servers) == 0 {
+		t.Fatalf("no servers in the adapted config:\n%s", out)
+	}
+	for name, srv := range cfg.Apps.HTTP.Servers {
+		for _, addr := range srv.Listen {
+			if !loopback(addr) {
+				t.Errorf("server %s listens on %q, beyond this machine", name, addr)
+			}
+		}
+	}
 }
 
 const password = "correct horse battery staple\n"
