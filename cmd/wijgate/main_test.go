@@ -336,6 +336,10 @@ http://%s {
 		t.Fatalf("list through the running server: %v\n%s", err, out)
 	}
 	loginOver(t, "http://"+site)
+	out, err = runIn(t, dir, "short\n", env, "accounts", "add", "--email", "piet@example.nl", "--name", "Piet")
+	if err == nil || !strings.Contains(out, "the server at "+admin+": ") || !strings.Contains(out, "password") || strings.Contains(out, "caddy") {
+		t.Errorf("a refusal through the running server: %v\n%s", err, out)
+	}
 	stop()
 
 	writeFile(t, filepath.Join(dir, "wijgate.json"), adapt(t, dir, env, "--config", "Caddyfile"))

@@ -141,7 +141,7 @@ func withOperator(c *cobra.Command, method, uri string, body, result any, direct
 		}
 		resp, err := caddycmd.AdminAPIRequest(addr, method, uri, nil, rd)
 		if err != nil {
-			return err
+			return fmt.Errorf("the server at %s: %s", addr, serverMessage(err))
 		}
 		defer resp.Body.Close()
 		return json.NewDecoder(resp.Body).Decode(result)
@@ -163,6 +163,19 @@ func withOperator(c *cobra.Command, method, uri string, body, result any, direct
 		return err
 	}
 	return direct(&caddymodule.Operator{Accounts: &account.Service{Store: st, Hasher: hasher}})
+}
+
+// serverMessage is the server's own message in an admin API error, which
+// Caddy's client words as `caddy responded with error: HTTP 400:
+// {"error":"..."}`; other errors are returned as they are.
+func serverMessage(err error) string {
+	var answer struct {
+		Error string `json:"error"`
+	}
+	if _, body, ok := strings.Cut(err.Error(), ": {"); ok && json.Unmarshal([]byte("{"+body), &answer) == nil && answer.Error != "" {
+		return answer.Error
+	}
+	return err.Error()
 }
 
 // serverAnswers reports whether something listens at the admin address.
