@@ -175,7 +175,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading the code key: %w", err)
 	}
-	mailer, outbox, err := a.Mail.sender(repl)
+	mailer, outbox, err := a.Mail.sender(repl, a.logger)
 	if err != nil {
 		return err
 	}
@@ -207,6 +207,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Limits:      &account.Limits{Store: st, Now: now},
 		Mailer:      mailer,
 		Outbox:      outbox,
+		ShareOutbox: a.Mail.AllowRemote,
 		ClientIP:    clientIP,
 		Now:         now,
 		EHerkenning: sp,

@@ -135,6 +135,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //	    timeout  <duration>
 //	    hello    <name>
 //	    outbox   <dir>
+//	    allow_remote
 //	}
 func (a *App) unmarshalMail(d *caddyfile.Dispenser) error {
 	if a.Mail == nil {
@@ -143,6 +144,13 @@ func (a *App) unmarshalMail(d *caddyfile.Dispenser) error {
 	m := a.Mail
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		if opt == "allow_remote" {
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			m.AllowRemote = true
+			continue
+		}
 		var v string
 		if !d.Args(&v) || d.NextArg() {
 			return d.ArgErr()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
 )
@@ -32,11 +33,15 @@ type MailConfig struct {
 	// Outbox is a directory where messages are written as .eml files
 	// instead of sent, and shown at the portal's /dev/mail page.
 	Outbox string `json:"outbox,omitempty"`
+	// AllowRemote lets clients on other machines read /dev/mail. By
+	// default only loopback clients may: it shows every code and
+	// invitation link sent.
+	AllowRemote bool `json:"allow_remote,omitempty"`
 }
 
 // sender builds the configured mail sender; the outbox is returned too
-// when that is what is configured.
-func (m *MailConfig) sender(repl *caddy.Replacer) (mail.Sender, *mail.Outbox, error) {
+// when that is what is configured, and logged once as a warning.
+func (m *MailConfig) sender(repl *caddy.Replacer, logger *zap.Logger) (mail.Sender, *mail.Outbox, error) {
 	if m == nil || (m.SMTP == "" && m.Outbox == "") {
 		return nil, nil, errors.New("wijgate: configure mail, either `smtp <host:port>` or, for development, `outbox <dir>`")
 	}
@@ -51,6 +56,13 @@ func (m *MailConfig) sender(repl *caddy.Replacer) (mail.Sender, *mail.Outbox, er
 		}
 		if from == "" {
 			from = mail.DefaultOutboxFrom
+		}
+		if m.AllowRemote {
+			logger.Warn("the development mail outbox is on, for clients on any machine (allow_remote): every code and invitation link sent is shown at /dev/mail on the portal",
+				zap.String("outbox", dir))
+		} else {
+			logger.Warn("the development mail outbox is on, for loopback clients only: every code and invitation link sent is shown at /dev/mail on the portal",
+				zap.String("outbox", dir))
 		}
 		o := &mail.Outbox{Dir: dir, From: from}
 		return o, o, nil

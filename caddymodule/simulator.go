@@ -2,7 +2,9 @@ package caddymodule
 
 import (
 	"errors"
+	"io"
 	"net/http"
+	"net/netip"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -34,8 +36,13 @@ type Simulator struct {
 	SPMetadata string `json:"sp_metadata,omitempty"`
 	// ServiceUUID is echoed in answers, as the dienstcatalogus would.
 	ServiceUUID string `json:"service_uuid,omitempty"`
+	// AllowRemote lets clients on other machines use the simulator. By
+	// default only loopback clients may: anyone who can reach it can make
+	// themselves admin of any company.
+	AllowRemote bool `json:"allow_remote,omitempty"`
 
-	sim *ehsim.Simulator
+	sim    *ehsim.Simulator
+	logger *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -78,8 +85,14 @@ func (s *Simulator) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx.Logger().Warn("the eHerkenning simulator is enabled: it is a stand-in broker for development and tests only",
-		zap.String("base_url", s.BaseURL))
+	s.logger = ctx.Logger()
+	if s.AllowRemote {
+		s.logger.Warn("the eHerkenning simulator is on, for clients on any machine (allow_remote): anyone who reaches it can make themselves admin of any company; for development and tests only",
+			zap.String("base_url", s.BaseURL))
+	} else {
+		s.logger.Warn("the eHerkenning simulator is on, for loopback clients only: it is a stand-in broker for development and tests",
+			zap.String("base_url", s.BaseURL))
+	}
 	return nil
 }
 
@@ -91,10 +104,32 @@ func (s *Simulator) Validate() error {
 	return nil
 }
 
-// ServeHTTP serves the simulator's pages and endpoints.
+// ServeHTTP serves the simulator's pages and endpoints to loopback
+// clients, or to anyone with AllowRemote.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if !s.AllowRemote && !isLoopback(clientIP(r)) {
+		s.logger.Info("eHerkenning simulator refused a client that is not on this machine",
+			zap.String("client_ip", clientIP(r)), zap.String("path", r.URL.Path))
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, simulatorRemoteRefusal)
+		return nil
+	}
 	s.sim.ServeHTTP(w, r)
 	return nil
+}
+
+// simulatorRemoteRefusal is the simulator's answer to a client on another
+// machine: plain text, Dutch first, English below.
+const simulatorRemoteRefusal = `De eHerkenning-simulator is alleen te gebruiken op de computer waarop wijgate draait (http://localhost).
+The eHerkenning simulator can only be used on the computer wijgate runs on (http://localhost).
+`
+
+// isLoopback reports whether a client address is this machine's own.
+func isLoopback(ip string) bool {
+	addr, err := netip.ParseAddr(ip)
+	return err == nil && addr.Unmap().IsLoopback()
 }
 
 // parseSimulator reads:
@@ -103,6 +138,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 //	    base_url     <url>
 //	    sp_metadata  <url>
 //	    service_uuid <uuid>
+//	    allow_remote
 //	}
 func parseSimulator(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	s := new(Simulator)
@@ -118,6 +154,13 @@ func (s *Simulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		opt := d.Val()
+		if opt == "allow_remote" {
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			s.AllowRemote = true
+			continue
+		}
 		var v string
 		if !d.Args(&v) || d.NextArg() {
 			return d.ArgErr()

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"net/http"
+	"net/netip"
 
 	"go.uber.org/zap"
 )
@@ -17,6 +18,35 @@ func (p *Portal) landing(w http.ResponseWriter, r *http.Request) {
 func (p *Portal) eherkenningPage(w http.ResponseWriter, r *http.Request) {
 	lang := requestLang(w, r)
 	p.pages.render(w, r, http.StatusOK, "eherkenning", &view{Lang: lang, Title: "eh.title"})
+}
+
+// devMailOnly lets only clients on this machine reach a /dev/mail page,
+// unless the outbox is shared: it holds every code and invitation link.
+func (p *Portal) devMailOnly(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !p.cfg.ShareOutbox && !isLoopback(p.clientIP(r)) {
+			p.logger.Info("development outbox refused a client that is not on this machine",
+				zap.String("client_ip", p.clientIP(r)), zap.String("path", r.URL.Path))
+			lang := requestLang(w, r)
+			p.pages.render(w, r, http.StatusForbidden, "error", &view{Lang: lang, Title: "error.title", Data: lang.T("devmail.remote")})
+			return
+		}
+		next(w, r)
+	}
+}
+
+// isLoopback reports whether a client address is this machine's own.
+func isLoopback(client string) bool {
+	addr, err := netip.ParseAddr(client)
+	if err != nil {
+		// Without a ClientIP function the address still has its port.
+		ap, err := netip.ParseAddrPort(client)
+		if err != nil {
+			return false
+		}
+		addr = ap.Addr()
+	}
+	return addr.Unmap().IsLoopback()
 }
 
 // devMailList shows the development outbox.

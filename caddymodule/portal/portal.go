@@ -51,6 +51,9 @@ type Config struct {
 	EHerkenning EHerkenning
 	// JWKS serves the identity token's public keys.
 	JWKS http.Handler
+	// ShareOutbox shows /dev/mail to clients on other machines too; by
+	// default only loopback clients may read the codes and links in it.
+	ShareOutbox bool
 }
 
 // AppInfo is a guarded application as people see it.
@@ -118,8 +121,8 @@ func New(cfg Config) (*Portal, error) {
 	p.mux.HandleFunc("POST /password/forgot", p.reset)
 	p.mux.HandleFunc("GET /password/done", p.resetDone)
 	if cfg.Outbox != nil {
-		p.mux.HandleFunc("GET /dev/mail", p.devMailList)
-		p.mux.HandleFunc("GET /dev/mail/{id}", p.devMailMessage)
+		p.mux.HandleFunc("GET /dev/mail", p.devMailOnly(p.devMailList))
+		p.mux.HandleFunc("GET /dev/mail/{id}", p.devMailOnly(p.devMailMessage))
 	}
 	p.mux.HandleFunc("/", p.notFound)
 	return p, nil

@@ -180,4 +180,7 @@ var textsEN = map[string]string{
 	"audit.remove":              "removed {target}",
 	"audit.withdraw_invitation": "withdrew the invitation for {target}",
 	"audit.denied":              "was refused: {detail}",
+
+	// Issue 10, item 13: /dev/mail only for clients on this machine.
+	"devmail.remote": "The development outbox can only be read on the computer wijgate runs on (http://localhost).",
 }

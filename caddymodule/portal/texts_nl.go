@@ -180,4 +180,7 @@ var textsNL = map[string]string{
 	"audit.remove":              "verwijderde {target}",
 	"audit.withdraw_invitation": "trok de uitnodiging voor {target} in",
 	"audit.denied":              "werd geweigerd: {detail}",
+
+	// Issue 10, item 13: /dev/mail only for clients on this machine.
+	"devmail.remote": "Het ontwikkel-postvak is alleen te lezen op de computer waarop wijgate draait (http://localhost).",
 }

@@ -3,48 +3,41 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
-	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/wijtechniek/wijgate/caddymodule"
-	"github.com/wijtechniek/wijgate/caddymodule/account"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "accounts",
-		Usage: "add|list|disable [--address <admin>] [--storage <dir>]",
+		Usage: "add|list|disable [--config <file>] [--address <admin>] [--storage <dir>]",
 		Short: "Manages Wij Techniek accounts",
 		Long: `
 Adds, lists and disables accounts in the wijgate store.
 
-While the server runs, the command talks to it through Caddy's admin API
-(--address, default localhost:2019, or $CADDY_ADMIN), because only one
-process may open the store. When no server answers there, it opens the
-store directory itself (--storage, default the wijgate folder in Caddy's
-data directory).
+While the server runs, the command talks to it through Caddy's admin API,
+because only one process may open the store: at --address, else the admin
+address in the server's config (--config, default ./Caddyfile), else
+localhost:2019 (or $CADDY_ADMIN). When no server answers there, it opens
+the store that config names (or --storage) itself; with neither it refuses,
+so it never writes to a store the server does not read.
 
   wijgate accounts add --email E --name N      (password on stdin)
   wijgate accounts list
   wijgate accounts disable --email E           (ends all its sessions)
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.PersistentFlags().String("address", "", "Admin API address of a running server")
-			cmd.PersistentFlags().String("storage", "", "Store directory, when no server is running")
+			addOperatorFlags(cmd)
 
 			add := &cobra.Command{
 				Use:   "add --email <email> --name <name>",
@@ -126,58 +119,6 @@ data directory).
 			cmd.AddCommand(add, list, disable)
 		},
 	})
-}
-
-// withOperator runs an operator command through the admin API of a
-// running server, or, when none answers, on the store opened directly.
-func withOperator(c *cobra.Command, method, uri string, body, result any, direct func(*caddymodule.Operator) error) error {
-	flagAddr, _ := c.Flags().GetString("address")
-	addr, err := caddycmd.DetermineAdminAPIAddress(flagAddr, nil, "", "")
-	if err != nil {
-		return err
-	}
-	if serverAnswers(addr) {
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		resp, err := caddycmd.AdminAPIRequest(addr, method, uri, nil, rd)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		return json.NewDecoder(resp.Body).Decode(result)
-	}
-
-	dir, _ := c.Flags().GetString("storage")
-	if dir == "" {
-		dir = filepath.Join(caddy.AppDataDir(), "wijgate")
-	}
-	st, err := store.Open(store.Options{Dir: dir})
-	if err != nil {
-		return fmt.Errorf("no server answered at %s, and opening the store failed: %w", addr, err)
-	}
-	defer st.Close()
-	hasher, err := account.NewHasher(account.HasherOptions{})
-	if err != nil {
-		return err
-	}
-	return direct(&caddymodule.Operator{Accounts: &account.Service{Store: st, Hasher: hasher}})
-}
-
-// serverAnswers reports whether something listens at the admin address.
-func serverAnswers(addr string) bool {
-	na, err := caddy.ParseNetworkAddress(addr)
-	if err != nil {
-		return false
-	}
-	conn, err := net.DialTimeout(na.Network, na.JoinHostPort(0), 2*time.Second)
-	if err != nil {
-		return false
-	}
-	conn.Close()
-	return true
 }
 
 // readPassword reads the password: without echo from a terminal (asked

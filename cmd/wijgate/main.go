@@ -6,6 +6,7 @@ package main
 import (
 	_ "time/tzdata"
 
+	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
@@ -13,5 +14,16 @@ import (
 )
 
 func main() {
+	// Usage lines and help name the binary people actually run.
+	caddy.CustomBinaryName = "wijgate"
+	caddy.CustomLongDescription = `wijgate is the front door of Wij Techniek's web applications: the Caddy
+web server with wijgate's modules. It has Caddy's commands (run, validate,
+adapt, reload, stop, list-modules, ...) and the operator commands
+'wijgate accounts' and 'wijgate orgs'.
+
+	$ wijgate run --config Caddyfile
+	$ wijgate accounts list
+
+The Caddyfile reference is in the README.`
 	caddycmd.Main()
 }

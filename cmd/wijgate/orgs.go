@@ -15,19 +15,19 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "orgs",
-		Usage: "list|show <kvk> [--address <admin>] [--storage <dir>]",
+		Usage: "list|show <kvk> [--config <file>] [--address <admin>] [--storage <dir>]",
 		Short: "Shows organisations and their members",
 		Long: `
 Lists organisations, or shows one with its members, from the wijgate store.
-Like 'wijgate accounts', it asks a running server through its admin API, or
-opens the store itself when no server answers.
+Like 'wijgate accounts', it asks a running server through its admin API, or,
+when no server answers, opens the store named in the server's config
+(--config, default ./Caddyfile) or by --storage.
 
   wijgate orgs list
   wijgate orgs show 12345678
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.PersistentFlags().String("address", "", "Admin API address of a running server")
-			cmd.PersistentFlags().String("storage", "", "Store directory, when no server is running")
+			addOperatorFlags(cmd)
 			list := &cobra.Command{
 				Use:   "list",
 				Short: "Lists organisations",
