@@ -70,6 +70,8 @@ type Portal struct {
 	pages  *renderer
 	csrf   *http.CrossOriginProtection
 	logger *zap.Logger
+	// refusals tells the operator of refused attempts, rate-limited.
+	refusals *refusalLog
 }
 
 // New builds the portal and its routes.
@@ -82,6 +84,7 @@ func New(cfg Config) (*Portal, error) {
 		return nil, err
 	}
 	p := &Portal{cfg: cfg, mux: http.NewServeMux(), pages: pages, logger: cfg.Logger}
+	p.refusals = newRefusalLog(cfg.Logger, p.now)
 	p.csrf = http.NewCrossOriginProtection()
 	p.csrf.SetDenyHandler(http.HandlerFunc(p.crossOriginDenied))
 	// The broker posts its answer from its own site; the answer carries

@@ -178,4 +178,20 @@ var textsEN = map[string]string{
 	"audit.remove":              "removed {target}",
 	"audit.withdraw_invitation": "withdrew the invitation for {target}",
 	"audit.denied":              "was refused: {detail}",
+	// Issue 10, items 11 and 12: the audit log's pages and refusals, and
+	// bad values in organisation forms and URLs.
+	"audit.denied.many":     "was refused {count} times between {from} and {until}: {detail}",
+	"audit.action.view":     "view the admin page",
+	"audit.action.invite":   "invite a colleague",
+	"audit.action.set_apps": "change apps",
+	"audit.action.set_role": "change a role",
+	"audit.action.remove":   "remove a colleague",
+	"audit.action.withdraw": "withdraw an invitation",
+	"orgadmin.newer":        "Newer",
+	"orgadmin.older":        "Older",
+	"orgadmin.page":         "Page",
+	"orgadmin.badrole":      "Choose a role: Admin or Employee.",
+	"orgadmin.badkvk":       "A KvK number has 8 digits. Check the address.",
+	"orgadmin.badpage":      "This page of the log does not exist. A page number is 1 or higher.",
+	"orgadmin.badtarget":    "This colleague or invitation is not in the list like that. Reload the admin page.",
 }

@@ -178,4 +178,20 @@ var textsNL = map[string]string{
 	"audit.remove":              "verwijderde {target}",
 	"audit.withdraw_invitation": "trok de uitnodiging voor {target} in",
 	"audit.denied":              "werd geweigerd: {detail}",
+	// Issue 10, items 11 and 12: the audit log's pages and refusals, and
+	// bad values in organisation forms and URLs.
+	"audit.denied.many":     "werd {count} keer geweigerd tussen {from} en {until}: {detail}",
+	"audit.action.view":     "beheerpagina bekijken",
+	"audit.action.invite":   "collega uitnodigen",
+	"audit.action.set_apps": "apps wijzigen",
+	"audit.action.set_role": "rol wijzigen",
+	"audit.action.remove":   "medewerker verwijderen",
+	"audit.action.withdraw": "uitnodiging intrekken",
+	"orgadmin.newer":        "Nieuwere",
+	"orgadmin.older":        "Oudere",
+	"orgadmin.page":         "Pagina",
+	"orgadmin.badrole":      "Kies een rol: Admin of Medewerker.",
+	"orgadmin.badkvk":       "Een KvK-nummer bestaat uit 8 cijfers. Controleer het adres.",
+	"orgadmin.badpage":      "Deze pagina van het logboek bestaat niet. Een paginanummer is 1 of hoger.",
+	"orgadmin.badtarget":    "Deze medewerker of uitnodiging staat niet zo in de lijst. Laad de beheerpagina opnieuw.",
 }
