@@ -175,7 +175,7 @@ func TestRefusalsOfAMemberAreOneEntryPerHour(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(entries) != 1 {
-		t.Fatalf("%d entries for 100 refusals in one hour: %+v", len(entries), entries)
+		t.Fatalf("%d entries for 100 refusals in one hour", len(entries))
 	}
 	e := entries[0]
 	if e.Count != 100 || !e.At.Equal(start) || !e.Until.Equal(now) || e.Detail != "set_role,remove" {

@@ -194,4 +194,5 @@ var textsEN = map[string]string{
 	"orgadmin.badkvk":       "A KvK number has 8 digits. Check the address.",
 	"orgadmin.badpage":      "This page of the log does not exist. A page number is 1 or higher.",
 	"orgadmin.badtarget":    "This colleague or invitation is not in the list like that. Reload the admin page.",
+	"form.toolarge":         "This form is too large. Enter less and try again.",
 }

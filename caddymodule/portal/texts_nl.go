@@ -194,4 +194,5 @@ var textsNL = map[string]string{
 	"orgadmin.badkvk":       "Een KvK-nummer bestaat uit 8 cijfers. Controleer het adres.",
 	"orgadmin.badpage":      "Deze pagina van het logboek bestaat niet. Een paginanummer is 1 of hoger.",
 	"orgadmin.badtarget":    "Deze medewerker of uitnodiging staat niet zo in de lijst. Laad de beheerpagina opnieuw.",
+	"form.toolarge":         "Dit formulier is te groot. Vul minder in en probeer het opnieuw.",
 }
