@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
@@ -178,6 +180,27 @@ func TestAuditLogPages(t *testing.T) {
 		expectStatus(t, resp, body, http.StatusBadRequest)
 		if !strings.Contains(body, "Een paginanummer is 1 of hoger") {
 			t.Errorf("page=%s: no clear message", page)
+		}
+	}
+}
+
+// Issue 10, item 11: the global option audit_retention sets how long
+// audit entries are kept.
+func TestAuditRetentionOption(t *testing.T) {
+	g := startGateway(t, "gateway.caddyfile", gatewayParams{Extra: "audit_retention 720h"})
+	a := g.addAccount("admin@a.nl", "Admin", testPassword)
+	linkOrg(t, a.ID, "11111111", "Bedrijf", "loa3")
+	if _, _, err := runningApp(t).orgs.Invite(a.ID, "11111111", "piet@a.nl", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	e := auditLog(t, "11111111")[0]
+	if want := e.At.Add(720 * time.Hour).Truncate(time.Second); !e.ExpiresAt.Equal(want) {
+		t.Fatalf("expires at %v, want %v", e.ExpiresAt, want)
+	}
+	for _, bad := range []string{"1h", "two years", "0", "1h 2h"} {
+		cfg := "{\n\twijgate {\n\t\taudit_retention " + bad + "\n\t}\n}\n"
+		if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil); err == nil {
+			t.Errorf("audit_retention %s was accepted", bad)
 		}
 	}
 }
