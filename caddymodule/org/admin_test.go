@@ -2,6 +2,7 @@ package org
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,5 +211,29 @@ func TestAuditEntriesExpireAfterTheRetention(t *testing.T) {
 	}
 	if entries, _, _ := s.Store.Audit(kvk, 0, 10); len(entries) != 1 {
 		t.Fatalf("an entry older than the retention is kept: %+v", entries)
+	}
+}
+
+func TestConcurrentRefusalsAreCountedOnce(t *testing.T) {
+	s := newService(t)
+	const kvk = "11111111"
+	at := time.Date(2026, 3, 2, 10, 5, 0, 0, time.UTC)
+	s.Now = func() time.Time { return at }
+	s.Link("admin", Verified{KvK: kvk, Level: "loa3"})
+	if err := s.Store.PutMembership(store.Membership{KvK: kvk, AccountID: "piet", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	const attempts = 50
+	var wg sync.WaitGroup
+	for range attempts {
+		wg.Go(func() { s.Remove("piet", kvk, "admin") })
+	}
+	wg.Wait()
+	entries, _, err := s.Store.Audit(kvk, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Count != attempts {
+		t.Fatalf("%d concurrent refusals: %+v", attempts, entries)
 	}
 }

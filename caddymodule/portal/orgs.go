@@ -246,6 +246,10 @@ func (p *Portal) orgAdminData(lang Lang, kvk, me string, page int) (orgAdminData
 	d.AuditPage = page
 	if page > 1 {
 		d.NewerPage = page - 1
+		if len(entries) == 0 {
+			// Beyond the end: back to the newest.
+			d.NewerPage = 1
+		}
 	}
 	if more {
 		d.OlderPage = page + 1
@@ -387,7 +391,7 @@ func (p *Portal) orgInvite(w http.ResponseWriter, r *http.Request, lang Lang, a 
 			p.afterOrgAction(w, r, lang, a, kvk, "invite", err)
 			return
 		}
-		if _, tooLong := v.Values["email"]; !tooLong {
+		if _, cleared := v.Values["email"]; !cleared {
 			v.Values["email"] = r.PostFormValue("email")
 		}
 		v.FormError = lang.T("errors.summary")
