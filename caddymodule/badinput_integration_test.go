@@ -81,6 +81,10 @@ func TestBadInputNeverAnswers500(t *testing.T) {
 		{name: "account", method: "GET", path: "/account"},
 		{name: "eherkenning", method: "GET", path: "/eherkenning"},
 		{name: "eherkenning metadata", method: "GET", path: "/eherkenning/metadata"},
+		{name: "eherkenning start", method: "GET", path: "/eherkenning/start?return=" + url.QueryEscape(badUTF8)},
+		{name: "health", method: "GET", path: "/healthz?x=" + badUTF8},
+		{name: "keys", method: "GET", path: "/.well-known/jwks.json"},
+		{name: "static, outside the folder", method: "GET", path: "/static/..%2f..%2fportal.go"},
 		{name: "eherkenning answer, garbage artifact", method: "GET", path: "/eherkenning/acs?SAMLart=" + url.QueryEscape(badUTF8+long), bad: everyone},
 		{name: "eherkenning answer, well-formed unknown artifact", method: "GET", path: "/eherkenning/acs?SAMLart=AAQAAMFbLinlXaCM%2BFIxiDwGOLAy2T71gbQO7ZhNzAgEANlB90ECfpNEVLg%3D", bad: everyone},
 		{name: "eherkenning answer, no artifact", method: "GET", path: "/eherkenning/acs", bad: everyone},
@@ -164,6 +168,10 @@ func TestBadInputNeverAnswers500(t *testing.T) {
 		// Bodies the portal cannot read.
 		{name: "an oversized form", method: "POST", path: orgPath + "/invite", form: url.Values{"email": {strings.Repeat("a", 64<<10)}}, status: http.StatusRequestEntityTooLarge},
 		{name: "a form with broken escapes", method: "POST", path: "/login", raw: "email=%zz&csrf={csrf}", ctype: "application/x-www-form-urlencoded", bad: everyone},
+
+		// Logout, last: it ends each actor's session.
+		{name: "logout without a token", method: "POST", path: "/logout", raw: "role=admin", ctype: "application/x-www-form-urlencoded"},
+		{name: "logout with unknown fields", method: "POST", path: "/logout", form: url.Values{"all": {badUTF8}}},
 	} {
 		for _, actor := range everyone {
 			t.Run(tc.name+"/"+actor, func(t *testing.T) {
@@ -195,7 +203,7 @@ func TestBadInputNeverAnswers500(t *testing.T) {
 			})
 		}
 	}
-	// The admin's own state is unchanged by all of it.
+	// None of it changed the member it aimed at.
 	if m, err := runningApp(t).orgs.Store.Membership(kvk, piet.ID); err != nil || m.Role != "member" || !slices.Equal(m.Apps, []string{"website"}) {
 		t.Fatalf("piet's membership changed: %+v %v", m, err)
 	}
