@@ -87,6 +87,10 @@ type App struct {
 	// removed from every client request, in any spelling.
 	StripHeaders []string `json:"strip_headers,omitempty"`
 
+	// AuditRetention is how long an organisation's audit entries are
+	// kept. Default 17520h (two years).
+	AuditRetention caddy.Duration `json:"audit_retention,omitempty"`
+
 	// Mail says how wijgate sends email (codes, notices): through an SMTP
 	// server, or, for development, into an outbox directory that the
 	// portal shows at /dev/mail. One of the two is required.
@@ -183,7 +187,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	a.orgs = &org.Service{Store: st, Now: now}
+	a.orgs = &org.Service{Store: st, Now: now, AuditRetention: time.Duration(a.AuditRetention)}
 	a.tokens, err = token.NewSigner(st, token.Options{Now: now, OnError: func(err error) {
 		a.logger.Error("rotating the identity-token key", zap.Error(err))
 	}})

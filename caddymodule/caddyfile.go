@@ -32,6 +32,7 @@ func init() {
 //	    portal_url    <url>
 //	    return_hosts  <host...>
 //	    strip_headers <header...>
+//	    audit_retention <duration>
 //	    mail { ... }
 //	    eherkenning { ... }
 //	}
@@ -91,6 +92,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				a.Lifetime = caddy.Duration(dur)
 			}
+		case "audit_retention":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur < 24*time.Hour {
+				return d.Errf("audit_retention: %q is not a duration of 24h or more", v)
+			}
+			a.AuditRetention = caddy.Duration(dur)
 		case "return_hosts":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

@@ -184,9 +184,10 @@ func TestCrossOrganisationAttempts(t *testing.T) {
 		resp, body := ab.post("/dashboard/active", url.Values{"kvk": {"22222222"}})
 		expectStatus(t, resp, body, http.StatusForbidden)
 	})
+	// An outsider's attempts are the operator's business, not B's log's.
 	_, body := bb.page("/org/22222222")
-	if n := strings.Count(body, "werd geweigerd"); n < 4 {
-		t.Fatalf("B's audit log shows %d refused attempts, want the attempts on B", n)
+	if n := strings.Count(body, "geweigerd"); n != 0 {
+		t.Fatalf("B's audit log shows %d refused attempts of an outsider", n)
 	}
 	if r, _ := bb.page("/org/22222222"); !strings.Contains(mustBody(t, bb, "/org/22222222"), "kees@b.nl") || r.StatusCode != http.StatusOK {
 		t.Fatal("B's member was changed")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,14 @@ import (
 
 // InvitationValidity is how long an invitation link works.
 const InvitationValidity = 7 * 24 * time.Hour
+
+// DefaultAuditRetention is how long an organisation's audit entries are
+// kept: two years.
+const DefaultAuditRetention = 2 * 365 * 24 * time.Hour
+
+// RefusalWindow is the clock period over which one member's refused
+// attempts are counted in a single audit entry.
+const RefusalWindow = time.Hour
 
 // Errors of admin actions, each a message to the person.
 var (
@@ -33,15 +42,24 @@ var (
 	ErrInvitationOtherEmail = errors.New("org: invitation is for another email address")
 	// ErrUnknownApp means an app outside the configured ones was named.
 	ErrUnknownApp = errors.New("org: unknown app")
+	// ErrUnknownRole means a role other than admin or member was named.
+	ErrUnknownRole = errors.New("org: unknown role")
 )
 
 // RequireAdmin returns the actor's membership when it is an anchored admin
-// of the organisation; otherwise it records the refused attempt in the
-// organisation's audit log (when the organisation exists) and returns
-// ErrForbidden.
+// of the organisation, and ErrForbidden otherwise. A member's refused
+// attempt is recorded in the organisation's audit log; an outsider's is
+// not, so nobody outside an organisation can write into its log (the
+// caller tells the operator).
 func (s *Service) RequireAdmin(actorID, kvk, action string) (store.Membership, error) {
 	m, err := s.Store.Membership(kvk, actorID)
-	if err == nil && m.Role == RoleAdmin {
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Membership{}, ErrForbidden
+	}
+	if err != nil {
+		return m, err
+	}
+	if m.Role == RoleAdmin {
 		ok, err := s.Anchored(m)
 		if err != nil {
 			return m, err
@@ -49,17 +67,41 @@ func (s *Service) RequireAdmin(actorID, kvk, action string) (store.Membership, e
 		if ok {
 			return m, nil
 		}
-	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return m, err
 	}
-	if _, oerr := s.Store.Organisation(kvk); oerr == nil {
-		s.audit(kvk, actorID, "denied", "", action)
-	}
+	s.refused(kvk, actorID, action)
 	return store.Membership{}, ErrForbidden
 }
 
 func (s *Service) audit(kvk, actor, action, target, detail string) {
-	_ = s.Store.AppendAudit(store.AuditEntry{At: s.now(), KvK: kvk, Actor: actor, Action: action, Target: target, Detail: detail})
+	now := s.now()
+	_ = s.Store.AppendAudit(store.AuditEntry{At: now, KvK: kvk, Actor: actor, Action: action, Target: target, Detail: detail},
+		now.Add(s.auditRetention()))
+}
+
+func (s *Service) auditRetention() time.Duration {
+	if s.AuditRetention > 0 {
+		return s.AuditRetention
+	}
+	return DefaultAuditRetention
+}
+
+// refused records a member's refused attempt. One account's refusals in
+// one clock hour are one entry in the log, counted, so repeated attempts
+// cannot push the organisation's real events off its page. Detail lists
+// the actions tried.
+func (s *Service) refused(kvk, actor, action string) {
+	now := s.now()
+	window := now.Truncate(RefusalWindow)
+	group := actor + "/" + strconv.FormatInt(window.Unix(), 10)
+	e := store.AuditEntry{At: now, Until: now, KvK: kvk, Actor: actor, Action: "denied", Detail: action, Count: 1}
+	merge := func(into *store.AuditEntry) {
+		into.Count++
+		into.Until = now
+		if !slices.Contains(strings.Split(into.Detail, ","), action) {
+			into.Detail += "," + action
+		}
+	}
+	_ = s.Store.GroupAudit(group, e, merge, now.Add(s.auditRetention()))
 }
 
 // checkApps keeps apps to the configured ones, sorted and without repeats.
@@ -179,7 +221,8 @@ func (s *Service) Withdraw(actorID, kvk, invitationID string) error {
 		return nil
 	})
 	if errors.Is(err, ErrForbidden) || errors.Is(err, store.ErrNotFound) {
-		s.audit(kvk, actorID, "denied", invitationID, "withdraw an invitation of another organisation or none")
+		// An invitation of another organisation, or none.
+		s.refused(kvk, actorID, "withdraw")
 		return ErrForbidden
 	}
 	if err != nil {
@@ -198,7 +241,7 @@ func (s *Service) SetApps(actorID, kvk, memberID string, apps, configured []stri
 	if err != nil {
 		return err
 	}
-	err = s.changeMember(actorID, kvk, memberID, func(ms []store.Membership, i int) ([]store.Membership, error) {
+	err = s.changeMember(actorID, kvk, "set_apps", memberID, func(ms []store.Membership, i int) ([]store.Membership, error) {
 		ms[i].Apps = apps
 		return ms, nil
 	})
@@ -211,13 +254,15 @@ func (s *Service) SetApps(actorID, kvk, memberID string, apps, configured []stri
 // SetRole makes a member admin or member. Demoting the last
 // eHerkenning-verified admin is refused.
 func (s *Service) SetRole(actorID, kvk, memberID, role string) error {
-	if role != RoleAdmin && role != RoleMember {
-		return fmt.Errorf("org: role %q", role)
-	}
+	// Whether the actor may act comes first, so a member's attempt is
+	// recorded whatever role it names.
 	if _, err := s.RequireAdmin(actorID, kvk, "set_role"); err != nil {
 		return err
 	}
-	err := s.changeMember(actorID, kvk, memberID, func(ms []store.Membership, i int) ([]store.Membership, error) {
+	if role != RoleAdmin && role != RoleMember {
+		return ErrUnknownRole
+	}
+	err := s.changeMember(actorID, kvk, "set_role", memberID, func(ms []store.Membership, i int) ([]store.Membership, error) {
 		ms[i].Role = role
 		if role == RoleMember {
 			reanchor(ms, memberID, actorID)
@@ -236,7 +281,7 @@ func (s *Service) Remove(actorID, kvk, memberID string) error {
 	if _, err := s.RequireAdmin(actorID, kvk, "remove"); err != nil {
 		return err
 	}
-	err := s.changeMember(actorID, kvk, memberID, func(ms []store.Membership, i int) ([]store.Membership, error) {
+	err := s.changeMember(actorID, kvk, "remove", memberID, func(ms []store.Membership, i int) ([]store.Membership, error) {
 		ms = slices.Delete(ms, i, i+1)
 		reanchor(ms, memberID, actorID)
 		return ms, keepsVerifiedAdmin(ms)
@@ -249,8 +294,9 @@ func (s *Service) Remove(actorID, kvk, memberID string) error {
 
 // changeMember applies change to the organisation's memberships with the
 // member's index, in one transaction. Naming someone who is not a member
-// (say, another organisation's) is refused and recorded.
-func (s *Service) changeMember(actorID, kvk, memberID string, change func([]store.Membership, int) ([]store.Membership, error)) error {
+// (say, another organisation's) is refused and recorded as an attempt at
+// action.
+func (s *Service) changeMember(actorID, kvk, action, memberID string, change func([]store.Membership, int) ([]store.Membership, error)) error {
 	err := s.Store.UpdateMembers(kvk, func(ms []store.Membership) ([]store.Membership, error) {
 		i := slices.IndexFunc(ms, func(m store.Membership) bool { return m.AccountID == memberID })
 		if i < 0 {
@@ -259,7 +305,7 @@ func (s *Service) changeMember(actorID, kvk, memberID string, change func([]stor
 		return change(ms, i)
 	})
 	if errors.Is(err, ErrNotMember) {
-		s.audit(kvk, actorID, "denied", memberID, "not a member of this organisation")
+		s.refused(kvk, actorID, action)
 		return ErrForbidden
 	}
 	return err

@@ -2,6 +2,7 @@ package org
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,16 +134,106 @@ func TestAdminRules(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
-	t.Run("refusals are audited", func(t *testing.T) {
-		entries, _ := s.Store.Audit(a, 100)
-		denied := 0
+	t.Run("refusals of members are audited, an outsider's are not", func(t *testing.T) {
+		entries, _, _ := s.Store.Audit(a, 0, 100)
+		var denied []store.AuditEntry
 		for _, e := range entries {
 			if e.Action == "denied" {
-				denied++
+				denied = append(denied, e)
 			}
 		}
-		if denied < 2 {
-			t.Fatalf("%d refusals in the audit log", denied)
+		// Piet's refused attempt is there; admin-b, no member of a, left no trace.
+		if len(denied) != 1 || denied[0].Actor != "piet" {
+			t.Fatalf("refusals in the audit log: %+v", denied)
 		}
 	})
+}
+
+func TestRefusalsOfAMemberAreOneEntryPerHour(t *testing.T) {
+	s := newService(t)
+	const kvk = "11111111"
+	start := time.Date(2026, 3, 2, 10, 5, 0, 0, time.UTC)
+	now := start
+	s.Now = func() time.Time { return now }
+	s.Link("admin", Verified{KvK: kvk, Level: "loa3"})
+	if err := s.Store.PutMembership(store.Membership{KvK: kvk, AccountID: "piet", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		now = start.Add(time.Duration(i) * 30 * time.Second)
+		var err error
+		if i%2 == 0 {
+			err = s.SetRole("piet", kvk, "piet", "owner")
+		} else {
+			err = s.Remove("piet", kvk, "admin")
+		}
+		if !errors.Is(err, ErrForbidden) {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	entries, _, err := s.Store.Audit(kvk, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("%d entries for 100 refusals in one hour", len(entries))
+	}
+	e := entries[0]
+	if e.Count != 100 || !e.At.Equal(start) || !e.Until.Equal(now) || e.Detail != "set_role,remove" {
+		t.Fatalf("aggregated entry: %+v", e)
+	}
+	// The next hour starts a new entry.
+	now = start.Add(time.Hour)
+	s.SetApps("piet", kvk, "piet", nil, nil)
+	if entries, _, _ := s.Store.Audit(kvk, 0, 1000); len(entries) != 2 || entries[0].Count != 1 {
+		t.Fatalf("the next hour: %+v", entries)
+	}
+}
+
+func TestAuditEntriesExpireAfterTheRetention(t *testing.T) {
+	s := newService(t)
+	const kvk = "11111111"
+	s.Link("admin", Verified{KvK: kvk, Level: "loa3"})
+	if _, _, err := s.Invite("admin", kvk, "piet@a.nl", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	entries, _, err := s.Store.Audit(kvk, 0, 10)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("%v %+v", err, entries)
+	}
+	if want := entries[0].At.Add(DefaultAuditRetention).Truncate(time.Second); !entries[0].ExpiresAt.Equal(want) {
+		t.Fatalf("expires at %v, want %v", entries[0].ExpiresAt, want)
+	}
+	// An entry written as long ago as the retention is gone.
+	s.Now = func() time.Time { return time.Now().Add(-DefaultAuditRetention - time.Minute) }
+	if _, _, err := s.Invite("admin", kvk, "kees@a.nl", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _, _ := s.Store.Audit(kvk, 0, 10); len(entries) != 1 {
+		t.Fatalf("an entry older than the retention is kept: %+v", entries)
+	}
+}
+
+func TestConcurrentRefusalsAreCountedOnce(t *testing.T) {
+	s := newService(t)
+	const kvk = "11111111"
+	at := time.Date(2026, 3, 2, 10, 5, 0, 0, time.UTC)
+	s.Now = func() time.Time { return at }
+	s.Link("admin", Verified{KvK: kvk, Level: "loa3"})
+	if err := s.Store.PutMembership(store.Membership{KvK: kvk, AccountID: "piet", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	const attempts = 50
+	var wg sync.WaitGroup
+	for range attempts {
+		wg.Go(func() { s.Remove("piet", kvk, "admin") })
+	}
+	wg.Wait()
+	entries, _, err := s.Store.Audit(kvk, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Count != attempts {
+		t.Fatalf("%d concurrent refusals: %+v", attempts, entries)
+	}
 }

@@ -32,6 +32,9 @@ const maxChain = 16
 
 var kvkPattern = regexp.MustCompile(`^[0-9]{8}$`)
 
+// ValidKvK reports whether s has the form of a KvK number: 8 digits.
+func ValidKvK(s string) bool { return kvkPattern.MatchString(s) }
+
 // ErrInvalidKvK means a KvK number is not 8 digits.
 var ErrInvalidKvK = errors.New("org: a KvK number has 8 digits")
 
@@ -39,6 +42,9 @@ var ErrInvalidKvK = errors.New("org: a KvK number has 8 digits")
 type Service struct {
 	Store *store.Store
 	Now   func() time.Time
+	// AuditRetention is how long audit entries are kept; zero means
+	// DefaultAuditRetention.
+	AuditRetention time.Duration
 }
 
 func (s *Service) now() time.Time {

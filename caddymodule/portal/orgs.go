@@ -5,19 +5,23 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
-// auditLength is how many audit entries the admin page shows.
-const auditLength = 100
+// auditPageSize is how many audit entries one page of the admin page
+// shows; older ones are on the next pages.
+const auditPageSize = 50
+
+// maxTargetInput caps the member or invitation ID in an action's URL.
+const maxTargetInput = 64
 
 // dashboardData is the dashboard's data.
 type dashboardData struct {
@@ -42,6 +46,9 @@ type orgAdminData struct {
 	AllApps  []AppInfo
 	MyID     string
 	MayAdmin bool
+	// AuditPage is the page of the audit log shown, from 1; NewerPage
+	// and OlderPage are the neighbouring pages, 0 when there is none.
+	AuditPage, NewerPage, OlderPage int
 }
 
 type auditView struct {
@@ -120,6 +127,10 @@ func (p *Portal) switchOrg(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kvk := r.PostFormValue("kvk")
+	if !org.ValidKvK(kvk) {
+		p.badValue(w, r, lang, "kvk", "orgadmin.badkvk")
+		return
+	}
 	ms, err := p.cfg.Orgs.Memberships(a.ID)
 	if err != nil {
 		p.serverError(w, r, lang, "reading memberships", err)
@@ -146,11 +157,24 @@ func (p *Portal) orgAdmin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kvk := r.PathValue("kvk")
+	if !org.ValidKvK(kvk) {
+		p.badValue(w, r, lang, "kvk", "orgadmin.badkvk")
+		return
+	}
+	page := 1
+	if raw := r.URL.Query().Get("page"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 {
+			p.badValue(w, r, lang, "page", "orgadmin.badpage")
+			return
+		}
+		page = n
+	}
 	if _, err := p.cfg.Orgs.RequireAdmin(a.ID, kvk, "view"); err != nil {
 		p.forbidden(w, r, lang, a.ID, "view the admin page of an organisation", kvk)
 		return
 	}
-	d, err := p.orgAdminData(lang, kvk, a.ID)
+	d, err := p.orgAdminData(lang, kvk, a.ID, page)
 	if err != nil {
 		p.serverError(w, r, lang, "reading an organisation", err)
 		return
@@ -178,7 +202,9 @@ func (p *Portal) displayApps(names []string) string {
 	return strings.Join(out, ", ")
 }
 
-func (p *Portal) orgAdminData(lang Lang, kvk, me string) (orgAdminData, error) {
+// orgAdminData gathers the admin page, with the given page of the audit
+// log.
+func (p *Portal) orgAdminData(lang Lang, kvk, me string, page int) (orgAdminData, error) {
 	o, err := p.cfg.Orgs.Store.Organisation(kvk)
 	if err != nil {
 		return orgAdminData{}, err
@@ -213,9 +239,20 @@ func (p *Portal) orgAdminData(lang Lang, kvk, me string) (orgAdminData, error) {
 	for _, inv := range invites {
 		d.Invites = append(d.Invites, inviteView{Invitation: inv, AppNames: p.displayApps(inv.Apps)})
 	}
-	entries, err := p.cfg.Orgs.Store.Audit(kvk, auditLength)
+	entries, more, err := p.cfg.Orgs.Store.Audit(kvk, (page-1)*auditPageSize, auditPageSize)
 	if err != nil {
 		return d, err
+	}
+	d.AuditPage = page
+	if page > 1 {
+		d.NewerPage = page - 1
+		if len(entries) == 0 {
+			// Beyond the end: back to the newest.
+			d.NewerPage = 1
+		}
+	}
+	if more {
+		d.OlderPage = page + 1
 	}
 	for _, e := range entries {
 		target := e.Target
@@ -232,12 +269,32 @@ func (p *Portal) orgAdminData(lang Lang, kvk, me string) (orgAdminData, error) {
 		case "set_role":
 			detail = lang.T("role." + e.Detail)
 		case "denied":
-			detail = e.Detail
+			detail = actionNames(lang, e.Detail)
 		}
-		text := strings.ReplaceAll(strings.ReplaceAll(lang.T("audit."+e.Action), "{target}", target), "{detail}", detail)
+		key := "audit." + e.Action
+		if e.Count > 1 {
+			key = "audit.denied.many"
+		}
+		text := strings.NewReplacer("{target}", target, "{detail}", detail, "{count}", strconv.Itoa(e.Count),
+			"{from}", e.At.Format("15:04"), "{until}", e.Until.Format("15:04")).Replace(lang.T(key))
 		d.Audit = append(d.Audit, auditView{AuditEntry: e, ActorName: name(e.Actor).Name, Text: text})
 	}
 	return d, nil
+}
+
+// actionNames says in words which actions a refusal entry names
+// (comma-separated); an entry from before the names were kept shows its
+// detail as written.
+func actionNames(lang Lang, detail string) string {
+	var out []string
+	for _, a := range strings.Split(detail, ",") {
+		if text, ok := catalog[lang]["audit.action."+a]; ok {
+			out = append(out, text)
+		} else {
+			out = append(out, a)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // orgAction handles the admin forms of an organisation. The organisation
@@ -258,6 +315,14 @@ func (p *Portal) orgAction(w http.ResponseWriter, r *http.Request) {
 	kvk, action, target := r.PathValue("kvk"), r.PathValue("action"), r.PathValue("target")
 	if err := r.ParseForm(); err != nil {
 		p.badRequest(w, r, lang, err)
+		return
+	}
+	if !org.ValidKvK(kvk) {
+		p.badValue(w, r, lang, "kvk", "orgadmin.badkvk")
+		return
+	}
+	if action != "invite" && !validID(target) {
+		p.badValue(w, r, lang, "target", "orgadmin.badtarget")
 		return
 	}
 	// Only the fields each action reads are looked at; anything else a
@@ -291,33 +356,46 @@ func (p *Portal) afterOrgAction(w http.ResponseWriter, r *http.Request, lang Lan
 		http.Redirect(w, r, "/org/"+kvk+"?done="+action, http.StatusSeeOther)
 	case errors.Is(err, org.ErrForbidden):
 		p.forbidden(w, r, lang, a.ID, action, kvk)
-	case errors.Is(err, org.ErrLastAdmin), errors.Is(err, org.ErrUnknownApp), errors.Is(err, account.ErrEmailInvalid):
-		d, derr := p.orgAdminData(lang, kvk, a.ID)
-		if derr != nil {
-			p.serverError(w, r, lang, "reading an organisation", derr)
-			return
-		}
-		msg := "orgadmin.lastadmin"
-		if errors.Is(err, org.ErrUnknownApp) {
-			msg = "orgadmin.unknownapp"
-		} else if errors.Is(err, account.ErrEmailInvalid) {
-			msg = "field.email.invalid"
-		}
-		p.pages.render(w, r, http.StatusConflict, "orgadmin", &view{Lang: lang, Title: "orgadmin.title", CSRF: csrfToken(w, r),
-			Data: d, FormError: lang.T(msg), User: &userView{ID: a.ID, Email: a.Email, Name: a.Name}})
+	case errors.Is(err, org.ErrLastAdmin):
+		p.orgFormError(w, r, a, kvk, http.StatusConflict, &view{Lang: lang, FormError: lang.T("orgadmin.lastadmin")})
+	case errors.Is(err, org.ErrUnknownApp):
+		p.logger.Info("bad form", zap.String("path", r.URL.Path), zap.Error(err))
+		p.orgFormError(w, r, a, kvk, http.StatusBadRequest, &view{Lang: lang, FormError: lang.T("orgadmin.unknownapp")})
+	case errors.Is(err, org.ErrUnknownRole):
+		p.logger.Info("bad form", zap.String("path", r.URL.Path), zap.Error(err))
+		p.orgFormError(w, r, a, kvk, http.StatusBadRequest, &view{Lang: lang, FormError: lang.T("orgadmin.badrole")})
 	default:
 		p.serverError(w, r, lang, "organisation action "+action, err)
 	}
 }
 
-func (p *Portal) orgInvite(w http.ResponseWriter, r *http.Request, lang Lang, a store.Account, kvk string) {
-	email, err := account.NormalizeEmail(r.PostFormValue("email"))
+// orgFormError shows the admin page again with the problem of a posted
+// form: v carries the message (and the field's, and what was typed).
+func (p *Portal) orgFormError(w http.ResponseWriter, r *http.Request, a store.Account, kvk string, status int, v *view) {
+	d, err := p.orgAdminData(v.Lang, kvk, a.ID, 1)
 	if err != nil {
-		if _, ferr := p.cfg.Orgs.RequireAdmin(a.ID, kvk, "invite"); ferr != nil {
-			p.forbidden(w, r, lang, a.ID, "invite", kvk)
+		p.serverError(w, r, v.Lang, "reading an organisation", err)
+		return
+	}
+	v.Title, v.CSRF, v.Data = "orgadmin.title", csrfToken(w, r), d
+	v.User = &userView{ID: a.ID, Email: a.Email, Name: a.Name}
+	p.pages.render(w, r, status, "orgadmin", v)
+}
+
+func (p *Portal) orgInvite(w http.ResponseWriter, r *http.Request, lang Lang, a store.Account, kvk string) {
+	v := &view{Lang: lang, Values: map[string]string{}, Errors: map[string]string{}}
+	email, ok := checkEmailField(v, r.PostFormValue("email"))
+	if !ok {
+		// Whether the actor may invite at all comes first.
+		if _, err := p.cfg.Orgs.RequireAdmin(a.ID, kvk, "invite"); err != nil {
+			p.afterOrgAction(w, r, lang, a, kvk, "invite", err)
 			return
 		}
-		p.afterOrgAction(w, r, lang, a, kvk, "invite", account.ErrEmailInvalid)
+		if _, cleared := v.Values["email"]; !cleared {
+			v.Values["email"] = r.PostFormValue("email")
+		}
+		v.FormError = lang.T("errors.summary")
+		p.orgFormError(w, r, a, kvk, http.StatusBadRequest, v)
 		return
 	}
 	token, inv, err := p.cfg.Orgs.Invite(a.ID, kvk, email, r.PostForm["apps"], p.appNames())
@@ -339,10 +417,8 @@ func (p *Portal) orgInvite(w http.ResponseWriter, r *http.Request, lang Lang, a 
 		p.logger.Error("sending an invitation failed", zap.String("kvk", kvk), zap.Error(err))
 		// Without the mail the link is lost: take the invitation back.
 		_ = p.cfg.Orgs.Withdraw(a.ID, kvk, inv.ID)
-		d, _ := p.orgAdminData(lang, kvk, a.ID)
-		p.pages.render(w, r, http.StatusServiceUnavailable, "orgadmin", &view{Lang: lang, Title: "orgadmin.title",
-			CSRF: csrfToken(w, r), Data: d, FormError: lang.T("mail.failed"), Values: map[string]string{"email": email},
-			User: &userView{ID: a.ID, Email: a.Email, Name: a.Name}})
+		p.orgFormError(w, r, a, kvk, http.StatusServiceUnavailable,
+			&view{Lang: lang, FormError: lang.T("mail.failed"), Values: map[string]string{"email": email}})
 		return
 	}
 	http.Redirect(w, r, "/org/"+kvk+"?done=invite", http.StatusSeeOther)
@@ -420,11 +496,33 @@ func (p *Portal) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 }
 
 // forbidden answers an action on something that is not the actor's, and
-// logs it; the organisation's audit log has the attempt when it exists.
+// tells the operator, at most once a minute per actor; the organisation's
+// audit log has the attempt when the actor is one of its members.
 func (p *Portal) forbidden(w http.ResponseWriter, r *http.Request, lang Lang, actor, what, kvk string) {
-	p.logger.Warn("refused", zap.String("account", actor), zap.String("action", what), zap.String("kvk", kvk),
+	p.refusals.log(actor, zap.String("action", what), zap.String("kvk", kvk),
 		zap.String("path", r.URL.Path), zap.String("remote", p.clientIP(r)))
 	p.pages.render(w, r, http.StatusForbidden, "error", &view{Lang: lang, Title: "error.title", Data: lang.T("error.forbidden")})
+}
+
+// badValue answers a malformed value in the URL or a form that has no
+// field on the page to show the message at.
+func (p *Portal) badValue(w http.ResponseWriter, r *http.Request, lang Lang, field, message string) {
+	p.logger.Info("bad value", zap.String("path", r.URL.Path), zap.String("field", field))
+	p.pages.render(w, r, http.StatusBadRequest, "error", &view{Lang: lang, Title: "error.title", Data: lang.T(message)})
+}
+
+// validID reports whether s can be a member's account ID or an
+// invitation's ID: short, and only the characters those are made of.
+func validID(s string) bool {
+	if s == "" || len(s) > maxTargetInput {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Portal) badRequest(w http.ResponseWriter, r *http.Request, lang Lang, err error) {

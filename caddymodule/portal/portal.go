@@ -73,6 +73,8 @@ type Portal struct {
 	pages  *renderer
 	csrf   *http.CrossOriginProtection
 	logger *zap.Logger
+	// refusals tells the operator of refused attempts, rate-limited.
+	refusals *refusalLog
 }
 
 // New builds the portal and its routes.
@@ -85,6 +87,7 @@ func New(cfg Config) (*Portal, error) {
 		return nil, err
 	}
 	p := &Portal{cfg: cfg, mux: http.NewServeMux(), pages: pages, logger: cfg.Logger}
+	p.refusals = newRefusalLog(cfg.Logger, p.now)
 	p.csrf = http.NewCrossOriginProtection()
 	p.csrf.SetDenyHandler(http.HandlerFunc(p.crossOriginDenied))
 	// The broker posts its answer from its own site; the answer carries
@@ -146,10 +149,33 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 	}
 	if r.Method == http.MethodPost {
-		// Bound what a form post can make us read.
+		// Bound what a form post can make us read, and read it here: a
+		// form too large or not decodable is answered as such, not taken
+		// for a form without its token.
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		// ParseMultipartForm drops ParseForm's error for other kinds of
+		// body, so both are called.
+		err := r.ParseForm()
+		if merr := r.ParseMultipartForm(maxFormBytes); err == nil && !errors.Is(merr, http.ErrNotMultipart) {
+			err = merr
+		}
+		if err != nil {
+			p.unreadableForm(w, r, err)
+			return
+		}
 	}
 	p.csrf.Handler(p.mux).ServeHTTP(w, r)
+}
+
+// unreadableForm answers a form post whose body could not be read.
+func (p *Portal) unreadableForm(w http.ResponseWriter, r *http.Request, err error) {
+	lang := requestLang(w, r)
+	status, text := http.StatusBadRequest, "form.unknown"
+	if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+		status, text = http.StatusRequestEntityTooLarge, "form.toolarge"
+	}
+	p.logger.Info("unreadable form", zap.String("path", r.URL.Path), zap.Error(err))
+	p.pages.render(w, r, status, "error", &view{Lang: lang, Title: "error.title", Data: lang.T(text)})
 }
 
 // maxFormBytes bounds a form post; our largest form is a few hundred bytes.

@@ -183,4 +183,21 @@ var textsEN = map[string]string{
 
 	// Issue 10, item 13: /dev/mail only for clients on this machine.
 	"devmail.remote": "The development outbox can only be read on the computer wijgate runs on (http://localhost).",
+	// Issue 10, items 11 and 12: the audit log's pages and refusals, and
+	// bad values in organisation forms and URLs.
+	"audit.denied.many":     "was refused {count} times between {from} and {until}: {detail}",
+	"audit.action.view":     "view the admin page",
+	"audit.action.invite":   "invite a colleague",
+	"audit.action.set_apps": "change apps",
+	"audit.action.set_role": "change a role",
+	"audit.action.remove":   "remove a colleague",
+	"audit.action.withdraw": "withdraw an invitation",
+	"orgadmin.newer":        "Newer",
+	"orgadmin.older":        "Older",
+	"orgadmin.page":         "Page",
+	"orgadmin.badrole":      "Choose a role: Admin or Employee.",
+	"orgadmin.badkvk":       "A KvK number has 8 digits. Check the address.",
+	"orgadmin.badpage":      "This page of the log does not exist. A page number is 1 or higher.",
+	"orgadmin.badtarget":    "This colleague or invitation is not in the list like that. Reload the admin page.",
+	"form.toolarge":         "This form is too large. Enter less and try again.",
 }

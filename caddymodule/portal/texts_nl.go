@@ -183,4 +183,21 @@ var textsNL = map[string]string{
 
 	// Issue 10, item 13: /dev/mail only for clients on this machine.
 	"devmail.remote": "Het ontwikkel-postvak is alleen te lezen op de computer waarop wijgate draait (http://localhost).",
+	// Issue 10, items 11 and 12: the audit log's pages and refusals, and
+	// bad values in organisation forms and URLs.
+	"audit.denied.many":     "werd {count} keer geweigerd tussen {from} en {until}: {detail}",
+	"audit.action.view":     "beheerpagina bekijken",
+	"audit.action.invite":   "collega uitnodigen",
+	"audit.action.set_apps": "apps wijzigen",
+	"audit.action.set_role": "rol wijzigen",
+	"audit.action.remove":   "medewerker verwijderen",
+	"audit.action.withdraw": "uitnodiging intrekken",
+	"orgadmin.newer":        "Nieuwere",
+	"orgadmin.older":        "Oudere",
+	"orgadmin.page":         "Pagina",
+	"orgadmin.badrole":      "Kies een rol: Admin of Medewerker.",
+	"orgadmin.badkvk":       "Een KvK-nummer bestaat uit 8 cijfers. Controleer het adres.",
+	"orgadmin.badpage":      "Deze pagina van het logboek bestaat niet. Een paginanummer is 1 of hoger.",
+	"orgadmin.badtarget":    "Deze medewerker of uitnodiging staat niet zo in de lijst. Laad de beheerpagina opnieuw.",
+	"form.toolarge":         "Dit formulier is te groot. Vul minder in en probeer het opnieuw.",
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,11 +12,13 @@ import (
 //
 //	invite/<id>            → Invitation (expires with it); id is a hash of the token
 //	orginvite/<kvk>/<id>   → empty, the organisation's pending invitations
-//	audit/<kvk>/<time>-<n> → AuditEntry
+//	audit/<kvk>/<time>-<n> → AuditEntry (expires after the retention)
+//	auditgroup/<kvk>/<group> → the audit key of the group's entry (expires with it)
 const (
-	prefixInvite    = "invite/"
-	prefixOrgInvite = "orginvite/"
-	prefixAudit     = "audit/"
+	prefixInvite     = "invite/"
+	prefixOrgInvite  = "orginvite/"
+	prefixAudit      = "audit/"
+	prefixAuditGroup = "auditgroup/"
 )
 
 // Invitation asks someone to join an organisation with a set of apps.
@@ -104,31 +107,99 @@ type AuditEntry struct {
 	// Target is the account or invitation acted on.
 	Target string `json:"target,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// Count is how many attempts an entry that groups them stands for,
+	// the first at At and the last at Until.
+	Count int       `json:"count,omitempty"`
+	Until time.Time `json:"until,omitzero"`
+	// ExpiresAt is when the store drops the entry; it is read from the
+	// record's TTL, not stored in it.
+	ExpiresAt time.Time `json:"-"`
 }
 
-// AppendAudit records an entry in the organisation's audit log.
-func (s *Store) AppendAudit(e AuditEntry) error {
-	key := fmt.Sprintf("%s%s/%020d-%s", prefixAudit, e.KvK, e.At.UnixNano(), randomSuffix())
-	return s.updateQuiet(func(txn *badger.Txn) error { return putJSON(txn, key, e, time.Time{}) })
+// auditKey orders an organisation's entries by time.
+func auditKey(e AuditEntry) string {
+	return fmt.Sprintf("%s%s/%020d-%s", prefixAudit, e.KvK, e.At.UnixNano(), randomSuffix())
 }
 
-// Audit lists an organisation's audit log, newest first, at most limit
-// entries.
-func (s *Store) Audit(kvk string, limit int) ([]AuditEntry, error) {
-	var out []AuditEntry
-	err := s.view(func(txn *badger.Txn) error {
-		prefix := []byte(prefixAudit + kvk + "/")
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true, PrefetchValues: true})
-		defer it.Close()
-		seek := append(append([]byte{}, prefix...), 0xff)
-		for it.Seek(seek); it.ValidForPrefix(prefix) && len(out) < limit; it.Next() {
-			var e AuditEntry
-			if err := it.Item().Value(func(b []byte) error { return jsonUnmarshal(b, &e) }); err != nil {
+// AppendAudit records an entry in the organisation's audit log, kept
+// until expires.
+func (s *Store) AppendAudit(e AuditEntry, expires time.Time) error {
+	key := auditKey(e)
+	return s.updateQuiet(func(txn *badger.Txn) error { return putJSON(txn, key, e, expires) })
+}
+
+// GroupAudit records e in the organisation's audit log, or, when an entry
+// of the same group is there already, lets merge fold e into that entry,
+// which keeps its place in the log. A group names attempts that are one
+// line in the log (one account's refused attempts in one hour, say). The
+// entry, and the note of its group, are kept until expires.
+func (s *Store) GroupAudit(group string, e AuditEntry, merge func(into *AuditEntry), expires time.Time) error {
+	// Entries of a group are read and rewritten; taking turns here keeps
+	// concurrent attempts from failing each other's transactions.
+	s.auditMu.Lock()
+	defer s.auditMu.Unlock()
+	groupKey := prefixAuditGroup + e.KvK + "/" + group
+	return s.updateQuiet(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(groupKey))
+		switch {
+		case err == nil:
+			key, err := item.ValueCopy(nil)
+			if err != nil {
 				return err
 			}
-			out = append(out, e)
+			var into AuditEntry
+			switch err := getJSON(txn, string(key), &into); err {
+			case nil:
+				merge(&into)
+				if err := putJSON(txn, string(key), into, expires); err != nil {
+					return err
+				}
+				return put(txn, groupKey, key, expires)
+			case ErrNotFound:
+			default:
+				return err
+			}
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+		key := auditKey(e)
+		if err := putJSON(txn, key, e, expires); err != nil {
+			return err
+		}
+		return put(txn, groupKey, []byte(key), expires)
+	})
+}
+
+// Audit lists a page of an organisation's audit log, newest first: limit
+// entries after skipping the skip newest. more tells whether older
+// entries follow.
+func (s *Store) Audit(kvk string, skip, limit int) (entries []AuditEntry, more bool, err error) {
+	err = s.view(func(txn *badger.Txn) error {
+		prefix := []byte(prefixAudit + kvk + "/")
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
+		defer it.Close()
+		seek := append(append([]byte{}, prefix...), 0xff)
+		it.Seek(seek)
+		// Skipped entries are only counted: their keys hold all that is needed.
+		for ; skip > 0 && it.ValidForPrefix(prefix); it.Next() {
+			skip--
+		}
+		for ; it.ValidForPrefix(prefix); it.Next() {
+			if len(entries) == limit {
+				more = true
+				return nil
+			}
+			item := it.Item()
+			var e AuditEntry
+			if err := item.Value(func(b []byte) error { return jsonUnmarshal(b, &e) }); err != nil {
+				return err
+			}
+			if exp := item.ExpiresAt(); exp != 0 {
+				e.ExpiresAt = time.Unix(int64(exp), 0)
+			}
+			entries = append(entries, e)
 		}
 		return nil
 	})
-	return out, err
+	return entries, more, err
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +58,8 @@ type Store struct {
 	// bulk is set when opened with BulkLoad: Close compacts and syncs
 	// first.
 	bulk bool
+	// auditMu makes grouped audit entries take turns (GroupAudit).
+	auditMu sync.Mutex
 }
 
 // Open opens (creating if needed) the store. Writes are synchronous, so an
