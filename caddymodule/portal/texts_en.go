@@ -178,4 +178,6 @@ var textsEN = map[string]string{
 	"audit.remove":              "removed {target}",
 	"audit.withdraw_invitation": "withdrew the invitation for {target}",
 	"audit.denied":              "was refused: {detail}",
+	// issue 10, item 10: the way on to eHerkenning after logging in
+	"eh.continue": "You are signed in and are being taken to eHerkenning; if nothing happens, click Login eHerkenning.",
 }

@@ -178,4 +178,6 @@ var textsNL = map[string]string{
 	"audit.remove":              "verwijderde {target}",
 	"audit.withdraw_invitation": "trok de uitnodiging voor {target} in",
 	"audit.denied":              "werd geweigerd: {detail}",
+	// issue 10, item 10: the way on to eHerkenning after logging in
+	"eh.continue": "Je bent aangemeld. Je gaat nu door naar eHerkenning; gebeurt dat niet, klik dan op Login eHerkenning.",
 }
