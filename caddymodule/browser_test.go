@@ -496,6 +496,7 @@ func TestBrowserManualPath(t *testing.T) {
 
 	// Maken logs the person in and sends them on to where they were
 	// going: /eherkenning/start, which this gateway has not configured.
+	c.settleOn("/eherkenning/start")
 	v = c.see("after-create")
 	c.expect("after Maken", v.path() == "/eherkenning/start", "at %s, want the return address /eherkenning/start", v.URL)
 	c.expect("after Maken", strings.Contains(v.Text, "eHerkenning is op deze server niet ingesteld"), "unexpected page:\n%s", v.Text)

@@ -15,7 +15,8 @@ var (
 )
 
 // follow walks redirects and self-submitting forms (the SAML POST
-// binding) until a page that waits for a person, and returns it.
+// binding, the way on to eHerkenning after a login) until a page that
+// waits for a person, and returns it.
 func (b *browser) follow(resp *http.Response, body string) (*http.Response, string) {
 	b.t.Helper()
 	for range 20 {
@@ -26,7 +27,7 @@ func (b *browser) follow(resp *http.Response, body string) (*http.Response, stri
 				b.t.Fatal(err)
 			}
 			resp, body = b.page(next.String())
-		case resp.StatusCode == http.StatusOK && strings.Contains(body, `id="saml-post"`):
+		case resp.StatusCode == http.StatusOK && (strings.Contains(body, `id="saml-post"`) || strings.Contains(body, " data-autosubmit")):
 			action := formAction.FindStringSubmatch(body)
 			form := url.Values{}
 			for _, f := range hiddenField.FindAllStringSubmatch(body, -1) {
@@ -46,12 +47,19 @@ func htmlUnescape(s string) string {
 	return strings.NewReplacer("&#43;", "+", "&amp;", "&", "&#34;", `"`, "&#39;", "'", "&lt;", "<", "&gt;", ">").Replace(s)
 }
 
+// startEHerkenning presses Login eHerkenning and follows on to the
+// simulator's first page.
+func (b *browser) startEHerkenning() (*http.Response, string) {
+	b.t.Helper()
+	return b.follow(b.post("/eherkenning/start", url.Values{}))
+}
+
 // verifyAt walks the manual's eHerkenning steps in the simulator: start,
 // pick a provider, pick the company and scenario, and returns the page
 // the person ends on.
 func (b *browser) verifyAt(company, scenario string) (*http.Response, string) {
 	b.t.Helper()
-	resp, body := b.follow(b.page("/eherkenning/start"))
+	resp, body := b.startEHerkenning()
 	if !strings.Contains(body, "Kies hoe u wilt inloggen") || !strings.Contains(body, "SIMULATOR") {
 		b.t.Fatalf("not at the simulator's choice page: %d\n%s", resp.StatusCode, body)
 	}
@@ -131,7 +139,7 @@ func TestEHerkenningAnswerInAnotherBrowser(t *testing.T) {
 	a.login("a@example.nl", testPassword)
 	bb.login("b@example.nl", testPassword)
 
-	_, body := a.follow(a.page("/eherkenning/start"))
+	_, body := a.startEHerkenning()
 	s := simSession.FindStringSubmatch(body)[1]
 	a.page("/ehsim/login?s=" + url.QueryEscape(s) + "&provider=" + url.QueryEscape("Testleverancier Noord"))
 	resp, _ := a.do(http.MethodPost, "/ehsim/login", url.Values{"s": {s}, "company": {"12345678"}, "scenario": {"eh3"}})
@@ -154,7 +162,7 @@ func TestEHerkenningAnswerInAnotherBrowser(t *testing.T) {
 func TestEHerkenningStartNeedsLogin(t *testing.T) {
 	g := startGateway(t, "eherkenning.caddyfile", gatewayParams{})
 	b := g.newBrowser()
-	resp, _ := b.page("/eherkenning/start")
+	resp, _ := b.submit("/eherkenning", "/eherkenning/start", url.Values{})
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.Contains(loc, "/login?return=%2Feherkenning%2Fstart") {
 		t.Fatalf("without a session: %d %q", resp.StatusCode, loc)
 	}

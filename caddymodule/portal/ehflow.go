@@ -47,14 +47,30 @@ func (p *Portal) serviceProvider(w http.ResponseWriter, r *http.Request, lang La
 	return sp, true
 }
 
-// eherkenningStart is where "Login eHerkenning" leads: someone without a
-// session first logs in or registers, then comes back here and goes
-// straight on to the broker.
+// ehStartPath starts an eHerkenning login. Starting one replaces the
+// browser's binding secret and so ends a login in progress: only a POST
+// carrying the form's token does it, never a GET another site can cause.
+const ehStartPath = "/eherkenning/start"
+
+// eherkenningStartPage answers a GET of the start address (a bookmark, an
+// old link, another site) with the page that has the button; it starts
+// nothing and sets no cookie.
+func (p *Portal) eherkenningStartPage(w http.ResponseWriter, r *http.Request) {
+	http.Redirect(w, r, "/eherkenning", http.StatusSeeOther)
+}
+
+// eherkenningStart is what "Login eHerkenning" posts to: someone without
+// a session first logs in or registers, then goes straight on to the
+// broker (continueAfterLogin).
 func (p *Portal) eherkenningStart(w http.ResponseWriter, r *http.Request) {
 	lang := requestLang(w, r)
+	if !csrfValid(r) {
+		p.formExpired(w, r, lang)
+		return
+	}
 	a, _, ok := p.currentUser(r)
 	if !ok {
-		http.Redirect(w, r, p.LoginURL("/eherkenning/start"), http.StatusSeeOther)
+		http.Redirect(w, r, p.LoginURL(ehStartPath), http.StatusSeeOther)
 		return
 	}
 	sp, ok := p.serviceProvider(w, r, lang)
@@ -78,6 +94,27 @@ func (p *Portal) eherkenningStart(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'; form-action 'self' "+u.Scheme+"://"+u.Host)
 	}
 	start.Write(w, r, "/static/autosubmit.js")
+}
+
+// ehPageData is the eHerkenning page's data.
+type ehPageData struct {
+	// AutoSubmit makes the page post its form at once: the person just
+	// logged in or registered on the way to eHerkenning.
+	AutoSubmit bool
+}
+
+// continueAfterLogin sends someone who just logged in or registered on to
+// where they were going. A redirect arrives as a GET, which cannot start
+// an eHerkenning login; so the way on to eHerkenning is the eHerkenning
+// page answering this POST, its form submitting itself (or, without
+// JavaScript, the person pressing its button).
+func (p *Portal) continueAfterLogin(w http.ResponseWriter, r *http.Request, lang Lang, ret string) {
+	if ret != ehStartPath {
+		http.Redirect(w, r, orDashboard(ret), http.StatusSeeOther)
+		return
+	}
+	p.pages.render(w, r, http.StatusOK, "eherkenning", &view{Lang: lang, Title: "eh.title", CSRF: csrfToken(w, r),
+		Notice: lang.T("eh.continue"), Data: ehPageData{AutoSubmit: true}})
 }
 
 func bindingHash(secret string) string {

@@ -100,7 +100,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.logger.Info("login", zap.String("account", a.ID), zap.String("remote", ip))
-	http.Redirect(w, r, orDashboard(ret), http.StatusSeeOther)
+	p.continueAfterLogin(w, r, lang, ret)
 }
 
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {

@@ -17,7 +17,7 @@ func (p *Portal) landing(w http.ResponseWriter, r *http.Request) {
 // eherkenningPage explains why eHerkenning level 3 is needed.
 func (p *Portal) eherkenningPage(w http.ResponseWriter, r *http.Request) {
 	lang := requestLang(w, r)
-	p.pages.render(w, r, http.StatusOK, "eherkenning", &view{Lang: lang, Title: "eh.title"})
+	p.pages.render(w, r, http.StatusOK, "eherkenning", &view{Lang: lang, Title: "eh.title", CSRF: csrfToken(w, r), Data: ehPageData{}})
 }
 
 // devMailOnly lets only clients on this machine reach a /dev/mail page,

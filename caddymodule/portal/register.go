@@ -106,5 +106,5 @@ func (p *Portal) registerCreate(w http.ResponseWriter, r *http.Request, v *view,
 		p.serverError(w, r, lang, "starting a session", err)
 		return
 	}
-	http.Redirect(w, r, orDashboard(f.Return), http.StatusSeeOther)
+	p.continueAfterLogin(w, r, lang, f.Return)
 }

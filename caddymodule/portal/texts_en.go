@@ -200,4 +200,6 @@ var textsEN = map[string]string{
 	"orgadmin.badpage":      "This page of the log does not exist. A page number is 1 or higher.",
 	"orgadmin.badtarget":    "This colleague or invitation is not in the list like that. Reload the admin page.",
 	"form.toolarge":         "This form is too large. Enter less and try again.",
+	// issue 10, item 10: the way on to eHerkenning after logging in
+	"eh.continue": "You are signed in and are being taken to eHerkenning; if nothing happens, click Login eHerkenning.",
 }

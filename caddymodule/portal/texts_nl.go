@@ -200,4 +200,6 @@ var textsNL = map[string]string{
 	"orgadmin.badpage":      "Deze pagina van het logboek bestaat niet. Een paginanummer is 1 of hoger.",
 	"orgadmin.badtarget":    "Deze medewerker of uitnodiging staat niet zo in de lijst. Laad de beheerpagina opnieuw.",
 	"form.toolarge":         "Dit formulier is te groot. Vul minder in en probeer het opnieuw.",
+	// issue 10, item 10: the way on to eHerkenning after logging in
+	"eh.continue": "Je bent aangemeld. Je gaat nu door naar eHerkenning; gebeurt dat niet, klik dan op Login eHerkenning.",
 }
