@@ -183,3 +183,59 @@ func TestSessionOfOldCredentialsIsRefused(t *testing.T) {
 		t.Errorf("portal: a session of other credentials opens the dashboard: %d", resp.StatusCode)
 	}
 }
+
+// Logging in again, as the same or another account, ends the session the
+// browser presented: only the newest cookie works.
+func TestLoginAgainEndsThePresentedSession(t *testing.T) {
+	g := startGateway(t, "gateway.caddyfile", gatewayParams{})
+	g.addAccount(testEmail, testName, testPassword)
+	g.addAccount("piet@example.nl", "Piet", testPassword)
+	works := func(cookie string) bool {
+		return g.withCookie(t, "/declaratie/", cookie).StatusCode == http.StatusOK
+	}
+
+	// loginAgain posts the login form of a browser already logged in
+	// (the login page itself would send it to the dashboard).
+	loginAgain := func(b *browser, email string) string {
+		b.t.Helper()
+		resp, body := b.post("/login", url.Values{"email": {email}, "password": {testPassword}})
+		expectStatus(b.t, resp, body, http.StatusSeeOther)
+		return b.cookie(sessionCookieName)
+	}
+
+	t.Run("login", func(t *testing.T) {
+		b := g.newBrowser()
+		b.t = t
+		b.login(testEmail, testPassword)
+		first := b.cookie(sessionCookieName)
+		second := loginAgain(b, "piet@example.nl")
+		third := loginAgain(b, testEmail)
+		for i, c := range []string{first, second} {
+			if works(c) {
+				t.Errorf("the session of login %d still works after logging in again", i+1)
+			}
+		}
+		if !works(third) {
+			t.Fatal("the newest session does not work")
+		}
+	})
+	t.Run("registration", func(t *testing.T) {
+		b := g.newBrowser()
+		b.t = t
+		b.login(testEmail, testPassword)
+		before := b.cookie(sessionCookieName)
+		const email = "nieuw@example.nl"
+		resp, body := b.registerAction("send", "email", email)
+		expectStatus(t, resp, body, http.StatusSeeOther)
+		resp, body = b.registerAction("verify", "code", codeFrom(t, g, email))
+		expectStatus(t, resp, body, http.StatusSeeOther)
+		resp, body = b.registerAction("create", "password", testPassword, "password2", testPassword, "name", "Nieuw")
+		expectStatus(t, resp, body, http.StatusSeeOther)
+		if works(before) {
+			t.Error("the session from before the registration still works")
+		}
+		if after := b.cookie(sessionCookieName); after == before || !works(after) {
+			t.Error("the new account's session does not work")
+		}
+	})
+}

@@ -108,9 +108,15 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, orDashboard(ret), http.StatusSeeOther)
 }
 
-// logIn starts a session for the account. store.ErrStale means the
-// account's credentials changed since it was read.
+// logIn starts a session for the account and ends the one the request
+// presented, so logging in again leaves this browser one session, not two.
+// store.ErrStale means the account's credentials changed since it was read.
 func (p *Portal) logIn(w http.ResponseWriter, r *http.Request, a store.Account) error {
+	if c, err := r.Cookie(p.cfg.Cookie.Name); err == nil {
+		if err := p.cfg.Sessions.Revoke(c.Value); err != nil {
+			return err
+		}
+	}
 	return p.startSession(w, a)
 }
 
