@@ -178,4 +178,6 @@ var textsEN = map[string]string{
 	"audit.remove":              "removed {target}",
 	"audit.withdraw_invitation": "withdrew the invitation for {target}",
 	"audit.denied":              "was refused: {detail}",
+	// Issue 10, item 3 (code guesses per address).
+	"code.guesslimit": "A wrong code was entered too often for this email address. Wait, then ask for a new code. You can do so again in",
 }

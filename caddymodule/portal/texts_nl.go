@@ -178,4 +178,6 @@ var textsNL = map[string]string{
 	"audit.remove":              "verwijderde {target}",
 	"audit.withdraw_invitation": "trok de uitnodiging voor {target} in",
 	"audit.denied":              "werd geweigerd: {detail}",
+	// Issue 10, item 3 (code guesses per address).
+	"code.guesslimit": "Voor dit e-mailadres is te vaak een verkeerde code ingevuld. Wacht even en vraag dan een nieuwe code aan. Dat kan weer over",
 }
