@@ -33,7 +33,8 @@ type Account struct {
 	CredentialVersion uint64 `json:"credential_version,omitempty"`
 }
 
-// credentialsDiffer reports whether b logs in differently from a.
+// credentialsDiffer reports whether b logs in differently from a. A new
+// kind of credential (a second factor) belongs here too.
 func credentialsDiffer(a, b Account) bool {
 	return a.PasswordHash != b.PasswordHash || a.Disabled != b.Disabled
 }

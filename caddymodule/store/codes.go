@@ -163,7 +163,8 @@ func (s *Store) DeleteCounter(key string) error {
 	return s.updateQuiet(func(txn *badger.Txn) error { return del(txn, prefixCounter+key) })
 }
 
-// SetPassword replaces an account's password hash.
+// SetPassword replaces an account's password hash, which ends its
+// sessions (UpdateAccount).
 func (s *Store) SetPassword(accountID, hash string, when time.Time) (Account, error) {
 	return s.UpdateAccount(accountID, func(a *Account) error {
 		a.PasswordHash = hash
