@@ -21,7 +21,7 @@ import (
 // Seeded accounts are made straight through the store package's bulk
 // importer while no server runs: per account the records CreateAccount,
 // LinkOrganisation (an eHerkenning-anchored admin of its own organisation,
-// so the default `require app` guard lets it in) and PutSession write,
+// so the default `require app` guard lets it in) and CreateSession write,
 // committed in large batches.
 
 // seedPassword is every seeded account's password (the login storm's right

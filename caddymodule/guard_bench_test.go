@@ -66,14 +66,15 @@ func hotPathGuard(b *testing.B) (*Handler, string) {
 		stripper: newHeaderStripper(nil), identity: newIdentityCache(), lastIssuer: new(atomic.Pointer[string])}
 	a.registerApp(AppInfo{Name: "bench"}, nil)
 	now := time.Now()
-	if err := st.CreateAccount(store.Account{ID: "u-bench", Email: "jan@example.nl", Name: "Jan Jänssen",
-		CreatedAt: now, PasswordChangedAt: now}); err != nil {
+	acct := store.Account{ID: "u-bench", Email: "jan@example.nl", Name: "Jan Jänssen",
+		CreatedAt: now, PasswordChangedAt: now}
+	if err := st.CreateAccount(acct); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := a.orgs.Link("u-bench", org.Verified{KvK: "12345678", Name: "Wij Techniek B.V.", Level: "loa3"}); err != nil {
 		b.Fatal(err)
 	}
-	raw, _, err := sessions.Create("u-bench", "12345678")
+	raw, _, err := sessions.Create(acct, "12345678")
 	if err != nil {
 		b.Fatal(err)
 	}

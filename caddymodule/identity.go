@@ -16,9 +16,12 @@ type identity struct {
 	// version is the store's Version of the account when it was read.
 	version  uint64
 	disabled bool
-	id       string
-	email    string
-	name     string
+	// credentialVersion is the account's; a session made under another
+	// one is void.
+	credentialVersion uint64
+	id                string
+	email             string
+	name              string
 	// nameHeader is name, encoded for a header value.
 	nameHeader string
 	orgs       []orgIdentity
@@ -86,12 +89,13 @@ func (c *identityCache) get(st *store.Store, orgs *org.Service, apps func() []st
 		return nil, err
 	}
 	id = &identity{
-		version:    version,
-		disabled:   a.Disabled,
-		id:         a.ID,
-		email:      a.Email,
-		name:       a.Name,
-		nameHeader: encodeHeaderValue(a.Name),
+		version:           version,
+		disabled:          a.Disabled,
+		credentialVersion: a.CredentialVersion,
+		id:                a.ID,
+		email:             a.Email,
+		name:              a.Name,
+		nameHeader:        encodeHeaderValue(a.Name),
 	}
 	all := apps()
 	for _, m := range ms {

@@ -128,7 +128,10 @@ func (s *Service) Create(ctx context.Context, email, name, password, lang string
 }
 
 // Authenticate checks an email and password. Unknown emails cost the same
-// hashing work as known ones, so timing does not tell them apart.
+// hashing work as known ones, so timing does not tell them apart. The
+// account is returned as it was read before the check: a session made for
+// it holds its credential version, so the store refuses that session when
+// the password changed while it was being checked.
 func (s *Service) Authenticate(ctx context.Context, email, password string) (store.Account, error) {
 	password = NormalizePassword(password)
 	norm, err := NormalizeEmail(email)
@@ -154,7 +157,8 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (sto
 	return a, nil
 }
 
-// Disable stops an account from logging in; the caller ends its sessions.
+// Disable stops an account from logging in and ends its sessions, in one
+// transaction.
 func (s *Service) Disable(email string) (store.Account, error) {
 	norm, err := NormalizeEmail(email)
 	if err != nil {
@@ -171,7 +175,8 @@ func (s *Service) Disable(email string) (store.Account, error) {
 }
 
 // SetPassword gives the account with this email a new password, after
-// checking the password rules. The caller ends the account's sessions.
+// checking the password rules, and ends every session of the account in
+// the same transaction.
 func (s *Service) SetPassword(ctx context.Context, email, password string) (store.Account, error) {
 	email, err := NormalizeEmail(email)
 	if err != nil {

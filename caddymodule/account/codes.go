@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"math/big"
 	"time"
 
@@ -20,6 +21,14 @@ const (
 	// MaxCodeAttempts wrong tries kill a code: a guess succeeds with
 	// probability at most 5 in 10^6 per code.
 	MaxCodeAttempts = 5
+	// MaxCodeGuesses wrong codes for one address within CodeGuessWindow,
+	// whatever the purpose and however many codes were sent, and the
+	// address waits for the rest of the window: a resend gives a fresh
+	// code, not fresh tries, so at most 240 guesses a day reach an
+	// address (a success after 10^6 / 240 days, about eleven years, on
+	// average).
+	MaxCodeGuesses  = 10
+	CodeGuessWindow = time.Hour
 )
 
 // Purpose binds a code to what it was sent for.
@@ -37,6 +46,14 @@ var (
 	ErrCodeExpired   = errors.New("the code has expired or was never sent")
 	ErrCodeExhausted = errors.New("too many wrong tries; the code no longer works")
 )
+
+// GuessLimitError means the address had MaxCodeGuesses wrong codes in the
+// current window; no code is checked for it until Wait has passed.
+type GuessLimitError struct{ Wait time.Duration }
+
+func (e *GuessLimitError) Error() string {
+	return fmt.Sprintf("too many wrong codes for this address; wait %v", e.Wait)
+}
 
 // Codes issues and checks emailed verification codes.
 type Codes struct {
@@ -86,30 +103,47 @@ func (c *Codes) Issue(p Purpose, email string) (string, error) {
 }
 
 // Check uses a typed code. The right code is consumed; a wrong one counts
-// as an attempt, and the last allowed wrong attempt kills the code.
+// as an attempt on the code and as a guess at the address, in the same
+// transaction. The last allowed wrong attempt kills the code; the last
+// allowed guess makes the address wait (GuessLimitError), during which no
+// code, not even the right one, is accepted.
 func (c *Codes) Check(p Purpose, email, code string) error {
 	want := c.hash(p, email, normalizeCode(code))
 	now := c.now()
-	err := c.Store.UseCode(string(p), email, func(vc *store.VerificationCode) (bool, error) {
-		if !now.Before(vc.ExpiresAt) {
+	return c.Store.UseCode(string(p), email, CodeGuessWindow, func(vc *store.VerificationCode, guesses *store.Counter) (bool, error) {
+		if now.Sub(guesses.WindowStart) >= CodeGuessWindow {
+			*guesses = store.Counter{}
+		}
+		limited := func() error {
+			return &GuessLimitError{Wait: guesses.WindowStart.Add(CodeGuessWindow).Sub(now)}
+		}
+		if guesses.Count >= MaxCodeGuesses {
+			return true, limited()
+		}
+		if vc == nil || !now.Before(vc.ExpiresAt) {
 			return false, ErrCodeExpired
 		}
 		if vc.Attempts >= MaxCodeAttempts {
 			return false, ErrCodeExhausted
 		}
 		if hmac.Equal(vc.Hash, want) {
+			*guesses = store.Counter{}
 			return false, nil
 		}
 		vc.Attempts++
-		if vc.Attempts >= MaxCodeAttempts {
+		if guesses.Count == 0 {
+			guesses.WindowStart = now
+		}
+		guesses.Count++
+		keep := vc.Attempts < MaxCodeAttempts
+		switch {
+		case guesses.Count >= MaxCodeGuesses:
+			return keep, limited()
+		case !keep:
 			return false, ErrCodeExhausted
 		}
 		return true, ErrCodeWrong
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return ErrCodeExpired
-	}
-	return err
 }
 
 // normalizeCode drops the spaces and dashes people paste along with a code.

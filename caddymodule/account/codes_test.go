@@ -45,7 +45,7 @@ func TestCodeIsStoredHashed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = st.UseCode(string(PurposeRegister), "a@example.nl", func(vc *store.VerificationCode) (bool, error) {
+	err = st.UseCode(string(PurposeRegister), "a@example.nl", CodeGuessWindow, func(vc *store.VerificationCode, _ *store.Counter) (bool, error) {
 		if bytes.Contains(vc.Hash, []byte(code)) || len(vc.Hash) != 32 {
 			t.Fatalf("stored %x for code %s", vc.Hash, code)
 		}
@@ -149,4 +149,73 @@ func TestCodeChecks(t *testing.T) {
 			t.Fatalf("%d of 20 parallel uses succeeded", ok)
 		}
 	})
+}
+
+// A resend gives a fresh code but no fresh tries: wrong codes count per
+// address across codes and purposes, and the eleventh guess within the
+// hour is refused, even with the right code, until the hour is over.
+func TestWrongCodesCountPerAddressAcrossResends(t *testing.T) {
+	now := time.Now()
+	c := &Codes{Store: newTestStore(t), Key: []byte("k"), Now: func() time.Time { return now }}
+	const email = "guess@example.nl"
+	issue := func(p Purpose) string {
+		code, err := c.Issue(p, email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code
+	}
+	wrong := func(code string) string {
+		if code == "000000" {
+			return "000001"
+		}
+		return "000000"
+	}
+	var limit *GuessLimitError
+	guesses := 0
+	for guesses < MaxCodeGuesses {
+		p := PurposeRegister
+		if guesses%2 == 1 {
+			p = PurposeReset
+		}
+		code := issue(p)
+		for range 3 {
+			guesses++
+			err := c.Check(p, email, wrong(code))
+			if guesses == MaxCodeGuesses {
+				if !errors.As(err, &limit) {
+					t.Fatalf("wrong guess %d: %v, want GuessLimitError", guesses, err)
+				}
+				break
+			}
+			if !errors.Is(err, ErrCodeWrong) {
+				t.Fatalf("wrong guess %d: %v, want ErrCodeWrong", guesses, err)
+			}
+			now = now.Add(time.Minute)
+		}
+	}
+	// Ten guesses took nine minutes: the address waits the rest of the hour.
+	if want := CodeGuessWindow - 9*time.Minute; limit.Wait != want {
+		t.Fatalf("wait %v, want %v", limit.Wait, want)
+	}
+	code := issue(PurposeRegister)
+	if err := c.Check(PurposeRegister, email, code); !errors.As(err, &limit) {
+		t.Fatalf("the right fresh code during the wait: %v, want GuessLimitError", err)
+	}
+	if err := c.Check(PurposeRegister, "other@example.nl", "123456"); errors.As(err, &limit) {
+		t.Fatal("another address waits too")
+	}
+
+	now = now.Add(limit.Wait)
+	code = issue(PurposeReset)
+	if err := c.Check(PurposeReset, email, code); err != nil {
+		t.Fatalf("the right code after the wait: %v", err)
+	}
+	// A success starts the count afresh.
+	code = issue(PurposeReset)
+	for i := range MaxCodeAttempts - 1 {
+		if err := c.Check(PurposeReset, email, wrong(code)); !errors.Is(err, ErrCodeWrong) {
+			t.Fatalf("wrong guess %d after a success: %v", i+1, err)
+		}
+	}
 }

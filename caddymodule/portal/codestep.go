@@ -3,6 +3,9 @@ package portal
 import (
 	"errors"
 	"net/http"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
@@ -52,9 +55,13 @@ func (p *Portal) codeStep(w http.ResponseWriter, r *http.Request, v *view, f sto
 		http.Redirect(w, r, cf.path, http.StatusSeeOther)
 	case action == "verify" && f.Stage == stageCode:
 		code := r.PostFormValue("code")
+		var limit *account.GuessLimitError
 		if len(code) > maxCodeInput {
 			v.Errors["code"] = lang.T("code.wrong")
-		} else if err := p.cfg.Codes.Check(cf.purpose, f.Email, code); err != nil {
+		} else if err := p.cfg.Codes.Check(cf.purpose, f.Email, code); errors.As(err, &limit) {
+			p.codeGuessesLimited(w, r, v, cf, limit.Wait)
+			return true
+		} else if err != nil {
 			v.Errors["code"] = codeError(lang, err)
 		} else if cf.afterCode != nil {
 			cf.afterCode(v, f)
@@ -74,6 +81,17 @@ func (p *Portal) codeStep(w http.ResponseWriter, r *http.Request, v *view, f sto
 		return false
 	}
 	return true
+}
+
+// codeGuessesLimited answers a code for an address that had too many wrong
+// codes this hour: the person learns to wait and then ask for a new code.
+func (p *Portal) codeGuessesLimited(w http.ResponseWriter, r *http.Request, v *view, cf codeFlow, wait time.Duration) {
+	p.logger.Warn("code refused: too many wrong codes for the address",
+		zap.String("purpose", string(cf.purpose)), zap.String("remote", p.clientIP(r)), zap.Duration("wait", wait))
+	w.Header().Set("Retry-After", retryAfterSeconds(wait))
+	v.Errors["code"] = v.Lang.T("code.guesslimit") + " " + minutes(v.Lang, wait)
+	v.FormError = v.Lang.T("errors.summary")
+	p.pages.render(w, r, http.StatusTooManyRequests, cf.page, v)
 }
 
 // sendStep mails a code (or the message that stands in for one) and moves

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
 // maxPasswordInput caps a typed password before any work is done with it;
@@ -73,6 +74,14 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := p.cfg.Accounts.Authenticate(r.Context(), email, password)
+	if err == nil {
+		// A password changed while it was being checked no longer opens
+		// the account: that login failed.
+		if err = p.logIn(w, r, a); errors.Is(err, store.ErrStale) {
+			p.logger.Info("login refused: the credentials changed while they were checked", zap.String("account", a.ID))
+			err = account.ErrInvalidCredentials
+		}
+	}
 	if errors.Is(err, account.ErrInvalidCredentials) {
 		wait, lerr := p.cfg.Limits.LoginFailed(key, ip)
 		if lerr != nil {
@@ -95,12 +104,20 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	if err := p.cfg.Limits.LoginSucceeded(key); err != nil {
 		p.logger.Warn("clearing login failures", zap.Error(err))
 	}
-	if err := p.startSession(w, a); err != nil {
-		p.serverError(w, r, lang, "starting a session", err)
-		return
-	}
 	p.logger.Info("login", zap.String("account", a.ID), zap.String("remote", ip))
 	p.continueAfterLogin(w, r, lang, ret)
+}
+
+// logIn starts a session for the account and ends the one the request
+// presented, so logging in again leaves this browser one session, not two.
+// store.ErrStale means the account's credentials changed since it was read.
+func (p *Portal) logIn(w http.ResponseWriter, r *http.Request, a store.Account) error {
+	if c, err := r.Cookie(p.cfg.Cookie.Name); err == nil {
+		if err := p.cfg.Sessions.Revoke(c.Value); err != nil {
+			return err
+		}
+	}
+	return p.startSession(w, a)
 }
 
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {

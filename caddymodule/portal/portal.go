@@ -237,7 +237,7 @@ func (p *Portal) currentUser(r *http.Request) (store.Account, store.Session, boo
 		return store.Account{}, store.Session{}, false
 	}
 	a, err := p.cfg.Accounts.Store.Account(s.AccountID)
-	if err != nil || a.Disabled {
+	if err != nil || a.Disabled || a.CredentialVersion != s.CredentialVersion {
 		return store.Account{}, store.Session{}, false
 	}
 	return a, s, true
@@ -245,7 +245,7 @@ func (p *Portal) currentUser(r *http.Request) (store.Account, store.Session, boo
 
 // startSession logs the account in with a fresh session ID and cookie.
 func (p *Portal) startSession(w http.ResponseWriter, a store.Account) error {
-	value, _, err := p.cfg.Sessions.Create(a.ID, "")
+	value, _, err := p.cfg.Sessions.Create(a, "")
 	if err != nil {
 		return err
 	}

@@ -102,7 +102,13 @@ func (p *Portal) registerCreate(w http.ResponseWriter, r *http.Request, v *view,
 	if err := p.endFlow(w, f); err != nil {
 		p.logger.Warn("ending a finished registration", zap.Error(err))
 	}
-	if err := p.startSession(w, a); err != nil {
+	if err := p.logIn(w, r, a); errors.Is(err, store.ErrStale) {
+		// Disabled the moment it was made: the account exists, the
+		// login page says the rest.
+		p.logger.Warn("new account disabled before its first session", zap.String("account", a.ID))
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	} else if err != nil {
 		p.serverError(w, r, lang, "starting a session", err)
 		return
 	}

@@ -97,10 +97,6 @@ func (p *Portal) resetSave(w http.ResponseWriter, r *http.Request, v *view, f st
 		p.serverError(w, r, lang, "setting a new password", err)
 		return
 	}
-	if err := p.cfg.Sessions.RevokeAccount(a.ID, ""); err != nil {
-		p.serverError(w, r, lang, "ending sessions after a password reset", err)
-		return
-	}
 	if err := p.endFlow(w, f); err != nil {
 		p.logger.Warn("ending a finished reset", zap.Error(err))
 	}

@@ -202,4 +202,6 @@ var textsEN = map[string]string{
 	"form.toolarge":         "This form is too large. Enter less and try again.",
 	// issue 10, item 10: the way on to eHerkenning after logging in
 	"eh.continue": "You are signed in and are being taken to eHerkenning; if nothing happens, click Login eHerkenning.",
+	// Issue 10, item 3 (code guesses per address).
+	"code.guesslimit": "A wrong code was entered too often for this email address. Wait, then ask for a new code. You can do so again in",
 }

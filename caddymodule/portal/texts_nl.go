@@ -202,4 +202,6 @@ var textsNL = map[string]string{
 	"form.toolarge":         "Dit formulier is te groot. Vul minder in en probeer het opnieuw.",
 	// issue 10, item 10: the way on to eHerkenning after logging in
 	"eh.continue": "Je bent aangemeld. Je gaat nu door naar eHerkenning; gebeurt dat niet, klik dan op Login eHerkenning.",
+	// Issue 10, item 3 (code guesses per address).
+	"code.guesslimit": "Voor dit e-mailadres is te vaak een verkeerde code ingevuld. Wacht even en vraag dan een nieuwe code aan. Dat kan weer over",
 }

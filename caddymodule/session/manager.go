@@ -96,20 +96,22 @@ func (m *Manager) Codec() *Codec { return m.codec }
 // Settings returns the effective settings.
 func (m *Manager) Settings() Settings { return m.settings }
 
-// Create starts a new session for the account with a fresh ID, and returns
-// the cookie value for it.
-func (m *Manager) Create(accountID, activeOrg string) (cookieValue string, s store.Session, err error) {
+// Create starts a new session for the account, as read before its
+// password was checked, with a fresh ID, and returns the cookie value for
+// it. store.ErrStale means the account's credentials changed meanwhile.
+func (m *Manager) Create(a store.Account, activeOrg string) (cookieValue string, s store.Session, err error) {
 	id := NewID()
 	now := m.settings.Now()
 	s = store.Session{
-		Key:       storageKey(id),
-		AccountID: accountID,
-		CreatedAt: now,
-		LastSeen:  now,
-		ExpiresAt: now.Add(m.settings.Lifetime),
-		ActiveOrg: activeOrg,
+		Key:               storageKey(id),
+		AccountID:         a.ID,
+		CreatedAt:         now,
+		LastSeen:          now,
+		ExpiresAt:         now.Add(m.settings.Lifetime),
+		ActiveOrg:         activeOrg,
+		CredentialVersion: a.CredentialVersion,
 	}
-	if err := m.store.PutSession(s); err != nil {
+	if err := m.store.CreateSession(s); err != nil {
 		return "", s, err
 	}
 	v, err := m.codec.Encode(id)
@@ -190,13 +192,6 @@ func (m *Manager) Revoke(raw string) error {
 		return nil
 	}
 	return m.store.DeleteSession(storageKey(id))
-}
-
-// RevokeAccount ends every session of an account except keep (a store
-// key, or empty), for a password change or a disabled account.
-func (m *Manager) RevokeAccount(accountID, keep string) error {
-	_, err := m.store.DeleteAccountSessions(accountID, keep)
-	return err
 }
 
 // SetActiveOrg records which organisation the session acts for.

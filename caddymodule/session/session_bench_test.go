@@ -28,7 +28,11 @@ func hotPathManager(b *testing.B) (*Manager, *store.Store) {
 
 func hotPathSession(b *testing.B, m *Manager) string {
 	b.Helper()
-	raw, _, err := m.Create("u-benchaccount", "12345678")
+	a := store.Account{ID: "u-benchaccount", Email: "bench@example.nl"}
+	if err := m.store.CreateAccount(a); err != nil {
+		b.Fatal(err)
+	}
+	raw, _, err := m.Create(a, "12345678")
 	if err != nil {
 		b.Fatal(err)
 	}

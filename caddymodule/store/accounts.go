@@ -27,6 +27,16 @@ type Account struct {
 	Disabled          bool      `json:"disabled,omitempty"`
 	CreatedAt         time.Time `json:"created_at"`
 	PasswordChangedAt time.Time `json:"password_changed_at"`
+	// CredentialVersion moves with every change to what lets the account
+	// log in (password, disabled). A session records the version it was
+	// made under and is valid only while the account still has it.
+	CredentialVersion uint64 `json:"credential_version,omitempty"`
+}
+
+// credentialsDiffer reports whether b logs in differently from a. A new
+// kind of credential (a second factor) belongs here too.
+func credentialsDiffer(a, b Account) bool {
+	return a.PasswordHash != b.PasswordHash || a.Disabled != b.Disabled
 }
 
 // CreateAccount writes a new account and its email index in one
@@ -76,7 +86,10 @@ func (s *Store) AccountByEmail(email string) (Account, error) {
 }
 
 // UpdateAccount applies change to the stored account in one transaction.
-// The email (and so its index) cannot be changed here.
+// The email (and so its index) cannot be changed here, nor the credential
+// version by hand: a change of the password or of Disabled moves it and
+// ends every session of the account in the same transaction, so no
+// session outlives the credentials that made it.
 func (s *Store) UpdateAccount(id string, change func(*Account) error) (Account, error) {
 	var a Account
 	err := s.update(func(txn *badger.Txn, ch *changed) error {
@@ -85,11 +98,18 @@ func (s *Store) UpdateAccount(id string, change func(*Account) error) (Account, 
 		if err := getJSON(txn, prefixAccount+id, &a); err != nil {
 			return err
 		}
-		email := a.Email
+		before := a
 		if err := change(&a); err != nil {
 			return err
 		}
-		a.Email = email
+		a.Email = before.Email
+		a.CredentialVersion = before.CredentialVersion
+		if credentialsDiffer(before, a) {
+			a.CredentialVersion++
+			if err := deleteAccountSessions(txn, ch, id); err != nil {
+				return err
+			}
+		}
 		return putJSON(txn, prefixAccount+id, a, time.Time{})
 	})
 	return a, err

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -11,10 +12,13 @@ import (
 //	code/<purpose>/<email>  → VerificationCode
 //	flow/<id>               → Flow
 //	count/<key>             → Counter
+//	count/codeguess/<email> → Counter of wrong code guesses, any purpose
 const (
 	prefixCode    = "code/"
 	prefixFlow    = "flow/"
 	prefixCounter = "count/"
+	// codeGuessCounter is the counter key prefix of UseCode's guess count.
+	codeGuessCounter = "codeguess/"
 )
 
 // VerificationCode is an emailed code, stored only as a keyed hash.
@@ -34,24 +38,51 @@ func (s *Store) PutCode(c VerificationCode) error {
 	})
 }
 
-// UseCode runs check on the stored code in one transaction: check may
-// count a wrong attempt (change the record and return keep=true) or
-// consume it (keep=false). Concurrent uses are serialised by badger's
-// conflict detection, so a code is consumed once.
-func (s *Store) UseCode(purpose, email string, check func(*VerificationCode) (keep bool, err error)) error {
-	key := prefixCode + purpose + "/" + email
+// UseCode runs check on the stored code for (purpose, email), nil when
+// there is none, and on the address's count of wrong guesses, in one
+// transaction: check may count a wrong attempt (change the records and
+// return keep=true) or consume the code (keep=false). Concurrent uses are
+// serialised by badger's conflict detection, so a code is consumed once
+// and no wrong guess goes uncounted. The guess count lasts guessWindow
+// from its WindowStart; a zero count is removed.
+func (s *Store) UseCode(purpose, email string, guessWindow time.Duration, check func(code *VerificationCode, guesses *Counter) (keep bool, err error)) error {
+	codeKey := prefixCode + purpose + "/" + email
+	guessKey := prefixCounter + codeGuessCounter + email
 	var result error
 	err := s.updateQuiet(func(txn *badger.Txn) error {
 		var c VerificationCode
-		if err := getJSON(txn, key, &c); err != nil {
+		code := &c
+		if err := getJSON(txn, codeKey, &c); errors.Is(err, ErrNotFound) {
+			code = nil
+		} else if err != nil {
 			return err
 		}
-		keep, err := check(&c)
-		result = err
-		if !keep {
-			return del(txn, key)
+		var guesses Counter
+		if err := getJSON(txn, guessKey, &guesses); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
 		}
-		return putJSON(txn, key, c, c.ExpiresAt)
+		before := guesses
+		keep, err := check(code, &guesses)
+		result = err
+		switch {
+		case guesses == before:
+		case guesses.Count == 0:
+			if err := del(txn, guessKey); err != nil {
+				return err
+			}
+		default:
+			if err := putJSON(txn, guessKey, guesses, guesses.WindowStart.Add(guessWindow)); err != nil {
+				return err
+			}
+		}
+		switch {
+		case code == nil:
+			return nil
+		case keep:
+			return putJSON(txn, codeKey, c, c.ExpiresAt)
+		default:
+			return del(txn, codeKey)
+		}
 	})
 	if err != nil {
 		return err
@@ -132,7 +163,8 @@ func (s *Store) DeleteCounter(key string) error {
 	return s.updateQuiet(func(txn *badger.Txn) error { return del(txn, prefixCounter+key) })
 }
 
-// SetPassword replaces an account's password hash.
+// SetPassword replaces an account's password hash, which ends its
+// sessions (UpdateAccount).
 func (s *Store) SetPassword(accountID, hash string, when time.Time) (Account, error) {
 	return s.UpdateAccount(accountID, func(a *Account) error {
 		a.PasswordHash = hash

@@ -11,7 +11,7 @@ import (
 
 // Importer loads many records at once: an existing user base moved in,
 // or the benchmark's million accounts. It writes exactly the records
-// CreateAccount, LinkOrganisation and PutSession write, but in large
+// CreateAccount, LinkOrganisation and CreateSession write, but in large
 // batches rather than one synchronous transaction each. An email address
 // already in the store or earlier in the import, or an account ID already
 // in the store, is refused with ErrExists; the check and the write are not one transaction, so an import
@@ -84,7 +84,7 @@ func (im *Importer) Membership(o Organisation, m Membership) error {
 	return im.set(prefixPseudonym+m.Pseudonym+"/"+m.AccountID, nil, time.Time{})
 }
 
-// Session adds a session, as PutSession does.
+// Session adds a session, as CreateSession writes it.
 func (im *Importer) Session(ss Session) error {
 	if err := im.set(prefixAccountSession+ss.AccountID+"/"+ss.Key, nil, ss.ExpiresAt); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"strings"
 	"time"
 
@@ -27,12 +28,39 @@ type Session struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	// ActiveOrg is the KvK number of the organisation the person acts for.
 	ActiveOrg string `json:"active_org,omitempty"`
+	// CredentialVersion is the account's when the session was made; the
+	// session is void once the account's has moved on.
+	CredentialVersion uint64 `json:"credential_version,omitempty"`
 }
 
-// PutSession writes (or overwrites) a session; it expires at ExpiresAt.
-// A new session is in no cache yet, so no version moves.
-func (s *Store) PutSession(ss Session) error {
+// ErrStale means the account's credentials changed (or it was disabled or
+// removed) since they were read for the login that wanted this session.
+var ErrStale = errors.New("store: credentials changed since they were checked")
+
+// CreateSession writes a new session, only if its account still has the
+// credential version the session carries and is not disabled: a login
+// that checked a password just replaced gets ErrStale, never a session.
+// The account record is written back unchanged, so a concurrent
+// credential change, which reads it, conflicts with this transaction and
+// runs again, then seeing and ending this session (badger detects
+// conflicts on keys read, not on a prefix scanned). A new session is in
+// no cache yet, so no version moves.
+func (s *Store) CreateSession(ss Session) error {
 	return s.updateQuiet(func(txn *badger.Txn) error {
+		var a Account
+		err := getJSON(txn, prefixAccount+ss.AccountID, &a)
+		if errors.Is(err, ErrNotFound) {
+			return ErrStale
+		}
+		if err != nil {
+			return err
+		}
+		if a.Disabled || a.CredentialVersion != ss.CredentialVersion {
+			return ErrStale
+		}
+		if err := putJSON(txn, prefixAccount+ss.AccountID, a, time.Time{}); err != nil {
+			return err
+		}
 		if err := put(txn, prefixAccountSession+ss.AccountID+"/"+ss.Key, nil, ss.ExpiresAt); err != nil {
 			return err
 		}
@@ -97,35 +125,25 @@ func (s *Store) DeleteSession(key string) error {
 	})
 }
 
-// DeleteAccountSessions removes every session of an account, except the
-// one with keep (empty keeps none), and returns the removed keys.
-func (s *Store) DeleteAccountSessions(accountID, keep string) ([]string, error) {
-	var removed []string
-	err := s.update(func(txn *badger.Txn, ch *changed) error {
-		removed = removed[:0]
-		prefix := prefixAccountSession + accountID + "/"
-		var keys []string
-		if err := scanKeys(txn, prefix, func(k string) error {
-			keys = append(keys, k)
-			return nil
-		}); err != nil {
+// deleteAccountSessions removes, within txn, every session of an account.
+func deleteAccountSessions(txn *badger.Txn, ch *changed, accountID string) error {
+	prefix := prefixAccountSession + accountID + "/"
+	var keys []string
+	if err := scanKeys(txn, prefix, func(k string) error {
+		keys = append(keys, k)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		sk := strings.TrimPrefix(k, prefix)
+		if err := del(txn, k); err != nil {
 			return err
 		}
-		for _, k := range keys {
-			sk := strings.TrimPrefix(k, prefix)
-			if sk == keep {
-				continue
-			}
-			if err := del(txn, k); err != nil {
-				return err
-			}
-			if err := del(txn, prefixSession+sk); err != nil {
-				return err
-			}
-			ch.add(sk)
-			removed = append(removed, sk)
+		if err := del(txn, prefixSession+sk); err != nil {
+			return err
 		}
-		return nil
-	})
-	return removed, err
+		ch.add(sk)
+	}
+	return nil
 }
