@@ -89,6 +89,9 @@ func TestBadInputNeverAnswers500(t *testing.T) {
 		{name: "eherkenning answer, well-formed unknown artifact", method: "GET", path: "/eherkenning/acs?SAMLart=AAQAAMFbLinlXaCM%2BFIxiDwGOLAy2T71gbQO7ZhNzAgEANlB90ECfpNEVLg%3D", bad: everyone},
 		{name: "eherkenning answer, no artifact", method: "GET", path: "/eherkenning/acs", bad: everyone},
 		{name: "eherkenning answer, garbage response", method: "POST", path: "/eherkenning/acs", form: url.Values{"SAMLResponse": {badUTF8 + long}}, bad: everyone},
+		// A broker's signed and encrypted answer can be far larger than
+		// our own forms; it is refused for what it is, not for its size.
+		{name: "eherkenning answer, a large response", method: "POST", path: "/eherkenning/acs", form: url.Values{"SAMLResponse": {strings.Repeat("PHNhbWxwOlJlc3BvbnNlLz4=", 4<<10)}}, bad: everyone},
 		{name: "eherkenning answer, XML with an entity", method: "POST", path: "/eherkenning/acs",
 			form: url.Values{"SAMLResponse": {"PCFET0NUWVBFIHggWzwhRU5USVRZIGEgIngiPl0+PHg+JmE7PC94Pg=="}}, bad: everyone},
 		{name: "eherkenning completion, unknown token", method: "GET", path: "/eherkenning/complete?t=" + url.QueryEscape(badUTF8), bad: everyone},

@@ -92,7 +92,7 @@ func New(cfg Config) (*Portal, error) {
 	p.csrf.SetDenyHandler(http.HandlerFunc(p.crossOriginDenied))
 	// The broker posts its answer from its own site; the answer carries
 	// its own proof (signature, tracked request, browser binding).
-	p.csrf.AddInsecureBypassPattern("POST /eherkenning/acs")
+	p.csrf.AddInsecureBypassPattern("POST " + acsPath)
 
 	static, _ := fs.Sub(staticFS, "static")
 	p.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
@@ -115,8 +115,8 @@ func New(cfg Config) (*Portal, error) {
 	p.mux.HandleFunc("GET /eherkenning", p.eherkenningPage)
 	p.mux.HandleFunc("GET /eherkenning/start", p.eherkenningStartPage)
 	p.mux.HandleFunc("POST /eherkenning/start", p.eherkenningStart)
-	p.mux.HandleFunc("GET /eherkenning/acs", p.eherkenningACS)
-	p.mux.HandleFunc("POST /eherkenning/acs", p.eherkenningACS)
+	p.mux.HandleFunc("GET "+acsPath, p.eherkenningACS)
+	p.mux.HandleFunc("POST "+acsPath, p.eherkenningACS)
 	p.mux.HandleFunc("GET /eherkenning/complete", p.eherkenningComplete)
 	p.mux.HandleFunc("GET /eherkenning/metadata", p.spMetadata)
 	p.mux.HandleFunc("GET /register", p.registerPage)
@@ -149,7 +149,10 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 	}
-	if r.Method == http.MethodPost {
+	// The broker's SAML answer is not one of our forms: the eherkenning
+	// package bounds and reads that body itself, at the size a signed and
+	// encrypted assertion needs.
+	if r.Method == http.MethodPost && r.URL.Path != acsPath {
 		// Bound what a form post can make us read, and read it here: a
 		// form too large or not decodable is answered as such, not taken
 		// for a form without its token.
@@ -181,6 +184,9 @@ func (p *Portal) unreadableForm(w http.ResponseWriter, r *http.Request, err erro
 
 // maxFormBytes bounds a form post; our largest form is a few hundred bytes.
 const maxFormBytes = 16 << 10
+
+// acsPath receives the broker's answers.
+const acsPath = "/eherkenning/acs"
 
 func (p *Portal) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
