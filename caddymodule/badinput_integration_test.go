@@ -12,7 +12,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
-// Issue 10, item 12: no input makes a portal route answer 500. Every
+// No input makes a portal route answer 500. Every
 // route gets hostile values (unknown option values, invalid UTF-8,
 // overlong, missing, unknown IDs, malformed KvK numbers and tokens) from
 // an organisation's admin, one of its members, an outsider and someone

@@ -27,7 +27,7 @@ func auditLog(t *testing.T, kvk string) []store.AuditEntry {
 	return entries
 }
 
-// Issue 10, item 11: an account that is no member of an organisation
+// An account that is no member of an organisation
 // cannot write into its audit log, however often it tries.
 func TestOutsiderRefusalsStayOutOfTheAuditLog(t *testing.T) {
 	g := startGateway(t, "gateway.caddyfile", gatewayParams{})
@@ -74,7 +74,7 @@ func TestOutsiderRefusalsStayOutOfTheAuditLog(t *testing.T) {
 	}
 }
 
-// Issue 10, item 11: a member's refused attempts in one hour are one
+// A member's refused attempts in one hour are one
 // counted entry, so they cannot push real events off the page.
 func TestMemberRefusalsAreOneAuditEntry(t *testing.T) {
 	clk := useClock(t)
@@ -128,7 +128,7 @@ func TestMemberRefusalsAreOneAuditEntry(t *testing.T) {
 	}
 }
 
-// Issue 10, item 11: the admin page pages through the whole audit log,
+// The admin page pages through the whole audit log,
 // 50 entries a page, and every entry is kept for the retention.
 func TestAuditLogPages(t *testing.T) {
 	g := startGateway(t, "gateway.caddyfile", gatewayParams{})
@@ -184,7 +184,7 @@ func TestAuditLogPages(t *testing.T) {
 	}
 }
 
-// Issue 10, item 11: the global option audit_retention sets how long
+// The global option audit_retention sets how long
 // audit entries are kept.
 func TestAuditRetentionOption(t *testing.T) {
 	g := startGateway(t, "gateway.caddyfile", gatewayParams{Extra: "audit_retention 720h"})

@@ -9,7 +9,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// Issue 10, item 11: refusals reach the operator's log at most once a
+// Refusals reach the operator's log at most once a
 // minute per account, with the count of those held back, in bounded
 // memory.
 func TestRefusalLogHoldsBackRepeats(t *testing.T) {

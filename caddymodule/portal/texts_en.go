@@ -103,7 +103,7 @@ var textsEN = map[string]string{
 	"noaccess.org":              "Organisation",
 	"noaccess.admins":           "Administrators of your organisation",
 	"noaccess.dashboard":        "To my dashboard",
-	// issue 10, item 8 (proxy): the guard refuses an ambiguous path
+	// The guard refuses an ambiguous path.
 	"guard.ambiguous_path":      "This address contains an encoded slash (%2F or %5C), a backslash or a \".\" or \"..\" part. An app could read such an address differently from how we check it, so it is not opened. Check the link, or open the app again from your dashboard.",
 	"dashboard.linked":          "Your account is now Admin for this company.",
 	"dashboard.noapps":          "You have no apps for this organisation yet. Ask an administrator for access.",
@@ -181,10 +181,9 @@ var textsEN = map[string]string{
 	"audit.withdraw_invitation": "withdrew the invitation for {target}",
 	"audit.denied":              "was refused: {detail}",
 
-	// Issue 10, item 13: /dev/mail only for clients on this machine.
+	// /dev/mail only for clients on this machine.
 	"devmail.remote": "The development outbox can only be read on the computer wijgate runs on (http://localhost).",
-	// Issue 10, items 11 and 12: the audit log's pages and refusals, and
-	// bad values in organisation forms and URLs.
+	// The audit log's pages and refusals, and bad values in organisation forms and URLs.
 	"audit.denied.many":     "was refused {count} times between {from} and {until}: {detail}",
 	"audit.action.view":     "view the admin page",
 	"audit.action.invite":   "invite a colleague",
@@ -200,8 +199,8 @@ var textsEN = map[string]string{
 	"orgadmin.badpage":      "This page of the log does not exist. A page number is 1 or higher.",
 	"orgadmin.badtarget":    "This colleague or invitation is not in the list like that. Reload the admin page.",
 	"form.toolarge":         "This form is too large. Enter less and try again.",
-	// issue 10, item 10: the way on to eHerkenning after logging in
+	// The way on to eHerkenning after logging in.
 	"eh.continue": "You are signed in and are being taken to eHerkenning; if nothing happens, click Login eHerkenning.",
-	// Issue 10, item 3 (code guesses per address).
+	// Wrong codes counted per address across new codes.
 	"code.guesslimit": "A wrong code was entered too often for this email address. Wait, then ask for a new code. You can do so again in",
 }

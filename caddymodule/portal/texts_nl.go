@@ -103,7 +103,7 @@ var textsNL = map[string]string{
 	"noaccess.org":              "Organisatie",
 	"noaccess.admins":           "Beheerders van je organisatie",
 	"noaccess.dashboard":        "Naar mijn dashboard",
-	// issue 10, item 8 (proxy): the guard refuses an ambiguous path
+	// The guard refuses an ambiguous path.
 	"guard.ambiguous_path":      "Dit adres bevat een gecodeerde schuine streep (%2F of %5C), een backslash of een deel \".\" of \"..\". Een app kan zo'n adres anders lezen dan wij het controleren, daarom openen we het niet. Controleer de link, of open de app opnieuw vanaf je dashboard.",
 	"dashboard.linked":          "Je account is nu Admin voor dit bedrijf.",
 	"dashboard.noapps":          "Je hebt voor deze organisatie nog geen apps. Vraag een beheerder om toegang.",
@@ -181,10 +181,9 @@ var textsNL = map[string]string{
 	"audit.withdraw_invitation": "trok de uitnodiging voor {target} in",
 	"audit.denied":              "werd geweigerd: {detail}",
 
-	// Issue 10, item 13: /dev/mail only for clients on this machine.
+	// /dev/mail only for clients on this machine.
 	"devmail.remote": "Het ontwikkel-postvak is alleen te lezen op de computer waarop wijgate draait (http://localhost).",
-	// Issue 10, items 11 and 12: the audit log's pages and refusals, and
-	// bad values in organisation forms and URLs.
+	// The audit log's pages and refusals, and bad values in organisation forms and URLs.
 	"audit.denied.many":     "werd {count} keer geweigerd tussen {from} en {until}: {detail}",
 	"audit.action.view":     "beheerpagina bekijken",
 	"audit.action.invite":   "collega uitnodigen",
@@ -200,8 +199,8 @@ var textsNL = map[string]string{
 	"orgadmin.badpage":      "Deze pagina van het logboek bestaat niet. Een paginanummer is 1 of hoger.",
 	"orgadmin.badtarget":    "Deze medewerker of uitnodiging staat niet zo in de lijst. Laad de beheerpagina opnieuw.",
 	"form.toolarge":         "Dit formulier is te groot. Vul minder in en probeer het opnieuw.",
-	// issue 10, item 10: the way on to eHerkenning after logging in
+	// The way on to eHerkenning after logging in.
 	"eh.continue": "Je bent aangemeld. Je gaat nu door naar eHerkenning; gebeurt dat niet, klik dan op Login eHerkenning.",
-	// Issue 10, item 3 (code guesses per address).
+	// Wrong codes counted per address across new codes.
 	"code.guesslimit": "Voor dit e-mailadres is te vaak een verkeerde code ingevuld. Wacht even en vraag dan een nieuwe code aan. Dat kan weer over",
 }
