@@ -532,3 +532,118 @@ func verifyAcknowledged(t *testing.T, s *faultServer, acked *acknowledged) {
 		}
 	}
 }
+
+// TestReloadUnderLoadLogsNobodyOut keeps logged-in people requesting a
+// guarded route, each over their own keep-alive connections, while
+// `wijgate reload --force` replaces the configuration several times: every
+// request is answered by the app for the right person.
+func TestReloadUnderLoadLogsNobodyOut(t *testing.T) {
+	const people, reloads, requestsBetween = 6, 5, 100
+	s := newFaultServer(t)
+	s.start()
+	admin := &http.Client{Timeout: 30 * time.Second}
+	type person struct{ email, cookie string }
+	var logged []person
+	for i := range people {
+		email := fmt.Sprintf("reload-%d@example.nl", i)
+		if _, err := addAccount(admin, s.admin, email); err != nil {
+			t.Fatal(err)
+		}
+		cookie, err := newVisitor("http://"+s.site, http.DefaultTransport).login(email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logged = append(logged, person{email, cookie})
+	}
+
+	var requests, dropped atomic.Int64
+	var failuresMu sync.Mutex
+	var failures []string
+	progress := make(chan struct{}, 1)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, p := range logged {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
+			defer client.CloseIdleConnections()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := get(client, "http://"+s.site, p.cookie)
+				if err != nil {
+					// No answer at all: on Linux a reload binds the new
+					// listener with SO_REUSEPORT and closes the old one,
+					// and the kernel resets connections still queued on
+					// the old socket; idle keep-alive connections are
+					// closed too. A browser sends a GET again; so do we,
+					// once, and that must be answered.
+					dropped.Add(1)
+					resp, err = get(client, "http://"+s.site, p.cookie)
+				}
+				var failure string
+				if err != nil {
+					failure = err.Error()
+				} else {
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK || string(body) != p.email {
+						failure = fmt.Sprintf("%d %q", resp.StatusCode, body)
+					}
+				}
+				if failure != "" {
+					failuresMu.Lock()
+					failures = append(failures, fmt.Sprintf("%s after %d requests: %s", p.email, requests.Load(), failure))
+					failuresMu.Unlock()
+				}
+				requests.Add(1)
+				select {
+				case progress <- struct{}{}:
+				default:
+				}
+			}
+		})
+	}
+	// waitRequests returns once n more requests were answered.
+	waitRequests := func(n int64) {
+		until := requests.Load() + n
+		deadline := time.After(60 * time.Second)
+		for requests.Load() < until {
+			select {
+			case <-progress:
+			case <-deadline:
+				close(stop)
+				t.Fatalf("only %d requests in a minute", requests.Load())
+			}
+		}
+	}
+	for range reloads {
+		waitRequests(requestsBetween)
+		if out, err := run(t, "", []string{"XDG_DATA_HOME=" + s.dir, "XDG_CONFIG_HOME=" + s.dir},
+			"reload", "--config", s.caddyfile, "--adapter", "caddyfile", "--address", s.admin, "--force"); err != nil {
+			close(stop)
+			t.Fatalf("wijgate reload: %v\n%s", err, out)
+		}
+	}
+	waitRequests(requestsBetween)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d reloads, %d guarded requests from %d sessions, %d connections reset without an answer and sent again, %d failed",
+		reloads, requests.Load(), people, dropped.Load(), len(failures))
+	if len(failures) > 0 {
+		t.Fatalf("requests failed during reloads:\n%s", strings.Join(failures, "\n"))
+	}
+	s.stop()
+}
+
+// get requests the guarded route at base with a session cookie.
+func get(client *http.Client, base, cookie string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, base+"/app/", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Cookie", cookie)
+	return client.Do(req)
+}
