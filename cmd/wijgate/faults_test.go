@@ -411,10 +411,12 @@ func TestKillDuringWritesLosesNothing(t *testing.T) {
 	s := newFaultServer(t)
 	acked := &acknowledged{accounts: map[string]string{}, sessions: map[string]string{}, links: map[string]string{}, notify: make(chan struct{}, 1)}
 	var kvkSeq atomic.Int64
-	admin := &http.Client{Timeout: 30 * time.Second}
 
 	s.start()
 	for round := range rounds {
+		// A new client each round: none of its connections went to a
+		// process that was killed.
+		admin := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
 		acked.count.Store(0)
 		var killed atomic.Bool
 		stop := make(chan struct{})
@@ -516,9 +518,7 @@ func verifyAcknowledged(t *testing.T, s *faultServer, acked *acknowledged) {
 		}
 	}
 	for cookie, email := range acked.sessions {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+s.site+"/app/", nil)
-		req.Header.Set("Cookie", cookie)
-		resp, err := client.Do(req)
+		resp, err := getGuarded(client, "http://"+s.site, cookie)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -583,7 +583,7 @@ func TestReloadUnderLoadLogsNobodyOut(t *testing.T) {
 					return
 				default:
 				}
-				resp, err := get(client, "http://"+s.site, p.cookie)
+				resp, err := getGuarded(client, "http://"+s.site, p.cookie)
 				if err != nil {
 					// No answer at all: on Linux a reload binds the new
 					// listener with SO_REUSEPORT and closes the old one,
@@ -592,7 +592,7 @@ func TestReloadUnderLoadLogsNobodyOut(t *testing.T) {
 					// closed too. A browser sends a GET again; so do we,
 					// once, and that must be answered.
 					dropped.Add(1)
-					resp, err = get(client, "http://"+s.site, p.cookie)
+					resp, err = getGuarded(client, "http://"+s.site, p.cookie)
 				}
 				var failure string
 				if err != nil {
@@ -649,8 +649,8 @@ func TestReloadUnderLoadLogsNobodyOut(t *testing.T) {
 	s.stop()
 }
 
-// get requests the guarded route at base with a session cookie.
-func get(client *http.Client, base, cookie string) (*http.Response, error) {
+// getGuarded requests the guarded route at base with a session cookie.
+func getGuarded(client *http.Client, base, cookie string) (*http.Response, error) {
 	req, err := http.NewRequest(http.MethodGet, base+"/app/", nil)
 	if err != nil {
 		return nil, err
