@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -545,9 +546,10 @@ func verifyAcknowledged(t *testing.T, s *faultServer, acked *acknowledged) {
 }
 
 // TestReloadUnderLoadLogsNobodyOut keeps logged-in people requesting a
-// guarded route, each over their own keep-alive connections, while
-// `wijgate reload --force` replaces the configuration several times: every
-// request is answered by the app for the right person.
+// guarded route, each over their own keep-alive connections, and one of
+// them logging in again and again, while `wijgate reload --force` replaces
+// the configuration several times: every request is answered by the app
+// for the right person, every login succeeds and its session works.
 func TestReloadUnderLoadLogsNobodyOut(t *testing.T) {
 	const people, reloads, requestsBetween = 6, 5, 100
 	s := newFaultServer(t)
@@ -617,6 +619,35 @@ func TestReloadUnderLoadLogsNobodyOut(t *testing.T) {
 			}
 		})
 	}
+	// Meanwhile the first person logs in again and again: writes to the
+	// store the old and the new configuration share.
+	var newSessions []string
+	var loginsAgain atomic.Int64
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cookie, err := newVisitor("http://"+s.site, &http.Transport{DisableKeepAlives: true}).login(logged[0].email)
+			var noAnswer *url.Error
+			switch {
+			case errors.As(err, &noAnswer):
+				// Reset before any answer (see above): the person
+				// presses the button again.
+				loginsAgain.Add(1)
+			case err != nil:
+				failuresMu.Lock()
+				failures = append(failures, "login: "+err.Error())
+				failuresMu.Unlock()
+			default:
+				failuresMu.Lock()
+				newSessions = append(newSessions, cookie)
+				failuresMu.Unlock()
+			}
+		}
+	})
 	// waitRequests returns once n more requests were answered.
 	waitRequests := func(n int64) {
 		until := requests.Load() + n
@@ -641,8 +672,23 @@ func TestReloadUnderLoadLogsNobodyOut(t *testing.T) {
 	waitRequests(requestsBetween)
 	close(stop)
 	wg.Wait()
-	t.Logf("%d reloads, %d guarded requests from %d sessions, %d connections reset without an answer and sent again, %d failed",
-		reloads, requests.Load(), people, dropped.Load(), len(failures))
+	t.Logf("%d reloads, %d guarded requests from %d sessions, %d connections reset without an answer and sent again; %d logins, %d reset and made again; %d failed",
+		reloads, requests.Load(), people, dropped.Load(), len(newSessions), loginsAgain.Load(), len(failures))
+	if len(newSessions) == 0 {
+		t.Error("no login succeeded during the reloads")
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	for _, cookie := range newSessions {
+		resp, err := getGuarded(client, "http://"+s.site, cookie)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(body) != logged[0].email {
+			failures = append(failures, fmt.Sprintf("a session made during the reloads: %d %q", resp.StatusCode, body))
+		}
+	}
 	if len(failures) > 0 {
 		t.Fatalf("requests failed during reloads, the first:\n%s", strings.Join(failures[:min(len(failures), 10)], "\n"))
 	}
