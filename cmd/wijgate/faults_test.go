@@ -49,6 +49,7 @@ const faultsCaddyfile = `{
 	}
 }
 http://{{SITE}} {
+	bind 127.0.0.1
 	handle /app/* {
 		wijgate {
 			app demo
