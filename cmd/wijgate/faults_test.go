@@ -318,9 +318,9 @@ func (v *visitor) follow(resp *http.Response, body string, err error) (*http.Res
 			}
 			form := url.Values{}
 			for _, f := range faultsHiddenField.FindAllStringSubmatch(body, -1) {
-				form.Set(f[1], htmlUnescape(f[2]))
+				form.Set(f[1], unescapeHTMLAttr(f[2]))
 			}
-			target, perr := resp.Request.URL.Parse(htmlUnescape(action[1]))
+			target, perr := resp.Request.URL.Parse(unescapeHTMLAttr(action[1]))
 			if perr != nil {
 				return nil, "", perr
 			}
@@ -332,13 +332,13 @@ func (v *visitor) follow(resp *http.Response, body string, err error) (*http.Res
 	return nil, "", fmt.Errorf("too many hops")
 }
 
-func htmlUnescape(s string) string {
+func unescapeHTMLAttr(s string) string {
 	return strings.NewReplacer("&#43;", "+", "&amp;", "&", "&#34;", `"`, "&#39;", "'", "&lt;", "<", "&gt;", ">").Replace(s)
 }
 
-// addAccount makes an account through the admin API, as
+// addAccountByAPI makes an account through the admin API, as
 // `wijgate accounts add` does while the server runs.
-func addAccount(client *http.Client, admin, email string) (caddymodule.AccountSummary, error) {
+func addAccountByAPI(client *http.Client, admin, email string) (caddymodule.AccountSummary, error) {
 	b, _ := json.Marshal(caddymodule.AccountRequest{Email: email, Name: "Fault " + email, Password: faultsPassword})
 	resp, err := client.Post("http://"+admin+"/wijgate/accounts", "application/json", bytes.NewReader(b))
 	if err != nil {
@@ -356,8 +356,8 @@ func addAccount(client *http.Client, admin, email string) (caddymodule.AccountSu
 	return a, json.Unmarshal(body, &a)
 }
 
-// getJSON reads an admin API answer.
-func getJSON(client *http.Client, target string, v any) error {
+// getAdminJSON reads an admin API answer.
+func getAdminJSON(client *http.Client, target string, v any) error {
 	resp, err := client.Get(target)
 	if err != nil {
 		return err
@@ -445,7 +445,7 @@ func TestKillDuringWritesLosesNothing(t *testing.T) {
 					default:
 					}
 					email := fmt.Sprintf("r%d-w%d-%d@example.nl", round, w, n)
-					a, err := addAccount(admin, s.admin, email)
+					a, err := addAccountByAPI(admin, s.admin, email)
 					if fail(err) {
 						return
 					}
@@ -507,7 +507,7 @@ func verifyAcknowledged(t *testing.T, s *faultServer, acked *acknowledged) {
 	defer acked.mu.Unlock()
 	client := &http.Client{Timeout: 30 * time.Second}
 	var accounts []caddymodule.AccountSummary
-	if err := getJSON(client, "http://"+s.admin+"/wijgate/accounts", &accounts); err != nil {
+	if err := getAdminJSON(client, "http://"+s.admin+"/wijgate/accounts", &accounts); err != nil {
 		t.Fatal(err)
 	}
 	stored := map[string]string{}
@@ -536,7 +536,7 @@ func verifyAcknowledged(t *testing.T, s *faultServer, acked *acknowledged) {
 	}
 	for kvk, id := range acked.links {
 		var org caddymodule.OrgSummary
-		if err := getJSON(client, "http://"+s.admin+"/wijgate/orgs/"+kvk, &org); err != nil {
+		if err := getAdminJSON(client, "http://"+s.admin+"/wijgate/orgs/"+kvk, &org); err != nil {
 			t.Errorf("acknowledged link of %s to %s: %v", id, kvk, err)
 			continue
 		}
@@ -560,7 +560,7 @@ func TestReloadUnderLoadLogsNobodyOut(t *testing.T) {
 	var logged []person
 	for i := range people {
 		email := fmt.Sprintf("reload-%d@example.nl", i)
-		if _, err := addAccount(admin, s.admin, email); err != nil {
+		if _, err := addAccountByAPI(admin, s.admin, email); err != nil {
 			t.Fatal(err)
 		}
 		cookie, err := newVisitor("http://"+s.site, http.DefaultTransport).login(email)
