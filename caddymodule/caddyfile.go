@@ -212,6 +212,10 @@ func (a *App) unmarshalMail(d *caddyfile.Dispenser) error {
 			return d.Errf("unknown mail option %q", opt)
 		}
 	}
+	// At the block's closing brace, which names its end.
+	if err := m.checkDelivery(); err != nil {
+		return d.WrapErr(err)
+	}
 	return nil
 }
 
