@@ -195,7 +195,7 @@ func checkEHerkenningOption(option, v string) error {
 // that is neither an http(s) URL nor a file this process can read, rather
 // than failing at the first login.
 func checkBrokerMetadataSource(resolved string) error {
-	if strings.HasPrefix(resolved, "http://") || strings.HasPrefix(resolved, "https://") || strings.Contains(resolved, "://") {
+	if strings.Contains(resolved, "://") {
 		if err := eherkenning.CheckMetadataURL(resolved); err != nil {
 			return fmt.Errorf("eherkenning broker_metadata: %w", err)
 		}
