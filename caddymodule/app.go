@@ -110,10 +110,12 @@ type App struct {
 	portal   *portal.Portal
 	// apps are the guarded apps of this configuration, registered by the
 	// handlers as they are provisioned.
-	apps     []AppInfo
-	stripper *headerStripper
-	identity *identityCache
-	logger   *zap.Logger
+	apps []AppInfo
+	// portalServed is set by the portal handler; a second one is refused.
+	portalServed bool
+	stripper     *headerStripper
+	identity     *identityCache
+	logger       *zap.Logger
 	// lastIssuer is the issuer last built from a request, reused while
 	// requests come to the same site: a reused token's claims then share
 	// one string instead of each holding its own.
@@ -132,6 +134,14 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
+	if err := a.checkFilePlaceholders(); err != nil {
+		return err
+	}
+	if a.EHerkenning != nil && a.EHerkenning.BrokerMetadata != "" {
+		if err := checkBrokerMetadataSource(repl.ReplaceAll(a.EHerkenning.BrokerMetadata, "")); err != nil {
+			return err
+		}
+	}
 
 	dir := repl.ReplaceAll(a.Storage, "")
 	if dir == "" {
@@ -231,14 +241,47 @@ func (a *App) Validate() error {
 	if a.CookieDomain != "" && strings.HasPrefix(a.CookieName, "__Host-") {
 		return errors.New("cookie_name: a __Host- cookie cannot have cookie_domain")
 	}
-	if a.IdleTimeout < 0 || a.Lifetime < 0 {
-		return errors.New("idle_timeout and lifetime must be positive")
+	rules := []error{
+		checkCookieName(a.CookieName),
+		checkCookieDomain(a.CookieDomain),
+		checkSessionDuration("idle_timeout", time.Duration(a.IdleTimeout)),
+		checkSessionDuration("lifetime", time.Duration(a.Lifetime)),
+		checkAuditRetention(time.Duration(a.AuditRetention)),
+	}
+	for _, k := range a.CookieKeys {
+		rules = append(rules, checkCookieKey(k))
 	}
 	for _, name := range a.StripHeaders {
 		if err := checkHeaderName(name); err != nil {
-			return fmt.Errorf("strip_headers: %w", err)
+			rules = append(rules, fmt.Errorf("strip_headers: %w", err))
 		}
 	}
+	if c := a.EHerkenning; c != nil {
+		for _, o := range []struct{ option, value string }{
+			{"entity_id", c.EntityID}, {"service_id", c.ServiceID}, {"service_uuid", c.ServiceUUID},
+			{"acs_url", c.ACSURL}, {"min_level", c.MinLevel}, {"broker_metadata", c.BrokerMetadata},
+		} {
+			if o.value != "" {
+				rules = append(rules, checkEHerkenningOption(o.option, o.value))
+			}
+		}
+		rules = append(rules, checkMetadataRefresh(time.Duration(c.MetadataRefresh)))
+	}
+	for _, err := range rules {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// registerPortal records the portal handler; a configuration serves one
+// portal, so that every login, code and invitation link lands on it.
+func (a *App) registerPortal() error {
+	if a.portalServed {
+		return errors.New("wijgate portal: a second portal handler; serve the portal on one site only")
+	}
+	a.portalServed = true
 	return nil
 }
 

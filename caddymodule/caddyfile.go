@@ -2,14 +2,16 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/wijtechniek/wijgate/caddymodule/portal"
 )
 
 func init() {
@@ -62,20 +64,28 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.Args(&v) || d.NextArg() {
 				return d.ArgErr()
 			}
+			var err error
 			switch opt {
 			case "storage":
 				a.Storage = v
 			case "cookie_name":
-				a.CookieName = v
+				a.CookieName, err = v, checkCookieName(v)
 			case "cookie_domain":
-				a.CookieDomain = v
+				a.CookieDomain, err = v, checkCookieDomain(v)
 			case "portal_url":
 				a.PortalURL = v
+				_, err = portal.NewReturnPolicy(v, nil)
+			}
+			if err != nil {
+				return d.WrapErr(err)
 			}
 		case "cookie_key":
 			var v string
 			if !d.Args(&v) || d.NextArg() {
 				return d.ArgErr()
+			}
+			if err := checkCookieKey(v); err != nil {
+				return d.WrapErr(err)
 			}
 			a.CookieKeys = append(a.CookieKeys, v)
 		case "idle_timeout", "lifetime":
@@ -84,7 +94,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 || dur > 30*24*time.Hour {
+			if err != nil || dur <= 0 || checkSessionDuration(opt, dur) != nil {
 				return d.Errf("%s: %q is not a duration between 1s and 720h", opt, v)
 			}
 			if opt == "idle_timeout" {
@@ -98,7 +108,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur < 24*time.Hour {
+			if err != nil || dur <= 0 || checkAuditRetention(dur) != nil {
 				return d.Errf("audit_retention: %q is not a duration of 24h or more", v)
 			}
 			a.AuditRetention = caddy.Duration(dur)
@@ -106,6 +116,9 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			args := d.RemainingArgs()
 			if len(args) == 0 {
 				return d.ArgErr()
+			}
+			if _, err := portal.NewReturnPolicy("", args); err != nil {
+				return d.WrapErr(err)
 			}
 			a.ReturnHosts = append(a.ReturnHosts, args...)
 		case "mail":
@@ -126,6 +139,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			args := d.RemainingArgs()
 			if len(args) == 0 {
 				return d.ArgErr()
+			}
+			for _, name := range args {
+				if err := checkHeaderName(name); err != nil {
+					return d.Errf("strip_headers: %w", err)
+				}
 			}
 			a.StripHeaders = append(a.StripHeaders, args...)
 		default:
@@ -194,6 +212,10 @@ func (a *App) unmarshalMail(d *caddyfile.Dispenser) error {
 			return d.Errf("unknown mail option %q", opt)
 		}
 	}
+	// At the block's closing brace, which names its end.
+	if err := m.checkDelivery(); err != nil {
+		return d.WrapErr(err)
+	}
 	return nil
 }
 
@@ -246,12 +268,15 @@ func (a *App) unmarshalEHerkenning(d *caddyfile.Dispenser) error {
 		}
 		switch {
 		case fields[opt] != nil:
+			if err := checkEHerkenningOption(opt, v); err != nil {
+				return d.WrapErr(err)
+			}
 			*fields[opt] = v
 		case opt == "broker_metadata_cert":
 			c.BrokerMetadataCerts = append(c.BrokerMetadataCerts, v)
 		case opt == "metadata_refresh":
 			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur < time.Minute {
+			if err != nil || dur <= 0 || checkMetadataRefresh(dur) != nil {
 				return d.Errf("metadata_refresh %q: want a duration of at least 1m", v)
 			}
 			c.MetadataRefresh = caddy.Duration(dur)
@@ -286,9 +311,24 @@ func (a *App) unmarshalEHerkenning(d *caddyfile.Dispenser) error {
 //	}
 func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var handler Handler
-	err := handler.UnmarshalCaddyfile(h.Dispenser)
-	return &handler, err
+	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	if handler.Portal {
+		// The first portal's place is kept for the whole Caddyfile, so
+		// a second one names both.
+		here := fmt.Sprintf("%s:%d", h.File(), h.Line())
+		if first, ok := h.State[portalPlaceKey].(string); ok {
+			return nil, h.Errf("wijgate portal: a second portal handler (the first is at %s); serve the portal on one site only", first)
+		}
+		h.State[portalPlaceKey] = here
+	}
+	return &handler, nil
 }
+
+// portalPlaceKey keeps the first portal's place in the Caddyfile adapter's
+// state.
+const portalPlaceKey = "wijgate.portal"
 
 // UnmarshalCaddyfile reads the `wijgate` directive.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -298,6 +338,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Portal = true
 		} else {
 			h.App = d.Val()
+			if err := checkAppName(h.App); err != nil {
+				return d.WrapErr(err)
+			}
 		}
 		if d.NextArg() {
 			return d.ArgErr()
@@ -313,23 +356,21 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.Args(&v) || d.NextArg() {
 				return d.ArgErr()
 			}
+			var err error
 			switch opt {
 			case "app":
-				h.App = v
+				h.App, err = v, checkAppName(v)
 			case "name":
 				h.Name = v
 			case "url":
-				h.URL = v
+				h.URL, err = v, checkAppURL(v)
 			case "require":
-				if v != "session" && v != "org" && v != "app" {
-					return d.Errf("require %q: want session, org or app", v)
-				}
-				h.Require = v
+				h.Require, err = v, checkRequire(v)
 			case "min_assurance":
-				if assuranceRank[v] == 0 {
-					return d.Errf("min_assurance %q: want invited, eh3 or eh4", v)
-				}
-				h.MinAssurance = v
+				h.MinAssurance, err = v, checkMinAssurance(v)
+			}
+			if err != nil {
+				return d.WrapErr(err)
 			}
 		case "admin_only", "websocket", "allow_encoded_slashes":
 			if d.NextArg() {
@@ -349,8 +390,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			for _, f := range facts {
-				if identityFacts[f] == "" {
-					return d.Errf("headers: unknown fact %q", f)
+				if err := checkFact("headers", f); err != nil {
+					return d.WrapErr(err)
 				}
 			}
 			h.Headers = append(h.Headers, facts...)
@@ -359,8 +400,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.Args(&header, &f) || d.NextArg() {
 				return d.ArgErr()
 			}
-			if identityFacts[f] == "" {
-				return d.Errf("alias %s: unknown fact %q", header, f)
+			if err := checkAlias(header, f); err != nil {
+				return d.WrapErr(err)
 			}
 			if h.Aliases == nil {
 				h.Aliases = map[string]string{}

@@ -128,14 +128,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		facts = factOrder
 	}
 	for _, f := range facts {
-		if identityFacts[f] == "" {
-			return fmt.Errorf("headers: unknown fact %q (want %s)", f, strings.Join(factOrder, ", "))
+		if err := checkFact("headers", f); err != nil {
+			return err
 		}
 		h.send = append(h.send, headerField{header: identityFacts[f], fact: f})
 	}
 	for header, f := range h.Aliases {
-		if identityFacts[f] == "" {
-			return fmt.Errorf("alias %s: unknown fact %q (want %s)", header, f, strings.Join(factOrder, ", "))
+		if err := checkFact("alias "+header, f); err != nil {
+			return err
 		}
 		h.send = append(h.send, headerField{header: http.CanonicalHeaderKey(header), fact: f})
 	}
@@ -152,9 +152,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading the wijgate app: %w", err)
 	}
 	h.app = v.(*App)
-	if !h.Portal {
-		h.app.registerApp(AppInfo{Name: h.App, Display: h.Name, URL: h.URL}, slices.Collect(maps.Keys(h.Aliases)))
+	if h.Portal {
+		return h.app.registerPortal()
 	}
+	h.app.registerApp(AppInfo{Name: h.App, Display: h.Name, URL: h.URL}, slices.Collect(maps.Keys(h.Aliases)))
 	return nil
 }
 
@@ -166,25 +167,26 @@ func (h *Handler) Validate() error {
 	if !h.Portal && h.App == "" {
 		return errors.New("wijgate: name the guarded app (`wijgate { app <name> }`) or use `wijgate portal`")
 	}
-	for _, c := range h.App {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return fmt.Errorf("app %q: use lower-case letters, digits, '-' and '_'", h.App)
+	if h.Portal {
+		return nil
+	}
+	if err := checkAppName(h.App); err != nil {
+		return err
+	}
+	if h.URL != "" {
+		if err := checkAppURL(h.URL); err != nil {
+			return err
 		}
 	}
-	switch h.Require {
-	case "", "session", "org", "app":
-	default:
-		return fmt.Errorf("require %q: want session, org or app", h.Require)
+	if err := checkRequire(h.Require); err != nil {
+		return err
 	}
-	if h.minRank == 0 {
-		return fmt.Errorf("min_assurance %q: want invited, eh3 or eh4", h.MinAssurance)
+	if err := checkMinAssurance(h.MinAssurance); err != nil {
+		return err
 	}
-	for header := range h.Aliases {
-		if err := checkHeaderName(header); err != nil {
-			return fmt.Errorf("alias: %w", err)
-		}
-		if strings.HasPrefix(strings.ToLower(header), identityPrefix) || strings.EqualFold(header, "cookie") || strings.EqualFold(header, "host") {
-			return fmt.Errorf("alias %q: choose a header name outside X-Wij-*, Cookie and Host", header)
+	for header, f := range h.Aliases {
+		if err := checkAlias(header, f); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -39,14 +39,23 @@ type MailConfig struct {
 	AllowRemote bool `json:"allow_remote,omitempty"`
 }
 
+// checkDelivery refuses mail settings that do not say, in one way, where
+// messages go.
+func (m *MailConfig) checkDelivery() error {
+	if m == nil || (m.SMTP == "" && m.Outbox == "") {
+		return errors.New("wijgate: configure mail, either `smtp <host:port>` or, for development, `outbox <dir>`")
+	}
+	if m.SMTP != "" && m.Outbox != "" {
+		return errors.New("wijgate mail: set smtp or outbox, not both")
+	}
+	return nil
+}
+
 // sender builds the configured mail sender; the outbox is returned too
 // when that is what is configured, and logged once as a warning.
 func (m *MailConfig) sender(repl *caddy.Replacer, logger *zap.Logger) (mail.Sender, *mail.Outbox, error) {
-	if m == nil || (m.SMTP == "" && m.Outbox == "") {
-		return nil, nil, errors.New("wijgate: configure mail, either `smtp <host:port>` or, for development, `outbox <dir>`")
-	}
-	if m.SMTP != "" && m.Outbox != "" {
-		return nil, nil, errors.New("wijgate mail: set smtp or outbox, not both")
+	if err := m.checkDelivery(); err != nil {
+		return nil, nil, err
 	}
 	from := repl.ReplaceAll(m.From, "")
 	if m.Outbox != "" {

@@ -114,6 +114,51 @@ var (
 	reDVService = regexp.MustCompile(`^urn:etoegang:DV:([0-9]{20}):services:([0-9]+)$`)
 )
 
+// ParseEntityID returns the OIN of one of our entityIDs,
+// urn:etoegang:DV:<OIN>:entities:<n>.
+func ParseEntityID(id string) (oin string, err error) {
+	m := reDVEntity.FindStringSubmatch(id)
+	if m == nil {
+		return "", fmt.Errorf("%q is not urn:etoegang:DV:<OIN>:entities:<n> (an OIN has 20 digits)", id)
+	}
+	return m[1], nil
+}
+
+// ParseServiceID returns the OIN and index of one of our services,
+// urn:etoegang:DV:<OIN>:services:<n>; the index is at least 1.
+func ParseServiceID(id string) (oin string, index int, err error) {
+	m := reDVService.FindStringSubmatch(id)
+	if m == nil {
+		return "", 0, fmt.Errorf("%q is not urn:etoegang:DV:<OIN>:services:<n> (an OIN has 20 digits)", id)
+	}
+	index, err = strconv.Atoi(m[2])
+	if err != nil || index < 1 {
+		return "", 0, fmt.Errorf("%q: the service index must be a number of at least 1", id)
+	}
+	return m[1], index, nil
+}
+
+// CheckACSURL refuses an assertion consumer service address that is not
+// an absolute http(s) URL without a fragment: the broker compares it byte
+// for byte.
+func CheckACSURL(acs string) error {
+	u, err := url.Parse(acs)
+	if err != nil || !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" {
+		return fmt.Errorf("%q must be an absolute http(s) URL without a fragment", acs)
+	}
+	return nil
+}
+
+// CheckMetadataURL refuses a broker metadata address that is not an
+// absolute http(s) URL with a host.
+func CheckMetadataURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL with a host", raw)
+	}
+	return nil
+}
+
 // ServiceProvider is the eHerkenning SP. It is safe for concurrent use.
 type ServiceProvider struct {
 	cfg        Config
@@ -132,18 +177,16 @@ func New(cfg Config, state StateStore) (*ServiceProvider, error) {
 	if state == nil {
 		return nil, errors.New("eherkenning: a StateStore is required")
 	}
-	m := reDVEntity.FindStringSubmatch(cfg.EntityID)
-	if m == nil {
-		return nil, fmt.Errorf("eherkenning: EntityID %q is not urn:etoegang:DV:<OIN>:entities:<n>", cfg.EntityID)
+	oin, err := ParseEntityID(cfg.EntityID)
+	if err != nil {
+		return nil, fmt.Errorf("eherkenning: EntityID %w", err)
 	}
-	oin := m[1]
-	s := reDVService.FindStringSubmatch(cfg.ServiceID)
-	if s == nil || s[1] != oin {
+	serviceOIN, idx, err := ParseServiceID(cfg.ServiceID)
+	if err != nil {
+		return nil, fmt.Errorf("eherkenning: ServiceID %w", err)
+	}
+	if serviceOIN != oin {
 		return nil, fmt.Errorf("eherkenning: ServiceID %q is not urn:etoegang:DV:%s:services:<n>", cfg.ServiceID, oin)
-	}
-	idx, _ := strconv.Atoi(s[2])
-	if idx < 1 {
-		return nil, errors.New("eherkenning: the ServiceID index must be at least 1")
 	}
 	if cfg.AttributeConsumingServiceIndex == 0 {
 		cfg.AttributeConsumingServiceIndex = idx
@@ -153,9 +196,8 @@ func New(cfg Config, state StateStore) (*ServiceProvider, error) {
 	if strings.TrimSpace(cfg.ServiceUUID) == "" {
 		return nil, errors.New("eherkenning: ServiceUUID is required")
 	}
-	u, err := url.Parse(cfg.ACSURL)
-	if err != nil || !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" {
-		return nil, fmt.Errorf("eherkenning: ACSURL %q must be an absolute http(s) URL", cfg.ACSURL)
+	if err := CheckACSURL(cfg.ACSURL); err != nil {
+		return nil, fmt.Errorf("eherkenning: ACSURL %w", err)
 	}
 	for name, pair := range map[string]struct {
 		k *rsa.PrivateKey

@@ -1,0 +1,267 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
+	"github.com/wijtechniek/wijgate/caddymodule/session"
+)
+
+// The rules for configuration values live here, one function each. Both
+// the Caddyfile reader (which can name the line) and Validate (which JSON
+// configurations pass through too) call them, and every message starts
+// with the option's name.
+
+// hasPlaceholder reports whether v is resolved only when provisioned
+// ({env.*}, {file.*}), so it cannot be checked before.
+func hasPlaceholder(v string) bool { return strings.Contains(v, "{") }
+
+// checkAppName refuses an app name that could not travel in a header
+// value, a token claim or a rights list.
+func checkAppName(name string) error {
+	if name == "" {
+		return errors.New("app: name the guarded app")
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("app %q: use lower-case letters, digits, '-' and '_'", name)
+		}
+	}
+	return nil
+}
+
+// checkAppURL refuses a dashboard link that is neither an absolute http(s)
+// URL nor a path on this site.
+func checkAppURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+	case u.Scheme == "" && u.Host == "" && strings.HasPrefix(u.Path, "/") && !strings.HasPrefix(raw, "//"):
+		return nil
+	case (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil:
+		return nil
+	}
+	return fmt.Errorf("url %q: want an absolute http(s) URL or a path starting with /", raw)
+}
+
+func checkRequire(v string) error {
+	switch v {
+	case "", "session", "org", "app":
+		return nil
+	}
+	return fmt.Errorf("require %q: want session, org or app", v)
+}
+
+func checkMinAssurance(v string) error {
+	if v != "" && assuranceRank[v] == 0 {
+		return fmt.Errorf("min_assurance %q: want invited, eh3 or eh4", v)
+	}
+	return nil
+}
+
+// checkFact refuses an identity fact that does not exist; option is the
+// option that named it.
+func checkFact(option, fact string) error {
+	if identityFacts[fact] == "" {
+		return fmt.Errorf("%s: unknown fact %q (want %s)", option, fact, strings.Join(factOrder, ", "))
+	}
+	return nil
+}
+
+// checkAlias refuses an alias the app would never receive under that
+// name, or one that would overwrite a header wijgate owns. A '_' is
+// refused: Go, nginx and Apache drop or fold such names, so the app would
+// not see it, and a client's copy under the '-' spelling could reach it.
+func checkAlias(header, fact string) error {
+	if err := checkHeaderName(header); err != nil {
+		return fmt.Errorf("alias: %w", err)
+	}
+	if strings.Contains(header, "_") {
+		return fmt.Errorf("alias %s: a header name with '_' does not reach most apps; write %s", header, strings.ReplaceAll(header, "_", "-"))
+	}
+	if strings.HasPrefix(strings.ToLower(header), identityPrefix) || strings.EqualFold(header, "cookie") || strings.EqualFold(header, "host") {
+		return fmt.Errorf("alias %q: choose a header name outside X-Wij-*, Cookie and Host", header)
+	}
+	return checkFact("alias "+header, fact)
+}
+
+// checkSessionDuration is the rule for idle_timeout and lifetime; zero
+// means the default.
+func checkSessionDuration(option string, d time.Duration) error {
+	if d != 0 && (d < time.Second || d > 30*24*time.Hour) {
+		return fmt.Errorf("%s: %s is not a duration between 1s and 720h", option, d)
+	}
+	return nil
+}
+
+// checkAuditRetention: an organisation's admins must at least see the
+// last day; zero means the default.
+func checkAuditRetention(d time.Duration) error {
+	if d != 0 && d < 24*time.Hour {
+		return fmt.Errorf("audit_retention: %s is not a duration of 24h or more", d)
+	}
+	return nil
+}
+
+func checkMetadataRefresh(d time.Duration) error {
+	if d != 0 && d < time.Minute {
+		return fmt.Errorf("metadata_refresh: %s is shorter than 1m", d)
+	}
+	return nil
+}
+
+// checkCookieName refuses a name browsers would not send back.
+func checkCookieName(name string) error {
+	if name == "" || hasPlaceholder(name) {
+		return nil
+	}
+	if err := (&http.Cookie{Name: name, Value: "x"}).Valid(); err != nil {
+		return fmt.Errorf("cookie_name %q: not a cookie name", name)
+	}
+	return nil
+}
+
+// checkCookieDomain refuses anything but a bare domain name.
+func checkCookieDomain(domain string) error {
+	if domain == "" || hasPlaceholder(domain) {
+		return nil
+	}
+	if err := (&http.Cookie{Name: "x", Value: "x", Domain: domain}).Valid(); err != nil || strings.ContainsAny(domain, ":/") {
+		return fmt.Errorf("cookie_domain %q: want a domain name such as wij-techniek.nl", domain)
+	}
+	return nil
+}
+
+// checkCookieKey checks a literal key pair; a placeholder is checked when
+// it is resolved. The message never repeats the key.
+func checkCookieKey(raw string) error {
+	if hasPlaceholder(raw) {
+		return nil
+	}
+	if _, err := session.ParseKeyPair(strings.TrimSpace(raw)); err != nil {
+		return fmt.Errorf("cookie_key: %w", err)
+	}
+	return nil
+}
+
+var reServiceUUID = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// checkEHerkenningOption checks one literal value of the eherkenning
+// block; values with placeholders are checked by the service provider
+// once resolved.
+func checkEHerkenningOption(option, v string) error {
+	if hasPlaceholder(v) {
+		return nil
+	}
+	var err error
+	switch option {
+	case "entity_id":
+		_, err = eherkenning.ParseEntityID(v)
+	case "service_id":
+		_, _, err = eherkenning.ParseServiceID(v)
+	case "service_uuid":
+		if !reServiceUUID.MatchString(v) {
+			err = fmt.Errorf("%q is not a UUID", v)
+		}
+	case "acs_url":
+		err = eherkenning.CheckACSURL(v)
+	case "min_level":
+		if eherkenning.NormalizeLevel(v) == "" {
+			err = fmt.Errorf("%q: want loa2, loa2plus, loa3 or loa4", v)
+		}
+	case "broker_metadata":
+		// A file path is checked when provisioned, where the server runs;
+		// anything with a scheme must be http(s).
+		if strings.Contains(v, "://") {
+			err = eherkenning.CheckMetadataURL(v)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("eherkenning %s: %w", option, err)
+	}
+	return nil
+}
+
+// checkBrokerMetadataSource refuses, when provisioning, broker metadata
+// that is neither an http(s) URL nor a file this process can read, rather
+// than failing at the first login.
+func checkBrokerMetadataSource(resolved string) error {
+	if strings.Contains(resolved, "://") {
+		if err := eherkenning.CheckMetadataURL(resolved); err != nil {
+			return fmt.Errorf("eherkenning broker_metadata: %w", err)
+		}
+		return nil
+	}
+	f, err := os.Open(resolved)
+	if err == nil {
+		var info os.FileInfo
+		if info, err = f.Stat(); err == nil && info.IsDir() {
+			err = errors.New("is a directory")
+		}
+		f.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("eherkenning broker_metadata %q is neither an http(s) URL nor a readable file: %w", resolved, err)
+	}
+	return nil
+}
+
+// checkFilePlaceholders finds every {file.*} placeholder in the app's
+// configuration and refuses one whose file cannot be read, naming the
+// option and the file: Caddy would put an empty value in its place, and
+// the error would then be about the value.
+func (a *App) checkFilePlaceholders() error {
+	raw, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	var tree any
+	if err := json.Unmarshal(raw, &tree); err != nil {
+		return err
+	}
+	return walkFilePlaceholders("", tree)
+}
+
+var reFilePlaceholder = regexp.MustCompile(`\{file\.([^}]+)\}`)
+
+func walkFilePlaceholders(option string, v any) error {
+	switch v := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			name := k
+			if option != "" {
+				name = option + " " + k
+			}
+			if err := walkFilePlaceholders(name, v[k]); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if err := walkFilePlaceholders(option, e); err != nil {
+				return err
+			}
+		}
+	case string:
+		for _, m := range reFilePlaceholder.FindAllStringSubmatch(v, -1) {
+			if _, err := os.ReadFile(m[1]); err != nil {
+				return fmt.Errorf("%s: {file.%s}: %w", option, m[1], err)
+			}
+		}
+	}
+	return nil
+}
