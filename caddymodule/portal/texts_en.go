@@ -204,4 +204,6 @@ var textsEN = map[string]string{
 	"eh.continue": "You are signed in and are being taken to eHerkenning; if nothing happens, click Login eHerkenning.",
 	// Issue 10, item 3 (code guesses per address).
 	"code.guesslimit": "A wrong code was entered too often for this email address. Wait, then ask for a new code. You can do so again in",
+	// When the mail server keeps failing.
+	"mail.failedlimit": "Sending the email has failed too often just now. Nothing has been lost: try again in",
 }
