@@ -164,7 +164,7 @@ func TestBrokerMetadataRefresh(t *testing.T) {
 		t.Fatal("the last good copy was dropped")
 	}
 	clock.Add(int64(2 * time.Hour))
-	_ = sp.metadata()
+	_, _ = sp.metadata(context.Background())
 	deadline := time.Now().Add(5 * time.Second)
 	for fetches.Load() < 3 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
