@@ -354,8 +354,13 @@ func (sp *ServiceProvider) metadata(ctx context.Context) (*brokerMetadata, error
 		}
 		return m, nil
 	}
+	// One use at a time tries: the others meanwhile fail at once.
 	sp.loads.mu.Lock()
-	retry := sp.loads.lastTry.IsZero() || sp.cfg.Now().Sub(sp.loads.lastTry) >= brokerRetryGap
+	now := sp.cfg.Now()
+	retry := sp.loads.lastTry.IsZero() || now.Sub(sp.loads.lastTry) >= brokerRetryGap
+	if retry {
+		sp.loads.lastTry = now
+	}
 	sp.loads.mu.Unlock()
 	if retry {
 		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
