@@ -120,6 +120,8 @@ type App struct {
 	// requests come to the same site: a reused token's claims then share
 	// one string instead of each holding its own.
 	lastIssuer *atomic.Pointer[string]
+	// brokerWatch keeps the eHerkenning broker's metadata loaded.
+	brokerWatch *brokerWatch
 }
 
 // CaddyModule returns the Caddy module information.
@@ -193,7 +195,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	sp, err := a.provisionEHerkenning(repl)
+	sp, err := a.provisionEHerkenning(ctx, repl)
 	if err != nil {
 		return err
 	}
@@ -395,6 +397,7 @@ func (a *App) Stop() error { return nil }
 // Cleanup stops the session writer and releases this config's reference
 // to the store; the store closes when no config holds it.
 func (a *App) Cleanup() error {
+	a.brokerWatch.stop()
 	if a.sessions != nil {
 		a.sessions.Close()
 	}

@@ -12,11 +12,11 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 	"github.com/wijtechniek/wijgate/caddymodule/ehsim"
@@ -69,36 +69,11 @@ type EHerkenningConfig struct {
 	ArtifactClientKey  string `json:"artifact_client_key,omitempty"`
 }
 
-// serviceProvider builds the eHerkenning service provider on first use,
-// not at provisioning: the broker's metadata may be served by this very
-// server (the simulator) or be briefly unreachable, and neither should
-// stop Caddy from starting. A failure is retried at most every few
-// seconds.
-type serviceProvider struct {
-	mu       sync.Mutex
-	sp       *eherkenning.ServiceProvider
-	lastErr  error
-	lastTry  time.Time
-	build    func() (*eherkenning.ServiceProvider, error)
-	retryGap time.Duration
-}
-
-func (s *serviceProvider) get() (*eherkenning.ServiceProvider, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sp != nil {
-		return s.sp, nil
-	}
-	if s.lastErr != nil && time.Since(s.lastTry) < s.retryGap {
-		return nil, s.lastErr
-	}
-	s.lastTry = time.Now()
-	s.sp, s.lastErr = s.build()
-	return s.sp, s.lastErr
-}
-
-// provisionEHerkenning prepares the lazily built service provider.
-func (a *App) provisionEHerkenning(repl *caddy.Replacer) (func() (*eherkenning.ServiceProvider, error), error) {
+// provisionEHerkenning builds the service provider. The broker's metadata
+// is not needed for that: our own metadata is served whatever the broker's
+// state, and the broker is checked once the server is serving (the
+// metadata may come from this very server, the simulator).
+func (a *App) provisionEHerkenning(ctx caddy.Context, repl *caddy.Replacer) (*eherkenning.ServiceProvider, error) {
 	c := a.EHerkenning
 	if c == nil {
 		return nil, nil
@@ -158,15 +133,71 @@ func (a *App) provisionEHerkenning(repl *caddy.Replacer) (func() (*eherkenning.S
 		MinLevel:                       c.MinLevel, RequestedAuthnContext: c.RequestedAuthnContext,
 		ArtifactClient: client, Now: now, Logger: a.logger.Named("eherkenning"),
 	}
-	state := ehState{a.store}
-	lazy := &serviceProvider{retryGap: 5 * time.Second, build: func() (*eherkenning.ServiceProvider, error) {
-		sp, err := eherkenning.New(cfg, state)
-		if err != nil {
-			a.logger.Error("eHerkenning service provider not ready", zap.Error(err))
+	sp, err := eherkenning.NewWithoutBrokerMetadata(cfg, ehState{a.store})
+	if err != nil {
+		return nil, err
+	}
+	events, err := ctx.App("events")
+	if err != nil {
+		return nil, err
+	}
+	watchCtx, cancel := context.WithCancel(context.Background())
+	a.brokerWatch = &brokerWatch{sp: sp, ctx: watchCtx, cancel: cancel, done: make(chan struct{})}
+	if err := events.(*caddyevents.App).On("started", a.brokerWatch); err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+// brokerCheckInterval is how often the broker's metadata is looked at in
+// the background: reloaded when it is due, retried while it fails.
+const brokerCheckInterval = time.Minute
+
+// brokerWatch loads the broker's metadata when the server has started and
+// keeps it fresh, so a broker that is down is a warning in the log and in
+// /healthz at start, not news to the first person who logs in.
+type brokerWatch struct {
+	sp      *eherkenning.ServiceProvider
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
+	running atomic.Bool
+}
+
+// Handle runs on Caddy's "started" event, when this configuration's
+// servers listen.
+func (w *brokerWatch) Handle(context.Context, caddy.Event) error {
+	if w.ctx.Err() == nil && w.running.CompareAndSwap(false, true) {
+		go w.run(w.ctx)
+	}
+	return nil
+}
+
+func (w *brokerWatch) run(ctx context.Context) {
+	defer close(w.done)
+	tick := time.NewTicker(brokerCheckInterval)
+	defer tick.Stop()
+	for {
+		check, cancel := context.WithTimeout(ctx, 15*time.Second)
+		w.sp.RefreshIfDue(check)
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
 		}
-		return sp, err
-	}}
-	return lazy.get, nil
+	}
+}
+
+// stop ends the watch and waits for it.
+func (w *brokerWatch) stop() {
+	if w == nil {
+		return
+	}
+	w.cancel()
+	if w.running.Load() {
+		<-w.done
+	}
 }
 
 // keyPair reads a PEM certificate and key, or, with both paths empty and

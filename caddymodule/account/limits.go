@@ -1,6 +1,8 @@
 package account
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/wijtechniek/wijgate/caddymodule/store"
@@ -21,11 +23,30 @@ const (
 )
 
 // Code sending limits: at most CodeSendLimit codes per CodeSendWindow per
-// email address and per client address.
+// email address and per client address. Only a message the mail server
+// took counts: a send that failed takes from a budget of its own,
+// CodeSendFailureLimit per window per address and per client, so a mail
+// server that is down (or refuses an address) costs nobody their codes
+// and still cannot be hammered through us.
 const (
-	CodeSendLimit  = 5
-	CodeSendWindow = 10 * time.Minute
+	CodeSendLimit        = 5
+	CodeSendFailureLimit = 10
+	CodeSendWindow       = 10 * time.Minute
 )
+
+// SendLimitError refuses a code send until Wait has passed. FailedSends
+// says the budget of failed sends ran out, not that of codes sent.
+type SendLimitError struct {
+	Wait        time.Duration
+	FailedSends bool
+}
+
+func (e *SendLimitError) Error() string {
+	if e.FailedSends {
+		return fmt.Sprintf("too many failed code sends; wait %v", e.Wait)
+	}
+	return fmt.Sprintf("code send limit reached; wait %v", e.Wait)
+}
 
 // Limits applies login regulation and send limits over store counters.
 type Limits struct {
@@ -105,27 +126,77 @@ func lockoutWait(lockouts int) time.Duration {
 	return d
 }
 
-// AllowCodeSend counts a code email to this address from this client and
-// reports whether it is within the limits, and if not, when to retry.
-func (l *Limits) AllowCodeSend(email, clientIP string) (bool, time.Duration, error) {
+// ReserveCodeSend takes a code send from the budgets of this address and
+// client before the mail goes out: one sent code and one failed send, so
+// parallel sends cannot overrun either budget. Report the outcome with
+// CodeSendDone, which gives back the one that did not happen. A refusal
+// is a *SendLimitError and takes nothing.
+func (l *Limits) ReserveCodeSend(email, clientIP string) error {
 	now := l.now()
-	allowed, retry := true, time.Duration(0)
-	for _, key := range []string{"send/email/" + email, "send/ip/" + clientIP} {
-		c, err := l.Store.UpdateCounter(key, now.Add(CodeSendWindow), func(c *store.Counter) {
-			if now.Sub(c.WindowStart) >= CodeSendWindow {
-				c.Count, c.WindowStart = 0, now
+	var taken []string
+	for _, b := range []struct {
+		key    string
+		limit  int
+		failed bool
+	}{
+		{"send/email/" + email, CodeSendLimit, false},
+		{"send/ip/" + clientIP, CodeSendLimit, false},
+		{"sendfail/email/" + email, CodeSendFailureLimit, true},
+		{"sendfail/ip/" + clientIP, CodeSendFailureLimit, true},
+	} {
+		wait, err := l.take(b.key, b.limit, now)
+		if err == nil && wait == 0 {
+			taken = append(taken, b.key)
+			continue
+		}
+		for _, key := range taken {
+			if gerr := l.giveBack(key, now); gerr != nil && err == nil {
+				err = gerr
 			}
-			c.Count++
-		})
+		}
 		if err != nil {
-			return false, 0, err
+			return err
 		}
-		if c.Count > CodeSendLimit {
-			allowed = false
-			if d := c.WindowStart.Add(CodeSendWindow).Sub(now); d > retry {
-				retry = d
-			}
-		}
+		return &SendLimitError{Wait: wait, FailedSends: b.failed}
 	}
-	return allowed, retry, nil
+	return nil
+}
+
+// CodeSendDone settles a reservation: a sent code keeps its place in the
+// send budget, a failed send in the budget of failed sends.
+func (l *Limits) CodeSendDone(email, clientIP string, sent bool) error {
+	prefix := "sendfail/"
+	if !sent {
+		prefix = "send/"
+	}
+	now := l.now()
+	return errors.Join(l.giveBack(prefix+"email/"+email, now), l.giveBack(prefix+"ip/"+clientIP, now))
+}
+
+// take counts one event under key if fewer than limit happened in the
+// current window; otherwise it returns how long until the window ends.
+func (l *Limits) take(key string, limit int, now time.Time) (time.Duration, error) {
+	var wait time.Duration
+	_, err := l.Store.UpdateCounter(key, now.Add(CodeSendWindow), func(c *store.Counter) {
+		wait = 0
+		if now.Sub(c.WindowStart) >= CodeSendWindow {
+			c.Count, c.WindowStart = 0, now
+		}
+		if c.Count >= limit {
+			wait = max(c.WindowStart.Add(CodeSendWindow).Sub(now), time.Second)
+			return
+		}
+		c.Count++
+	})
+	return wait, err
+}
+
+// giveBack uncounts an event that take counted.
+func (l *Limits) giveBack(key string, now time.Time) error {
+	_, err := l.Store.UpdateCounter(key, now.Add(CodeSendWindow), func(c *store.Counter) {
+		if c.Count > 0 {
+			c.Count--
+		}
+	})
+	return err
 }

@@ -1,6 +1,7 @@
 package account
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -103,17 +104,76 @@ func TestLoginRegulation(t *testing.T) {
 func TestCodeSendLimit(t *testing.T) {
 	now := time.Now()
 	l := &Limits{Store: newTestStore(t), Now: func() time.Time { return now }}
+	send := func(email, ip string) error {
+		t.Helper()
+		if err := l.ReserveCodeSend(email, ip); err != nil {
+			return err
+		}
+		if err := l.CodeSendDone(email, ip, true); err != nil {
+			t.Fatal(err)
+		}
+		return nil
+	}
 	for i := range CodeSendLimit {
-		if ok, _, _ := l.AllowCodeSend("a@example.nl", "10.0.0.1"); !ok {
-			t.Fatalf("send %d refused", i+1)
+		if err := send("a@example.nl", "10.0.0.1"); err != nil {
+			t.Fatalf("send %d refused: %v", i+1, err)
 		}
 	}
-	ok, retry, _ := l.AllowCodeSend("a@example.nl", "10.0.0.2")
-	if ok || retry <= 0 || retry > CodeSendWindow {
-		t.Fatalf("sixth send to one address: ok=%v retry=%v", ok, retry)
+	var limited *SendLimitError
+	err := send("a@example.nl", "10.0.0.2")
+	if !errors.As(err, &limited) || limited.FailedSends || limited.Wait <= 0 || limited.Wait > CodeSendWindow {
+		t.Fatalf("sixth send to one address: %v", err)
+	}
+	// The refusal took nothing from the second client's budget.
+	for i := range CodeSendLimit {
+		if err := send(string(rune('b'+i))+"@example.nl", "10.0.0.2"); err != nil {
+			t.Fatalf("send %d from the second client refused: %v", i+1, err)
+		}
 	}
 	now = now.Add(CodeSendWindow)
-	if ok, _, _ := l.AllowCodeSend("a@example.nl", "10.0.0.3"); !ok {
-		t.Fatal("refused after the window")
+	if err := send("a@example.nl", "10.0.0.3"); err != nil {
+		t.Fatalf("refused after the window: %v", err)
+	}
+}
+
+// A send the mail server did not take does not count toward the send
+// limits; failed sends have a budget of their own, per address and per
+// client.
+func TestFailedCodeSendsHaveTheirOwnBudget(t *testing.T) {
+	now := time.Now()
+	l := &Limits{Store: newTestStore(t), Now: func() time.Time { return now }}
+	attempt := func(email, ip string, sent bool) error {
+		t.Helper()
+		if err := l.ReserveCodeSend(email, ip); err != nil {
+			return err
+		}
+		if err := l.CodeSendDone(email, ip, sent); err != nil {
+			t.Fatal(err)
+		}
+		return nil
+	}
+	for i := range CodeSendFailureLimit {
+		if err := attempt("down@example.nl", "10.0.1.1", false); err != nil {
+			t.Fatalf("failed send %d refused: %v", i+1, err)
+		}
+	}
+	var limited *SendLimitError
+	if err := attempt("down@example.nl", "10.0.1.2", false); !errors.As(err, &limited) || !limited.FailedSends {
+		t.Fatalf("a send after %d failures for the address: %v", CodeSendFailureLimit, err)
+	}
+	if err := attempt("other@example.nl", "10.0.1.1", true); !errors.As(err, &limited) || !limited.FailedSends {
+		t.Fatalf("a send after %d failures from the client: %v", CodeSendFailureLimit, err)
+	}
+	// Every code sent still counts, whatever failed before.
+	for i := range CodeSendLimit {
+		if err := attempt("fine@example.nl", "10.0.1.3", true); err != nil {
+			t.Fatalf("send %d after failures elsewhere refused: %v", i+1, err)
+		}
+	}
+	now = now.Add(CodeSendWindow)
+	for i := range CodeSendLimit {
+		if err := attempt("down@example.nl", "10.0.1.1", true); err != nil {
+			t.Fatalf("send %d after the window refused: %v", i+1, err)
+		}
 	}
 }

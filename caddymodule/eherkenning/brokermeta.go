@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/beevik/etree"
@@ -294,38 +295,155 @@ func readKeyDescriptor(kd *etree.Element) (namedCert, error) {
 	return nc, nil
 }
 
-// metadata returns the broker metadata in use and, when it is due, starts a
-// background reload that keeps the current copy if it fails.
-func (sp *ServiceProvider) metadata() *brokerMetadata {
-	m := sp.meta.Load()
-	src := sp.cfg.BrokerMetadata
-	if src.reloadable() && sp.cfg.Now().Sub(m.loadedAt) >= src.refreshInterval() && sp.refreshing.CompareAndSwap(false, true) {
-		go func() {
-			defer sp.refreshing.Store(false)
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			if err := sp.RefreshMetadata(ctx); err != nil {
-				sp.log.Warn("eherkenning: broker metadata refresh failed; keeping the last good copy", zap.Error(err))
-			}
-		}()
+// brokerRetryGap is how long after a failed load of the broker's metadata
+// the next use tries again; uses in between fail at once.
+const brokerRetryGap = 5 * time.Second
+
+// BrokerStatus is what the service provider knows of the broker's
+// metadata, for health reports.
+type BrokerStatus struct {
+	// Source is the metadata's URL or file ("" for inline XML).
+	Source string
+	// LoadedAt is when the copy in use was loaded; zero when none is.
+	LoadedAt time.Time
+	// Err is why the last load failed, nil when it succeeded.
+	Err error
+	// FailingSince is when loads started failing.
+	FailingSince time.Time
+}
+
+// brokerLoads is the record of loads of the broker's metadata.
+type brokerLoads struct {
+	mu           sync.Mutex
+	lastTry      time.Time
+	lastErr      error
+	failingSince time.Time
+}
+
+func (s MetadataSource) source() string {
+	if s.URL != "" {
+		return s.URL
 	}
-	return m
+	return s.File
+}
+
+// BrokerStatus reports the state of the broker's metadata. It is cheap.
+func (sp *ServiceProvider) BrokerStatus() BrokerStatus {
+	sp.loads.mu.Lock()
+	defer sp.loads.mu.Unlock()
+	st := BrokerStatus{Source: sp.cfg.BrokerMetadata.source(), Err: sp.loads.lastErr, FailingSince: sp.loads.failingSince}
+	if m := sp.meta.Load(); m != nil {
+		st.LoadedAt = m.loadedAt
+	}
+	return st
+}
+
+// metadata returns the broker metadata in use and, when it is due, starts a
+// background reload that keeps the current copy if it fails. Without any
+// copy it loads one now, at most once per brokerRetryGap; until that
+// works, logins fail with CodeBrokerUnavailable.
+func (sp *ServiceProvider) metadata(ctx context.Context) (*brokerMetadata, error) {
+	if m := sp.meta.Load(); m != nil {
+		if sp.refreshDue() && sp.refreshing.CompareAndSwap(false, true) {
+			go func() {
+				defer sp.refreshing.Store(false)
+				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				defer cancel()
+				_ = sp.RefreshMetadata(ctx)
+			}()
+		}
+		return m, nil
+	}
+	// One use at a time tries: the others meanwhile fail at once.
+	sp.loads.mu.Lock()
+	now := sp.cfg.Now()
+	retry := sp.loads.lastTry.IsZero() || now.Sub(sp.loads.lastTry) >= brokerRetryGap
+	if retry {
+		sp.loads.lastTry = now
+	}
+	sp.loads.mu.Unlock()
+	if retry {
+		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		_ = sp.RefreshMetadata(ctx)
+	}
+	if m := sp.meta.Load(); m != nil {
+		return m, nil
+	}
+	sp.loads.mu.Lock()
+	defer sp.loads.mu.Unlock()
+	return nil, wrapErr(CodeBrokerUnavailable, sp.loads.lastErr, "the broker's metadata is not loaded")
+}
+
+// refreshDue reports whether the broker's metadata should be loaded again:
+// it is older than the refresh interval, or the last load failed a retry
+// gap ago.
+func (sp *ServiceProvider) refreshDue() bool {
+	src := sp.cfg.BrokerMetadata
+	if !src.reloadable() {
+		return false
+	}
+	now := sp.cfg.Now()
+	sp.loads.mu.Lock()
+	defer sp.loads.mu.Unlock()
+	if sp.loads.lastErr != nil {
+		return now.Sub(sp.loads.lastTry) >= brokerRetryGap
+	}
+	m := sp.meta.Load()
+	return m == nil || now.Sub(m.loadedAt) >= src.refreshInterval()
+}
+
+// RefreshIfDue reloads the broker metadata when refreshDue says so; a
+// failure is in BrokerStatus and the log.
+func (sp *ServiceProvider) RefreshIfDue(ctx context.Context) {
+	if sp.refreshDue() {
+		_ = sp.RefreshMetadata(ctx)
+	}
 }
 
 // RefreshMetadata reloads the broker metadata now. On failure the previous
-// copy stays in use and the error is returned.
+// copy stays in use and the error is returned. The log hears of the first
+// failure in a row (a warning with the source and the reason) and of the
+// load that ends it, not of each retry.
 func (sp *ServiceProvider) RefreshMetadata(ctx context.Context) error {
 	raw, err := sp.cfg.BrokerMetadata.fetch(ctx)
-	if err != nil {
-		return fmt.Errorf("broker metadata: %w", err)
+	var m *brokerMetadata
+	if err == nil {
+		m, err = parseBrokerMetadata(raw, sp.cfg.BrokerMetadata, sp.cfg.Now())
 	}
-	m, err := parseBrokerMetadata(raw, sp.cfg.BrokerMetadata, sp.cfg.Now())
+	src := zap.String("source", sp.cfg.BrokerMetadata.source())
+	sp.loads.mu.Lock()
+	defer sp.loads.mu.Unlock()
+	now := sp.cfg.Now()
+	sp.loads.lastTry = now
 	if err != nil {
-		return fmt.Errorf("broker metadata: %w", err)
+		err = fmt.Errorf("broker metadata: %w", err)
+		switch {
+		case sp.loads.lastErr != nil:
+			sp.log.Debug("eherkenning: the broker's metadata still cannot be loaded", src, zap.Error(err))
+		case sp.meta.Load() != nil:
+			sp.loads.failingSince = now
+			sp.log.Warn("eherkenning: the broker's metadata cannot be loaded; keeping the last good copy, retrying", src, zap.Error(err))
+		default:
+			sp.loads.failingSince = now
+			sp.log.Warn("eherkenning: the broker's metadata cannot be loaded; logins with eHerkenning fail until it can, retrying", src, zap.Error(err))
+		}
+		sp.loads.lastErr = err
+		return err
 	}
+	if sp.loads.lastErr != nil {
+		sp.log.Info("eherkenning: the broker's metadata is loaded again", src, zap.String("broker", m.entityID))
+	}
+	sp.loads.lastErr, sp.loads.failingSince = nil, time.Time{}
 	sp.meta.Store(m)
 	return nil
 }
 
-// BrokerEntityID returns the broker's entityID from the metadata in use.
-func (sp *ServiceProvider) BrokerEntityID() string { return sp.meta.Load().entityID }
+// BrokerEntityID returns the broker's entityID from the metadata in use,
+// "" when none is loaded.
+func (sp *ServiceProvider) BrokerEntityID() string {
+	if m := sp.meta.Load(); m != nil {
+		return m.entityID
+	}
+	return ""
+}

@@ -170,10 +170,27 @@ type ServiceProvider struct {
 	log        *zap.Logger
 	meta       atomic.Pointer[brokerMetadata]
 	refreshing atomic.Bool
+	loads      brokerLoads
 }
 
 // New checks cfg, loads the broker metadata once and returns the SP.
 func New(cfg Config, state StateStore) (*ServiceProvider, error) {
+	sp, err := NewWithoutBrokerMetadata(cfg, state)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := sp.RefreshMetadata(ctx); err != nil {
+		return nil, fmt.Errorf("eherkenning: %w", err)
+	}
+	return sp, nil
+}
+
+// NewWithoutBrokerMetadata checks cfg and returns the SP without loading
+// the broker's metadata: our own metadata does not depend on the broker.
+// The first use loads it (see RefreshMetadata and BrokerStatus).
+func NewWithoutBrokerMetadata(cfg Config, state StateStore) (*ServiceProvider, error) {
 	if state == nil {
 		return nil, errors.New("eherkenning: a StateStore is required")
 	}
@@ -265,11 +282,6 @@ func New(cfg Config, state StateStore) (*ServiceProvider, error) {
 		signer:   signer{key: cfg.SigningKey, cert: cfg.SigningCert},
 		dec:      decrypter{entityID: cfg.EntityID, key: cfg.EncryptionKey, cert: cfg.EncryptionCert},
 		log:      cfg.Logger,
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := sp.RefreshMetadata(ctx); err != nil {
-		return nil, fmt.Errorf("eherkenning: %w", err)
 	}
 	return sp, nil
 }

@@ -74,7 +74,10 @@ func randomID() string {
 // broker. browserBinding is stored as given (a hash of a browser-held
 // secret); returnTo is stored for the caller's use after the answer.
 func (sp *ServiceProvider) StartLogin(ctx context.Context, accountID, browserBinding, returnTo string) (*LoginStart, error) {
-	m := sp.metadata()
+	m, err := sp.metadata(ctx)
+	if err != nil {
+		return nil, err
+	}
 	binding := sp.cfg.RequestBinding
 	if binding == "" {
 		binding = BindingHTTPPost

@@ -164,7 +164,7 @@ func TestBrokerMetadataRefresh(t *testing.T) {
 		t.Fatal("the last good copy was dropped")
 	}
 	clock.Add(int64(2 * time.Hour))
-	_ = sp.metadata()
+	_, _ = sp.metadata(context.Background())
 	deadline := time.Now().Add(5 * time.Second)
 	for fetches.Load() < 3 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -302,5 +302,67 @@ func TestCatalogueOptionsChecked(t *testing.T) {
 	}
 	if _, err := h.sp.ServiceCatalogue(CatalogueOptions{}); err == nil {
 		t.Fatal("accepted empty options")
+	}
+}
+
+// TestServiceProviderWithoutTheBroker: built without the broker's
+// metadata, the SP publishes its own at once; logins fail with
+// CodeBrokerUnavailable, retrying at most once per gap, and work once the
+// broker's metadata can be loaded.
+func TestServiceProviderWithoutTheBroker(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	var mu sync.Mutex
+	body, status := []byte("down"), http.StatusServiceUnavailable
+	var fetches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	}))
+	defer srv.Close()
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	cfg := h.cfg
+	cfg.BrokerMetadata = MetadataSource{URL: srv.URL}
+	cfg.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	if _, err := New(cfg, h.store); err == nil {
+		t.Fatal("New accepted a broker whose metadata cannot be loaded")
+	}
+	fetches.Store(0)
+	sp, err := NewWithoutBrokerMetadata(cfg, h.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := sp.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	xmllint(t, "saml-schema-metadata-2.0.xsd", md)
+	if st := sp.BrokerStatus(); st.Err != nil || !st.LoadedAt.IsZero() || st.Source != srv.URL {
+		t.Fatalf("status before any load: %+v", st)
+	}
+
+	for range 2 {
+		_, err = sp.StartLogin(context.Background(), "a", "b", "/")
+		wantCode(t, err, CodeBrokerUnavailable)
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches within the retry gap, want 1", n)
+	}
+	if st := sp.BrokerStatus(); st.Err == nil || !st.LoadedAt.IsZero() || st.FailingSince.IsZero() {
+		t.Fatalf("status while the broker is down: %+v", st)
+	}
+
+	mu.Lock()
+	status, body = http.StatusOK, h.sim.Metadata()
+	mu.Unlock()
+	clock.Add(int64(brokerRetryGap))
+	if _, err := sp.StartLogin(context.Background(), "a", "b", "/"); err != nil {
+		t.Fatalf("the broker is back, the login is not: %v", err)
+	}
+	if st := sp.BrokerStatus(); st.Err != nil || st.LoadedAt.IsZero() || !st.FailingSince.IsZero() || sp.BrokerEntityID() != h.sim.EntityID() {
+		t.Fatalf("status after the broker came back: %+v", st)
 	}
 }

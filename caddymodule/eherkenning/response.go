@@ -78,7 +78,10 @@ func (sp *ServiceProvider) HandleResponse(r *http.Request) (res *Result, err err
 		return nil, newErr(CodeMalformed, "repeated SAML parameters")
 	}
 	relay := r.Form.Get("RelayState")
-	m := sp.metadata()
+	m, err := sp.metadata(r.Context())
+	if err != nil {
+		return nil, err
+	}
 	var respEl *etree.Element
 	switch {
 	case len(arts) == 1 && len(resps) == 0:

@@ -18,30 +18,39 @@ import (
 // seconds when the mail server is down.
 const sendTimeout = 8 * time.Second
 
-// errSendLimited means the person asked for too many codes.
-var errSendLimited = errors.New("code send limit reached")
-
 // sendCode issues a code for the flow's purpose and mails the right
 // message. Known and unknown addresses take the same steps — a code is
 // stored and one message is sent — so neither the answer nor its timing
-// tells whether an account exists.
-func (p *Portal) sendCode(r *http.Request, lang Lang, purpose account.Purpose, email string) (retryAfter time.Duration, err error) {
-	ok, retry, err := p.cfg.Limits.AllowCodeSend(email, p.clientIP(r))
-	if err != nil {
-		return 0, err
+// tells whether an account exists. A message the mail server did not take
+// does not count toward the send limits, only toward the budget of failed
+// sends.
+func (p *Portal) sendCode(r *http.Request, lang Lang, purpose account.Purpose, email string) error {
+	client := p.clientIP(r)
+	var limited *account.SendLimitError
+	if err := p.cfg.Limits.ReserveCodeSend(email, client); errors.As(err, &limited) {
+		reason := "code send limit reached"
+		if limited.FailedSends {
+			reason = "code send refused: too many failed sends to the mail server"
+		}
+		p.logger.Warn(reason, zap.String("purpose", string(purpose)), zap.String("remote", client), zap.Duration("wait", limited.Wait))
+		return err
+	} else if err != nil {
+		return err
 	}
-	if !ok {
-		p.logger.Warn("code send limit reached", zap.String("purpose", string(purpose)), zap.String("remote", p.clientIP(r)))
-		return retry, errSendLimited
-	}
+	sent := false
+	defer func() {
+		if err := p.cfg.Limits.CodeSendDone(email, client, sent); err != nil {
+			p.logger.Error("settling a code send's limits", zap.Error(err))
+		}
+	}()
 	code, err := p.cfg.Codes.Issue(purpose, email)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	_, lookupErr := p.cfg.Accounts.Store.AccountByEmail(email)
 	exists := lookupErr == nil
 	if lookupErr != nil && !errors.Is(lookupErr, store.ErrNotFound) {
-		return 0, lookupErr
+		return lookupErr
 	}
 	ml := mail.Lang(lang)
 	var msg mail.Message
@@ -56,10 +65,12 @@ func (p *Portal) sendCode(r *http.Request, lang Lang, purpose account.Purpose, e
 	ctx, cancel := context.WithTimeout(r.Context(), sendTimeout)
 	defer cancel()
 	if err := p.cfg.Mailer.Send(ctx, msg); err != nil {
-		p.logger.Error("sending a code email failed", zap.String("purpose", string(purpose)), zap.Error(err))
-		return 0, errMailFailed
+		p.logger.Error("sending a code email failed; it does not count toward the send limits",
+			zap.String("purpose", string(purpose)), zap.String("remote", client), zap.Error(err))
+		return errMailFailed
 	}
-	return 0, nil
+	sent = true
+	return nil
 }
 
 // errMailFailed means the mail server did not take the message.
@@ -67,11 +78,16 @@ var errMailFailed = errors.New("mail not sent")
 
 // codeSendError fills the view with the right message after sendCode
 // failed, and returns the status to answer with.
-func (p *Portal) codeSendError(w http.ResponseWriter, v *view, retry time.Duration, err error) int {
+func (p *Portal) codeSendError(w http.ResponseWriter, v *view, err error) int {
+	var limited *account.SendLimitError
 	switch {
-	case errors.Is(err, errSendLimited):
-		w.Header().Set("Retry-After", retryAfterSeconds(retry))
-		v.FormError = v.Lang.T("code.limited") + " " + minutes(v.Lang, retry)
+	case errors.As(err, &limited):
+		w.Header().Set("Retry-After", retryAfterSeconds(limited.Wait))
+		key := "code.limited"
+		if limited.FailedSends {
+			key = "mail.failedlimit"
+		}
+		v.FormError = v.Lang.T(key) + " " + minutes(v.Lang, limited.Wait)
 		return http.StatusTooManyRequests
 	case errors.Is(err, errMailFailed):
 		v.FormError = v.Lang.T("mail.failed")

@@ -20,15 +20,18 @@ type codeFlow struct {
 	path    string // where the form lives
 	// verifiedQuery is added to path after a right code.
 	verifiedQuery string
-	// data is the template's data for a flow.
-	data func(store.Flow) any
+	// data is the template's data for a flow; sendFailed says the mail
+	// server did not take the last code.
+	data func(f store.Flow, sendFailed bool) any
 	// afterCode may refuse a right code, setting a field error.
 	afterCode func(v *view, f store.Flow)
 }
 
 var registerFlow = codeFlow{
 	purpose: account.PurposeRegister, page: "register", path: "/register", verifiedQuery: "?verified=1",
-	data: func(f store.Flow) any { return registerData{Stage: f.Stage, Email: f.Email} },
+	data: func(f store.Flow, sendFailed bool) any {
+		return registerData{Stage: f.Stage, Email: f.Email, SendFailed: sendFailed}
+	},
 }
 
 // codeStep handles the shared steps and reports whether action was one.
@@ -95,7 +98,9 @@ func (p *Portal) codeGuessesLimited(w http.ResponseWriter, r *http.Request, v *v
 }
 
 // sendStep mails a code (or the message that stands in for one) and moves
-// the flow to the code step.
+// the flow to the code step. When the mail server does not take it, the
+// person stays at their step, with what they typed, and is offered a new
+// code there.
 func (p *Portal) sendStep(w http.ResponseWriter, r *http.Request, v *view, f store.Flow, cf codeFlow, email string) {
 	f.Email = email
 	if ret := p.returnTarget(r, r.PostFormValue("return")); ret != "" {
@@ -103,14 +108,16 @@ func (p *Portal) sendStep(w http.ResponseWriter, r *http.Request, v *view, f sto
 	}
 	v.Return = f.Return
 	v.Values["email"] = email
-	if retry, err := p.sendCode(r, v.Lang, cf.purpose, email); err != nil {
-		// Keep what the person typed; the resend button works once the
-		// mail server is back.
-		if errors.Is(err, errMailFailed) && f.Stage == stageEmail {
-			_ = p.saveFlow(w, r, &f)
+	if err := p.sendCode(r, v.Lang, cf.purpose, email); err != nil {
+		failed := errors.Is(err, errMailFailed)
+		if failed && f.Stage == stageEmail {
+			// Keep what the person typed for the next try.
+			if serr := p.saveFlow(w, r, &f); serr != nil {
+				p.logger.Warn("keeping a "+string(cf.purpose)+" flow after a failed send", zap.Error(serr))
+			}
 		}
-		status := p.codeSendError(w, v, retry, err)
-		v.Data = cf.data(f)
+		status := p.codeSendError(w, v, err)
+		v.Data = cf.data(f, failed)
 		p.pages.render(w, r, status, cf.page, v)
 		return
 	}

@@ -28,23 +28,28 @@ const (
 	parkedLifetime = 5 * time.Minute
 )
 
-// EHerkenning gives the portal the eHerkenning service provider; nil when
-// it is not configured. It may fail while the broker's metadata cannot
-// be loaded.
-type EHerkenning func() (*eherkenning.ServiceProvider, error)
-
 func (p *Portal) serviceProvider(w http.ResponseWriter, r *http.Request, lang Lang) (*eherkenning.ServiceProvider, bool) {
 	if p.cfg.EHerkenning == nil {
 		p.pages.render(w, r, http.StatusServiceUnavailable, "error", &view{Lang: lang, Title: "eh.title", Data: lang.T("eh.notconfigured")})
 		return nil, false
 	}
-	sp, err := p.cfg.EHerkenning()
-	if err != nil {
-		p.logger.Error("eHerkenning is not available", zap.Error(err))
-		p.pages.render(w, r, http.StatusServiceUnavailable, "error", &view{Lang: lang, Title: "eh.title", Data: lang.T("eh.unavailable")})
-		return nil, false
+	return p.cfg.EHerkenning, true
+}
+
+// brokerHealth is the broker's line in /healthz, and whether all is well.
+func (p *Portal) brokerHealth() (string, bool) {
+	st := p.cfg.EHerkenning.BrokerStatus()
+	switch {
+	case st.Err == nil && !st.LoadedAt.IsZero():
+		return "broker: ok", true
+	case st.Err == nil:
+		return "broker: not checked yet", true
+	case st.LoadedAt.IsZero():
+		return "broker: unavailable since " + st.FailingSince.UTC().Format(time.RFC3339) +
+			": its metadata cannot be loaded, eHerkenning logins fail (see the log)", false
 	}
-	return sp, true
+	return "broker: metadata refresh failing since " + st.FailingSince.UTC().Format(time.RFC3339) +
+		", the copy loaded " + st.LoadedAt.UTC().Format(time.RFC3339) + " is in use (see the log)", false
 }
 
 // ehStartPath starts an eHerkenning login. Starting one replaces the
@@ -83,6 +88,11 @@ func (p *Portal) eherkenningStart(w http.ResponseWriter, r *http.Request) {
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
 	start, err := sp.StartLogin(r.Context(), a.ID, bindingHash(secret), "/dashboard")
+	if eherkenning.ErrorCode(err) == eherkenning.CodeBrokerUnavailable {
+		p.logger.Warn("eHerkenning login not started: the broker is unavailable", zap.String("account", a.ID), zap.Error(err))
+		p.pages.render(w, r, http.StatusServiceUnavailable, "error", &view{Lang: lang, Title: "eh.title", Data: lang.T("eh.unavailable")})
+		return
+	}
 	if err != nil {
 		p.logger.Error("starting an eHerkenning login", zap.String("account", a.ID), zap.Error(err))
 		p.pages.render(w, r, http.StatusServiceUnavailable, "error", &view{Lang: lang, Title: "eh.title", Data: lang.T("eh.unavailable")})

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
@@ -47,8 +48,8 @@ type Config struct {
 	ClientIP func(*http.Request) string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// EHerkenning gives the service provider; nil when not configured.
-	EHerkenning EHerkenning
+	// EHerkenning is the service provider; nil when not configured.
+	EHerkenning *eherkenning.ServiceProvider
 	// JWKS serves the identity token's public keys.
 	JWKS http.Handler
 	// ShareOutbox shows /dev/mail to clients on other machines too; by
@@ -190,7 +191,15 @@ const acsPath = "/eherkenning/acs"
 
 func (p *Portal) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write([]byte("ok\n"))
+	report := "ok\n"
+	if p.cfg.EHerkenning != nil {
+		line, ok := p.brokerHealth()
+		if !ok {
+			report = "degraded\n"
+		}
+		report += line + "\n"
+	}
+	_, _ = w.Write([]byte(report))
 }
 
 func (p *Portal) home(w http.ResponseWriter, r *http.Request) {

@@ -14,6 +14,8 @@ import (
 type registerData struct {
 	Stage string
 	Email string
+	// SendFailed offers a new code: the mail server did not take the last.
+	SendFailed bool
 }
 
 func (p *Portal) registerPage(w http.ResponseWriter, r *http.Request) {

@@ -16,6 +16,8 @@ type resetData struct {
 	Stage string
 	Email string
 	Done  bool
+	// SendFailed offers a new code: the mail server did not take the last.
+	SendFailed bool
 }
 
 func (p *Portal) resetView(w http.ResponseWriter, r *http.Request, lang Lang, f store.Flow) *view {
@@ -72,7 +74,9 @@ func (p *Portal) reset(w http.ResponseWriter, r *http.Request) {
 func (p *Portal) resetFlow() codeFlow {
 	return codeFlow{
 		purpose: account.PurposeReset, page: "reset", path: "/password/forgot",
-		data: func(f store.Flow) any { return resetData{Stage: f.Stage, Email: f.Email} },
+		data: func(f store.Flow, sendFailed bool) any {
+			return resetData{Stage: f.Stage, Email: f.Email, SendFailed: sendFailed}
+		},
 		afterCode: func(v *view, f store.Flow) {
 			if _, err := p.cfg.Accounts.Store.AccountByEmail(f.Email); err != nil {
 				v.Errors["code"] = v.Lang.T("reset.noaccount")

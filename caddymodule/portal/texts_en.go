@@ -203,4 +203,6 @@ var textsEN = map[string]string{
 	"eh.continue": "You are signed in and are being taken to eHerkenning; if nothing happens, click Login eHerkenning.",
 	// Wrong codes counted per address across new codes.
 	"code.guesslimit": "A wrong code was entered too often for this email address. Wait, then ask for a new code. You can do so again in",
+	// When the mail server keeps failing.
+	"mail.failedlimit": "Sending the email has failed too often just now. Nothing has been lost: try again in",
 }

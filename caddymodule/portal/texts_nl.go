@@ -203,4 +203,6 @@ var textsNL = map[string]string{
 	"eh.continue": "Je bent aangemeld. Je gaat nu door naar eHerkenning; gebeurt dat niet, klik dan op Login eHerkenning.",
 	// Wrong codes counted per address across new codes.
 	"code.guesslimit": "Voor dit e-mailadres is te vaak een verkeerde code ingevuld. Wacht even en vraag dan een nieuwe code aan. Dat kan weer over",
+	// When the mail server keeps failing.
+	"mail.failedlimit": "Het versturen van de e-mail is de laatste tijd te vaak mislukt. Er is niets verloren gegaan: probeer het opnieuw over",
 }
