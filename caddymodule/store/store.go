@@ -145,7 +145,7 @@ func newStore(db *badger.DB, opts badger.Options, guard *spaceGuard, bulk bool) 
 	return st
 }
 
-// Close flushes and closes the database.
+// Close flushes and closes the database, unless the disk is full.
 func (s *Store) Close() error {
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
@@ -154,6 +154,16 @@ func (s *Store) Close() error {
 	}
 	if s.db == nil {
 		return nil
+	}
+	if s.guard != nil && !s.guard.readOnly.Load() {
+		// Closing flushes the memtable into a new table, written through
+		// a memory map like the log: on a full disk that write would end
+		// the process. Left open, nothing is lost: every acknowledged
+		// write is in the synced log, which the next start replays.
+		if sp, err := s.guard.measure(); err == nil && sp.Full {
+			return fmt.Errorf("store: %q left open, not flushed, because its disk is full (free %s): %w",
+				sp.Dir, Bytes(sp.Free), ErrStorageFull)
+		}
 	}
 	if s.bulk {
 		if err := s.db.Flatten(2); err != nil {
