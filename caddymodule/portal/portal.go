@@ -5,8 +5,11 @@ package portal
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -54,6 +57,17 @@ type Config struct {
 	// ShareOutbox shows /dev/mail to clients on other machines too; by
 	// default only loopback clients may read the codes and links in it.
 	ShareOutbox bool
+	// Health are the checks /healthz reports, in order.
+	Health []HealthCheck
+}
+
+// HealthCheck is one line of /healthz. Check runs on every request to it,
+// so it must be cheap: a cached state or a single system call.
+type HealthCheck struct {
+	// Name starts the line, e.g. "storage".
+	Name string
+	// Check says whether all is well, and in a few words what it saw.
+	Check func() (ok bool, detail string)
 }
 
 // AppInfo is a guarded application as people see it.
@@ -188,9 +202,21 @@ const maxFormBytes = 16 << 10
 // acsPath receives the broker's answers.
 const acsPath = "/eherkenning/acs"
 
+// healthz answers 200 and "ok" when every check passes, 503 and
+// "unhealthy" otherwise, then one line per check: "storage: full (…)".
 func (p *Portal) healthz(w http.ResponseWriter, r *http.Request) {
+	status, summary := http.StatusOK, "ok"
+	var lines strings.Builder
+	for _, c := range p.cfg.Health {
+		ok, detail := c.Check()
+		if !ok {
+			status, summary = http.StatusServiceUnavailable, "unhealthy"
+		}
+		fmt.Fprintf(&lines, "%s: %s\n", c.Name, detail)
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write([]byte("ok\n"))
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, summary+"\n"+lines.String())
 }
 
 func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
@@ -222,7 +248,15 @@ func (p *Portal) crossOriginDenied(w http.ResponseWriter, r *http.Request) {
 }
 
 // serverError shows a plain apology and logs what went wrong and where.
+// A write refused because the disk is full gets its own page; the store
+// logged that once already, so it is not logged per request.
 func (p *Portal) serverError(w http.ResponseWriter, r *http.Request, lang Lang, what string, err error) {
+	if errors.Is(err, store.ErrStorageFull) {
+		p.logger.Debug(what+": storage full", zap.String("path", r.URL.Path))
+		w.Header().Set("Retry-After", "300")
+		p.pages.render(w, r, http.StatusServiceUnavailable, "unavailable", &view{Lang: lang, Title: "unavailable.title", Data: lang.T("unavailable.storage")})
+		return
+	}
 	status, text := http.StatusInternalServerError, "error.generic"
 	if errors.Is(err, account.ErrBusy) {
 		status, text = http.StatusServiceUnavailable, "error.busy"

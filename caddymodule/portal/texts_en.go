@@ -204,4 +204,7 @@ var textsEN = map[string]string{
 	"eh.continue": "You are signed in and are being taken to eHerkenning; if nothing happens, click Login eHerkenning.",
 	// Issue 10, item 3 (code guesses per address).
 	"code.guesslimit": "A wrong code was entered too often for this email address. Wait, then ask for a new code. You can do so again in",
+	// A write refused because the disk is full.
+	"unavailable.title":   "Temporarily unavailable",
+	"unavailable.storage": "It is not possible to save anything right now. Nothing has been lost: please try again later.",
 }

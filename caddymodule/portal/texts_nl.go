@@ -204,4 +204,7 @@ var textsNL = map[string]string{
 	"eh.continue": "Je bent aangemeld. Je gaat nu door naar eHerkenning; gebeurt dat niet, klik dan op Login eHerkenning.",
 	// Issue 10, item 3 (code guesses per address).
 	"code.guesslimit": "Voor dit e-mailadres is te vaak een verkeerde code ingevuld. Wacht even en vraag dan een nieuwe code aan. Dat kan weer over",
+	// A write refused because the disk is full.
+	"unavailable.title":   "Even niet beschikbaar",
+	"unavailable.storage": "Het is nu even niet mogelijk om iets op te slaan. Er is niets verloren gegaan: probeer het later opnieuw.",
 }
