@@ -129,3 +129,21 @@ func TestOpenOnFullDisk(t *testing.T) {
 		t.Fatalf("reported %d × full, %d × writable; want one of each", full, writable)
 	}
 }
+
+// TestCloseOnFullDisk closes a store holding unflushed writes on a full
+// disk: the flush would write a new table through a memory map and die of
+// SIGBUS, so the store is left open and says why; its log keeps the writes.
+func TestCloseOnFullDisk(t *testing.T) {
+	mnt := tmpfs.Mount(t, 48<<20)
+	st, err := Open(Options{Dir: filepath.Join(mnt, "store"), Reserve: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetSecret("big", bigValue); err != nil {
+		t.Fatal(err)
+	}
+	tmpfs.Fill(t, mnt, 0)
+	if err := st.Close(); !errors.Is(err, ErrStorageFull) {
+		t.Fatalf("closing on a full disk: %v, want ErrStorageFull", err)
+	}
+}
