@@ -3,7 +3,9 @@ package store
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,6 +133,26 @@ func (g *spaceGuard) measure() (Space, error) {
 func (g *spaceGuard) space() Space {
 	return Space{Dir: g.path, Free: g.free.Load(), Reserve: g.reserve,
 		Full: g.full.Load(), ReadOnly: g.readOnly.Load()}
+}
+
+// flushNeed is what flushing the memtables at Close may write: twice the
+// data in their logs (a table holds the same entries, indexed, in about
+// as many bytes), plus a MiB for the manifest and the table's index. A
+// directory that cannot be read counts as needing everything.
+func (g *spaceGuard) flushNeed() uint64 {
+	names, err := filepath.Glob(filepath.Join(g.path, "*.mem"))
+	if err != nil {
+		return math.MaxUint64
+	}
+	var logs uint64
+	for _, name := range names {
+		var st unix.Stat_t
+		if err := unix.Stat(name, &st); err != nil {
+			return math.MaxUint64
+		}
+		logs += uint64(st.Blocks) * 512 // allocated, not apparent: the logs are sparse
+	}
+	return 2*logs + 1<<20
 }
 
 // Space measures the free space now and says whether writes are refused.

@@ -147,3 +147,30 @@ func TestCloseOnFullDisk(t *testing.T) {
 		t.Fatalf("closing on a full disk: %v, want ErrStorageFull", err)
 	}
 }
+
+// TestCloseOnNearlyFullDisk closes a store below its reserve but with room
+// for the flush: it closes cleanly, so the next start, on the same nearly
+// full disk, can open it read-only and read what was written.
+func TestCloseOnNearlyFullDisk(t *testing.T) {
+	mnt := tmpfs.Mount(t, 48<<20)
+	dir := filepath.Join(mnt, "store")
+	st, err := Open(Options{Dir: dir, Reserve: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetSecret("big", bigValue); err != nil {
+		t.Fatal(err)
+	}
+	tmpfs.Fill(t, mnt, 4<<20)
+	if err := st.Close(); err != nil {
+		t.Fatalf("closing below the reserve with room for the flush: %v", err)
+	}
+	st, err = Open(Options{Dir: dir, Reserve: 16 << 20})
+	if err != nil {
+		t.Fatalf("opening again below the reserve: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if got, err := st.Secret("big", nil); err != nil || !bytes.Equal(got, bigValue) || !st.Space().ReadOnly {
+		t.Fatalf("read after opening read-only: %d bytes, %v, %+v", len(got), err, st.Space())
+	}
+}

@@ -157,10 +157,11 @@ func (s *Store) Close() error {
 	}
 	if s.guard != nil && !s.guard.readOnly.Load() {
 		// Closing flushes the memtable into a new table, written through
-		// a memory map like the log: on a full disk that write would end
-		// the process. Left open, nothing is lost: every acknowledged
-		// write is in the synced log, which the next start replays.
-		if sp, err := s.guard.measure(); err == nil && sp.Full {
+		// a memory map like the log: without the space for it that write
+		// would end the process. Left open, nothing is lost: every
+		// acknowledged write is in the synced log, which the next start
+		// replays (though not read-only, so that start needs space).
+		if sp, err := s.guard.measure(); err == nil && sp.Full && sp.Free < s.guard.flushNeed() {
 			return fmt.Errorf("store: %q left open, not flushed, because its disk is full (free %s): %w",
 				sp.Dir, Bytes(sp.Free), ErrStorageFull)
 		}
