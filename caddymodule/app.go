@@ -46,6 +46,12 @@ type App struct {
 	// Default: a `wijgate` folder in Caddy's data directory.
 	Storage string `json:"storage,omitempty"`
 
+	// StorageReserve is the free space, in bytes, that the storage's
+	// filesystem must keep: below it, new writes (logins, registrations)
+	// are refused with a 503 page while known sessions go on working, and
+	// they resume by themselves when space returns. Default 64 MiB.
+	StorageReserve uint64 `json:"storage_reserve,omitempty"`
+
 	// CookieName is the session cookie's name. Default `__Host-wijgate`,
 	// or `wijgate_session` when CookieDomain is set (the `__Host-` prefix
 	// forbids a Domain attribute).
@@ -153,7 +159,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("storage %q: %w", a.Storage, err)
 	}
-	st, err := openPooledStore(dir, a.logger)
+	st, err := openPooledStore(dir, a.StorageReserve, a.logger)
 	if err != nil {
 		return err
 	}
@@ -234,8 +240,18 @@ func (a *App) Provision(ctx caddy.Context) error {
 		},
 		Returns: returns,
 		Logger:  a.logger.Named("portal"),
+		Health:  []portal.HealthCheck{{Name: "storage", Check: storageHealth(st), Critical: true}},
 	})
 	return err
+}
+
+// storageHealth reports whether the store takes writes, with its path and
+// free space.
+func storageHealth(st *store.Store) func() (bool, string) {
+	return func() (bool, string) {
+		sp := st.Space()
+		return !sp.Full, sp.String()
+	}
 }
 
 // Validate checks settings that Provision took as given.

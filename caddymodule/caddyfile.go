@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
 
 	"github.com/wijtechniek/wijgate/caddymodule/portal"
 )
@@ -26,6 +27,7 @@ func init() {
 //
 //	wijgate {
 //	    storage       <dir>
+//	    storage_reserve <size>
 //	    cookie_name   <name>
 //	    cookie_domain <domain>
 //	    cookie_key    <hash-key-b64>:<block-key-b64>   # repeat to rotate; first encodes
@@ -79,6 +81,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return d.WrapErr(err)
 			}
+		case "storage_reserve":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(v)
+			if err != nil || n == 0 {
+				return d.Errf("storage_reserve: %q is not a size such as 64MiB", v)
+			}
+			a.StorageReserve = n
 		case "cookie_key":
 			var v string
 			if !d.Args(&v) || d.NextArg() {

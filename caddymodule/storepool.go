@@ -17,6 +17,11 @@ var storePool = caddy.NewUsagePool()
 // gcInterval is how often the value log is checked for garbage.
 const gcInterval = 10 * time.Minute
 
+// spaceInterval is how often free space is measured when nothing writes,
+// so a full disk is in the log before anyone meets it, and a store that
+// refuses writes takes them again soon after space returns.
+const spaceInterval = 10 * time.Second
+
 // pooledStore is the pooled value: the store and its GC ticker.
 type pooledStore struct {
 	*store.Store
@@ -32,9 +37,16 @@ func (p *pooledStore) Destruct() error {
 	return p.Close()
 }
 
-func openPooledStore(dir string, logger *zap.Logger) (*store.Store, error) {
+// openPooledStore opens the store in dir, or shares the one already open
+// there (whose reserve then stays the one it was opened with).
+func openPooledStore(dir string, reserve uint64, logger *zap.Logger) (*store.Store, error) {
 	v, _, err := storePool.LoadOrNew(dir, func() (caddy.Destructor, error) {
-		st, err := store.Open(store.Options{Dir: dir, Logger: badgerLogger{logger.Named("store").Sugar()}})
+		st, err := store.Open(store.Options{
+			Dir:           dir,
+			Logger:        badgerLogger{logger.Named("store").Sugar()},
+			Reserve:       reserve,
+			OnSpaceChange: func(sp store.Space) { logSpaceChange(logger, sp) },
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -43,10 +55,14 @@ func openPooledStore(dir string, logger *zap.Logger) (*store.Store, error) {
 			defer close(p.done)
 			t := time.NewTicker(gcInterval)
 			defer t.Stop()
+			space := time.NewTicker(spaceInterval)
+			defer space.Stop()
 			for {
 				select {
 				case <-t.C:
 					p.CollectGarbage()
+				case <-space.C:
+					p.Space()
 				case <-p.stop:
 					return
 				}
@@ -58,6 +74,18 @@ func openPooledStore(dir string, logger *zap.Logger) (*store.Store, error) {
 		return nil, err
 	}
 	return v.(*pooledStore).Store, nil
+}
+
+// logSpaceChange tells the operator, once per change, that writes stopped
+// or started again; the Dutch words are what the people on call search for.
+func logSpaceChange(logger *zap.Logger, sp store.Space) {
+	fields := []zap.Field{zap.String("path", sp.Dir), zap.Uint64("free_bytes", sp.Free),
+		zap.Uint64("reserve_bytes", sp.Reserve), zap.String("free", store.Bytes(sp.Free))}
+	if sp.Full {
+		logger.Error("opslag vol: storage full, new writes are refused until space returns", fields...)
+		return
+	}
+	logger.Info("storage writable again", fields...)
 }
 
 // badgerLogger adapts zap to badger's logger interface, which calls the

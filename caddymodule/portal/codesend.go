@@ -92,6 +92,10 @@ func (p *Portal) codeSendError(w http.ResponseWriter, v *view, err error) int {
 	case errors.Is(err, errMailFailed):
 		v.FormError = v.Lang.T("mail.failed")
 		return http.StatusServiceUnavailable
+	case errors.Is(err, store.ErrStorageFull):
+		w.Header().Set("Retry-After", "300")
+		v.FormError = v.Lang.T("unavailable.storage")
+		return http.StatusServiceUnavailable
 	}
 	p.logger.Error("issuing a code failed", zap.Error(err))
 	v.FormError = v.Lang.T("error.generic")

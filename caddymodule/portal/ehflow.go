@@ -36,20 +36,20 @@ func (p *Portal) serviceProvider(w http.ResponseWriter, r *http.Request, lang La
 	return p.cfg.EHerkenning, true
 }
 
-// brokerHealth is the broker's line in /healthz, and whether all is well.
-func (p *Portal) brokerHealth() (string, bool) {
+// brokerHealth is the broker's check in /healthz.
+func (p *Portal) brokerHealth() (bool, string) {
 	st := p.cfg.EHerkenning.BrokerStatus()
 	switch {
 	case st.Err == nil && !st.LoadedAt.IsZero():
-		return "broker: ok", true
+		return true, "ok"
 	case st.Err == nil:
-		return "broker: not checked yet", true
+		return true, "not checked yet"
 	case st.LoadedAt.IsZero():
-		return "broker: unavailable since " + st.FailingSince.UTC().Format(time.RFC3339) +
-			": its metadata cannot be loaded, eHerkenning logins fail (see the log)", false
+		return false, "unavailable since " + st.FailingSince.UTC().Format(time.RFC3339) +
+			": its metadata cannot be loaded, eHerkenning logins fail (see the log)"
 	}
-	return "broker: metadata refresh failing since " + st.FailingSince.UTC().Format(time.RFC3339) +
-		", the copy loaded " + st.LoadedAt.UTC().Format(time.RFC3339) + " is in use (see the log)", false
+	return false, "metadata refresh failing since " + st.FailingSince.UTC().Format(time.RFC3339) +
+		", the copy loaded " + st.LoadedAt.UTC().Format(time.RFC3339) + " is in use (see the log)"
 }
 
 // ehStartPath starts an eHerkenning login. Starting one replaces the

@@ -5,8 +5,12 @@ package portal
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -55,6 +59,20 @@ type Config struct {
 	// ShareOutbox shows /dev/mail to clients on other machines too; by
 	// default only loopback clients may read the codes and links in it.
 	ShareOutbox bool
+	// Health are the checks /healthz reports, in order.
+	Health []HealthCheck
+}
+
+// HealthCheck is one line of /healthz. Check runs on every request to it,
+// so it must be cheap: a cached state or a single system call.
+type HealthCheck struct {
+	// Name starts the line, e.g. "storage".
+	Name string
+	// Check says whether all is well, and in a few words what it saw.
+	Check func() (ok bool, detail string)
+	// Critical marks a check whose failure makes the server unhealthy
+	// (503) rather than degraded.
+	Critical bool
 }
 
 // AppInfo is a guarded application as people see it.
@@ -76,6 +94,9 @@ type Portal struct {
 	logger *zap.Logger
 	// refusals tells the operator of refused attempts, rate-limited.
 	refusals *refusalLog
+	// health is what /healthz reports: the configured checks and the
+	// broker's.
+	health []HealthCheck
 }
 
 // New builds the portal and its routes.
@@ -89,6 +110,10 @@ func New(cfg Config) (*Portal, error) {
 	}
 	p := &Portal{cfg: cfg, mux: http.NewServeMux(), pages: pages, logger: cfg.Logger}
 	p.refusals = newRefusalLog(cfg.Logger, p.now)
+	p.health = slices.Clone(cfg.Health)
+	if cfg.EHerkenning != nil {
+		p.health = append(p.health, HealthCheck{Name: "broker", Check: p.brokerHealth})
+	}
 	p.csrf = http.NewCrossOriginProtection()
 	p.csrf.SetDenyHandler(http.HandlerFunc(p.crossOriginDenied))
 	// The broker posts its answer from its own site; the answer carries
@@ -189,17 +214,27 @@ const maxFormBytes = 16 << 10
 // acsPath receives the broker's answers.
 const acsPath = "/eherkenning/acs"
 
+// healthz answers "ok" when every check passes, then one line per check:
+// "storage: full (…)". A failing critical check makes it 503 and
+// "unhealthy"; any other failing check 200 and "degraded", since the
+// apps behind the guard still work.
 func (p *Portal) healthz(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	report := "ok\n"
-	if p.cfg.EHerkenning != nil {
-		line, ok := p.brokerHealth()
-		if !ok {
-			report = "degraded\n"
+	status, summary := http.StatusOK, "ok"
+	var lines strings.Builder
+	for _, c := range p.health {
+		ok, detail := c.Check()
+		switch {
+		case ok:
+		case c.Critical:
+			status, summary = http.StatusServiceUnavailable, "unhealthy"
+		case status == http.StatusOK:
+			summary = "degraded"
 		}
-		report += line + "\n"
+		fmt.Fprintf(&lines, "%s: %s\n", c.Name, detail)
 	}
-	_, _ = w.Write([]byte(report))
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, summary+"\n"+lines.String())
 }
 
 func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
@@ -231,7 +266,15 @@ func (p *Portal) crossOriginDenied(w http.ResponseWriter, r *http.Request) {
 }
 
 // serverError shows a plain apology and logs what went wrong and where.
+// A write refused because the disk is full gets its own page; the store
+// logged that once already, so it is not logged per request.
 func (p *Portal) serverError(w http.ResponseWriter, r *http.Request, lang Lang, what string, err error) {
+	if errors.Is(err, store.ErrStorageFull) {
+		p.logger.Debug(what+": storage full", zap.String("path", r.URL.Path))
+		w.Header().Set("Retry-After", "300")
+		p.pages.render(w, r, http.StatusServiceUnavailable, "unavailable", &view{Lang: lang, Title: "unavailable.title", Data: lang.T("unavailable.storage")})
+		return
+	}
 	status, text := http.StatusInternalServerError, "error.generic"
 	if errors.Is(err, account.ErrBusy) {
 		status, text = http.StatusServiceUnavailable, "error.busy"

@@ -205,4 +205,7 @@ var textsEN = map[string]string{
 	"code.guesslimit": "A wrong code was entered too often for this email address. Wait, then ask for a new code. You can do so again in",
 	// When the mail server keeps failing.
 	"mail.failedlimit": "Sending the email has failed too often just now. Nothing has been lost: try again in",
+	// A write refused because the disk is full.
+	"unavailable.title":   "Temporarily unavailable",
+	"unavailable.storage": "It is not possible to save anything right now. Nothing has been lost: please try again later.",
 }

@@ -205,4 +205,7 @@ var textsNL = map[string]string{
 	"code.guesslimit": "Voor dit e-mailadres is te vaak een verkeerde code ingevuld. Wacht even en vraag dan een nieuwe code aan. Dat kan weer over",
 	// When the mail server keeps failing.
 	"mail.failedlimit": "Het versturen van de e-mail is de laatste tijd te vaak mislukt. Er is niets verloren gegaan: probeer het opnieuw over",
+	// A write refused because the disk is full.
+	"unavailable.title":   "Even niet beschikbaar",
+	"unavailable.storage": "Het is nu even niet mogelijk om iets op te slaan. Er is niets verloren gegaan: probeer het later opnieuw.",
 }

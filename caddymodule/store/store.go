@@ -48,11 +48,25 @@ type Options struct {
 	// compactions. Never for a store a server uses: a crash loses unsynced
 	// writes.
 	BulkLoad bool
+	// Reserve is the free space on the store's filesystem below which
+	// writes are refused with ErrStorageFull. Zero means DefaultReserve.
+	Reserve uint64
+	// OnSpaceChange is told when writes start or stop being refused
+	// for lack of space, once per change.
+	OnSpaceChange func(Space)
 }
 
 // Store is an open badger database with wijgate's records in it.
 type Store struct {
+	// dbMu keeps transactions off db while a store opened read-only is
+	// reopened for writing.
+	dbMu sync.RWMutex
+	// db is nil only when that reopening failed both ways.
 	db *badger.DB
+	// opts are what db was opened with, for the reopening.
+	opts badger.Options
+	// guard refuses writes when the disk is nearly full; nil in memory.
+	guard *spaceGuard
 	// versions hold what Version reports.
 	versions versions
 	// bulk is set when opened with BulkLoad: Close compacts and syncs
@@ -85,20 +99,73 @@ func Open(o Options) (*Store, error) {
 	}
 	if o.InMemory {
 		bo = bo.WithDir("").WithValueDir("").WithInMemory(true)
-	} else if o.Dir == "" {
+		db, err := badger.Open(bo)
+		if err != nil {
+			return nil, fmt.Errorf("store: opening in memory: %w", err)
+		}
+		return newStore(db, bo, nil, o.BulkLoad), nil
+	}
+	if o.Dir == "" {
 		return nil, errors.New("store: no directory given")
 	}
-	db, err := badger.Open(bo)
-	if err != nil {
-		return nil, fmt.Errorf("store: opening %q: %w", o.Dir, err)
+	reserve := o.Reserve
+	if reserve == 0 {
+		reserve = DefaultReserve
 	}
-	st := &Store{db: db, bulk: o.BulkLoad}
-	st.versions.init()
-	return st, nil
+	guard, err := newSpaceGuard(o.Dir, reserve, o.OnSpaceChange)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := guard.measure()
+	if err != nil || !sp.Full {
+		db, err := badger.Open(bo)
+		if err != nil {
+			guard.dir.Close()
+			return nil, fmt.Errorf("store: opening %q: %w", o.Dir, err)
+		}
+		return newStore(db, bo, guard, o.BulkLoad), nil
+	}
+	// Opened for writing, badger would write at once (a new log file,
+	// the flush of a log left by a crash), into space that may not be
+	// there. Read-only it writes nothing, and reads are what keeps
+	// people with a session working.
+	guard.readOnly.Store(true)
+	db, err := badger.Open(bo.WithReadOnly(true))
+	if err != nil {
+		guard.dir.Close()
+		return nil, fmt.Errorf("store: the disk holding %q is full (free %s, reserve %s) and the store cannot be opened read-only: %w",
+			o.Dir, Bytes(sp.Free), Bytes(sp.Reserve), err)
+	}
+	return newStore(db, bo, guard, o.BulkLoad), nil
 }
 
-// Close flushes and closes the database.
+func newStore(db *badger.DB, opts badger.Options, guard *spaceGuard, bulk bool) *Store {
+	st := &Store{db: db, opts: opts, guard: guard, bulk: bulk}
+	st.versions.init()
+	return st
+}
+
+// Close flushes and closes the database, unless the disk is full.
 func (s *Store) Close() error {
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	if s.guard != nil {
+		defer s.guard.dir.Close()
+	}
+	if s.db == nil {
+		return nil
+	}
+	if s.guard != nil && !s.guard.readOnly.Load() {
+		// Closing flushes the memtable into a new table, written through
+		// a memory map like the log: without the space for it that write
+		// would end the process. Left open, nothing is lost: every
+		// acknowledged write is in the synced log, which the next start
+		// replays (though not read-only, so that start needs space).
+		if sp, err := s.guard.measure(); err == nil && sp.Full && sp.Free < s.guard.flushNeed() {
+			return fmt.Errorf("store: %q left open, not flushed, because its disk is full (free %s): %w",
+				sp.Dir, Bytes(sp.Free), ErrStorageFull)
+		}
+	}
 	if s.bulk {
 		if err := s.db.Flatten(2); err != nil {
 			s.db.Close()
@@ -114,13 +181,26 @@ func (s *Store) Close() error {
 
 // CollectGarbage rewrites value-log files that are mostly stale, until
 // there is nothing left worth rewriting.
+// A rewrite is a write, so none runs while the disk is nearly full.
 func (s *Store) CollectGarbage() {
-	for s.db.RunValueLogGC(0.5) == nil {
+	if _, err := s.writable(); err != nil {
+		return
+	}
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	for s.db != nil && s.db.RunValueLogGC(0.5) == nil {
 	}
 }
 
 // Size reports the bytes the LSM tree and value log take on disk.
-func (s *Store) Size() (lsm, vlog int64) { return s.db.Size() }
+func (s *Store) Size() (lsm, vlog int64) {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil {
+		return 0, 0
+	}
+	return s.db.Size()
+}
 
 // Version is a number that moves after every committed write that can
 // make something cached about key stale. key is an account ID (its
@@ -176,8 +256,17 @@ func (s *Store) update(fn func(txn *badger.Txn, ch *changed) error) error {
 }
 
 // updateQuiet is update for records no cache holds (codes, counters,
-// idle-tracking times): it moves no version.
+// idle-tracking times): it moves no version. A write while the disk is
+// nearly full is refused before badger sees it (ErrStorageFull).
 func (s *Store) updateQuiet(fn func(txn *badger.Txn) error) error {
+	if _, err := s.writable(); err != nil {
+		return err
+	}
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil || s.guard != nil && s.guard.readOnly.Load() {
+		return ErrStorageFull
+	}
 	var err error
 	for range maxConflictRetries {
 		err = s.db.Update(fn)
@@ -188,7 +277,19 @@ func (s *Store) updateQuiet(fn func(txn *badger.Txn) error) error {
 	return err
 }
 
-func (s *Store) view(fn func(txn *badger.Txn) error) error { return s.db.View(fn) }
+func (s *Store) view(fn func(txn *badger.Txn) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil {
+		return errUnavailable
+	}
+	return s.db.View(fn)
+}
+
+// errUnavailable is what reads get after a read-only store failed to
+// reopen either way; the error that caused it was returned to the write
+// that tried.
+var errUnavailable = errors.New("store: not open")
 
 func getJSON(txn *badger.Txn, key string, v any) error {
 	item, err := txn.Get([]byte(key))
