@@ -385,6 +385,10 @@ func (a *App) appNames() []string {
 
 func (a *App) appInfos() []AppInfo { return a.apps }
 
+// Now is the time the wijgate handlers go by; development modules that
+// issue time-bound answers (the simulator) use it so tests can move it.
+func (a *App) Now() time.Time { return now() }
+
 // clientIP is the client address Caddy determined, honouring its
 // trusted_proxies setting.
 func clientIP(r *http.Request) string {

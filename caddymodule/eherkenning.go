@@ -19,7 +19,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
-	"github.com/wijtechniek/wijgate/caddymodule/ehsim"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
@@ -212,19 +211,23 @@ func (a *App) keyPair(certFile, keyFile, secret string) (*rsa.PrivateKey, *x509.
 		if err != nil {
 			return nil, nil, err
 		}
-		return ehsim.ParseKeyPair(certPEM, keyPEM)
+		return eherkenning.ParseKeyPair(certPEM, keyPEM)
 	}
 	if secret == "" {
 		return nil, nil, errors.New("certificate and key files are required")
 	}
-	return storedKeyPair(a.store, secret, "wijgate "+secret)
+	return a.StoredKeyPair(secret, func() (*rsa.PrivateKey, *x509.Certificate, error) {
+		return eherkenning.GenerateKeyPair("wijgate " + secret)
+	})
 }
 
-// storedKeyPair generates an RSA key pair with a self-signed certificate
-// once and keeps it in the store, so metadata stays stable over restarts.
-func storedKeyPair(st *store.Store, secret, commonName string) (*rsa.PrivateKey, *x509.Certificate, error) {
-	raw, err := st.Secret(secret, func() ([]byte, error) {
-		key, cert, err := ehsim.GenerateKeyPair(commonName)
+// StoredKeyPair returns the RSA key pair kept in the store under name,
+// made by generate the first time, so a certificate published in metadata
+// stays the same across restarts. Development modules (the simulator) keep
+// their keys with it too.
+func (a *App) StoredKeyPair(name string, generate func() (*rsa.PrivateKey, *x509.Certificate, error)) (*rsa.PrivateKey, *x509.Certificate, error) {
+	raw, err := a.store.Secret(name, func() ([]byte, error) {
+		key, cert, err := generate()
 		if err != nil {
 			return nil, err
 		}
@@ -238,9 +241,9 @@ func storedKeyPair(st *store.Store, secret, commonName string) (*rsa.PrivateKey,
 	}
 	var pair []string
 	if err := json.Unmarshal(raw, &pair); err != nil || len(pair) != 2 {
-		return nil, nil, fmt.Errorf("stored key pair %s is corrupt", secret)
+		return nil, nil, fmt.Errorf("stored key pair %s is corrupt", name)
 	}
-	return ehsim.ParseKeyPair([]byte(pair[0]), []byte(pair[1]))
+	return eherkenning.ParseKeyPair([]byte(pair[0]), []byte(pair[1]))
 }
 
 func readCert(file string) (*x509.Certificate, error) {

@@ -7,9 +7,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
-	"errors"
-	"fmt"
 	"math/big"
 	"time"
 )
@@ -39,39 +36,6 @@ func GenerateKeyPair(commonName string) (*rsa.PrivateKey, *x509.Certificate, err
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, nil, err
-	}
-	return key, cert, nil
-}
-
-// ParseKeyPair reads a PEM certificate and a PEM RSA private key (PKCS#1 or
-// PKCS#8) and checks that they belong together.
-func ParseKeyPair(certPEM, keyPEM []byte) (*rsa.PrivateKey, *x509.Certificate, error) {
-	cb, _ := pem.Decode(certPEM)
-	if cb == nil || cb.Type != "CERTIFICATE" {
-		return nil, nil, errors.New("ehsim: no PEM certificate")
-	}
-	cert, err := x509.ParseCertificate(cb.Bytes)
-	if err != nil {
-		return nil, nil, fmt.Errorf("ehsim: certificate: %w", err)
-	}
-	kb, _ := pem.Decode(keyPEM)
-	if kb == nil {
-		return nil, nil, errors.New("ehsim: no PEM private key")
-	}
-	var key *rsa.PrivateKey
-	if k, err := x509.ParsePKCS1PrivateKey(kb.Bytes); err == nil {
-		key = k
-	} else if k8, err := x509.ParsePKCS8PrivateKey(kb.Bytes); err == nil {
-		rk, ok := k8.(*rsa.PrivateKey)
-		if !ok {
-			return nil, nil, errors.New("ehsim: private key is not RSA")
-		}
-		key = rk
-	} else {
-		return nil, nil, errors.New("ehsim: unreadable private key")
-	}
-	if pub, ok := cert.PublicKey.(*rsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
-		return nil, nil, errors.New("ehsim: certificate and key do not match")
 	}
 	return key, cert, nil
 }

@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -482,26 +481,12 @@ func TestMetadata(t *testing.T) {
 	}
 }
 
-// TestConfig refuses unusable configuration and loads keys from PEM.
+// TestConfig refuses unusable configuration.
 func TestConfig(t *testing.T) {
 	if _, err := ehsim.New(ehsim.Config{BaseURL: "/relative", SPMetadata: []byte("x")}); err == nil {
 		t.Error("accepted a relative BaseURL")
 	}
 	if _, err := ehsim.New(ehsim.Config{BaseURL: "http://x/ehsim/"}); err == nil {
 		t.Error("accepted no SP metadata")
-	}
-	if _, _, err := ehsim.ParseKeyPair([]byte("nope"), []byte("nope")); err == nil {
-		t.Error("parsed garbage as a key pair")
-	}
-	k := testKeys(t)["b1"]
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: k.cert.Raw})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k.key)})
-	key, cert, err := ehsim.ParseKeyPair(certPEM, keyPEM)
-	if err != nil || !cert.Equal(k.cert) || !key.Equal(k.key) {
-		t.Fatalf("ParseKeyPair: %v", err)
-	}
-	other := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(testKeys(t)["b2"].key)})
-	if _, _, err := ehsim.ParseKeyPair(certPEM, other); err == nil {
-		t.Error("accepted a key that does not match the certificate")
 	}
 }

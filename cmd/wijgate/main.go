@@ -1,6 +1,8 @@
 // Command wijgate is Caddy with the wijgate modules: the same command line
 // (run, validate, adapt, reload, list-modules, ...) plus operator commands
-// for accounts.
+// for accounts. It also registers the development modules (the eHerkenning
+// simulator and the demo app) that `make run` serves; they exist in a
+// configuration only where an operator names them.
 package main
 
 import (
@@ -11,6 +13,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/wijtechniek/wijgate/caddymodule"
+	_ "github.com/wijtechniek/wijgate/devmodules"
 )
 
 func main() {

@@ -1,4 +1,4 @@
-package caddymodule
+package devmodules
 
 import (
 	"encoding/json"

@@ -1,10 +1,15 @@
-package caddymodule
+package devmodules
 
 import (
+	"crypto/rsa"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -53,22 +58,39 @@ func (Simulator) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
+// wijgateApp is what the simulator needs from the `wijgate` app: a place
+// for its keys that outlives restarts, and the clock the service provider
+// checks its answers against. Named here so the adapter need not know of
+// development modules.
+type wijgateApp interface {
+	StoredKeyPair(name string, generate func() (*rsa.PrivateKey, *x509.Certificate, error)) (*rsa.PrivateKey, *x509.Certificate, error)
+	Now() time.Time
+}
+
 // Provision builds the simulator with keys from the store.
 func (s *Simulator) Provision(ctx caddy.Context) error {
 	v, err := ctx.App("wijgate")
 	if err != nil {
 		return err
 	}
-	app := v.(*App)
-	key1, cert1, err := storedKeyPair(app.store, "ehsim-signing-1", "eHerkenning simulator signing 1")
+	app, ok := v.(wijgateApp)
+	if !ok {
+		return fmt.Errorf("eherkenning_simulator: the wijgate app is a %T, which keeps no keys", v)
+	}
+	keyPair := func(name, commonName string) (*rsa.PrivateKey, *x509.Certificate, error) {
+		return app.StoredKeyPair(name, func() (*rsa.PrivateKey, *x509.Certificate, error) {
+			return ehsim.GenerateKeyPair(commonName)
+		})
+	}
+	key1, cert1, err := keyPair("ehsim-signing-1", "eHerkenning simulator signing 1")
 	if err != nil {
 		return err
 	}
-	key2, cert2, err := storedKeyPair(app.store, "ehsim-signing-2", "eHerkenning simulator signing 2")
+	key2, cert2, err := keyPair("ehsim-signing-2", "eHerkenning simulator signing 2")
 	if err != nil {
 		return err
 	}
-	_, other, err := storedKeyPair(app.store, "ehsim-other-recipient", "eHerkenning simulator other recipient")
+	_, other, err := keyPair("ehsim-other-recipient", "eHerkenning simulator other recipient")
 	if err != nil {
 		return err
 	}
@@ -80,7 +102,7 @@ func (s *Simulator) Provision(ctx caddy.Context) error {
 		SigningKey:    key1, SigningCert: cert1,
 		SecondSigningKey: key2, SecondSigningCert: cert2,
 		OtherRecipientCert: other,
-		Now:                now,
+		Now:                app.Now,
 	})
 	if err != nil {
 		return err
@@ -125,6 +147,19 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 const simulatorRemoteRefusal = `De eHerkenning-simulator is alleen te gebruiken op de computer waarop wijgate draait (http://localhost).
 The eHerkenning simulator can only be used on the computer wijgate runs on (http://localhost).
 `
+
+// clientIP is the client address Caddy determined, honouring its
+// trusted_proxies setting.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
 
 // isLoopback reports whether a client address is this machine's own.
 func isLoopback(ip string) bool {
