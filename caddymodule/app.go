@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/portal"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
@@ -120,8 +121,11 @@ type App struct {
 	// portalServed is set by the portal handler; a second one is refused.
 	portalServed bool
 	stripper     *headerStripper
-	identity     *identityCache
-	logger       *zap.Logger
+	// ownCookies are wijgate's cookies, which the guard removes before
+	// a request goes on to an app.
+	ownCookies []string
+	identity   *identityCache
+	logger     *zap.Logger
 	// lastIssuer is the issuer last built from a request, reused while
 	// requests come to the same site: a reused token's claims then share
 	// one string instead of each holding its own.
@@ -171,11 +175,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	name := a.CookieName
 	if name == "" {
-		name = "__Host-wijgate"
+		name = contract.SessionCookie
 		if a.CookieDomain != "" {
-			name = "wijgate_session"
+			name = contract.DomainSessionCookie
 		}
 	}
+	a.ownCookies = contract.Cookies(name)
 	codec, err := session.NewCodec(name, keys...)
 	if err != nil {
 		return err

@@ -402,7 +402,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			for _, f := range facts {
-				if err := checkFact("headers", f); err != nil {
+				if _, err := checkFact("headers", f); err != nil {
 					return d.WrapErr(err)
 				}
 			}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
 )
@@ -68,13 +69,14 @@ func checkMinAssurance(v string) error {
 	return nil
 }
 
-// checkFact refuses an identity fact that does not exist; option is the
-// option that named it.
-func checkFact(option, fact string) error {
-	if identityFacts[fact] == "" {
-		return fmt.Errorf("%s: unknown fact %q (want %s)", option, fact, strings.Join(factOrder, ", "))
+// checkFact finds a named identity fact, refusing one that does not
+// exist; option is the option that named it.
+func checkFact(option, name string) (contract.Fact, error) {
+	f, ok := contract.ByName(name)
+	if !ok {
+		return 0, fmt.Errorf("%s: unknown fact %q (want %s)", option, name, strings.Join(contract.Names(), ", "))
 	}
-	return nil
+	return f, nil
 }
 
 // checkAlias refuses an alias the app would never receive under that
@@ -91,7 +93,8 @@ func checkAlias(header, fact string) error {
 	if strings.HasPrefix(strings.ToLower(header), identityPrefix) || strings.EqualFold(header, "cookie") || strings.EqualFold(header, "host") {
 		return fmt.Errorf("alias %q: choose a header name outside X-Wij-*, Cookie and Host", header)
 	}
-	return checkFact("alias "+header, fact)
+	_, err := checkFact("alias "+header, fact)
+	return err
 }
 
 // checkSessionDuration is the rule for idle_timeout and lifetime; zero

@@ -13,8 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
-	"github.com/wijtechniek/wijgate/caddymodule/portal"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 	"github.com/wijtechniek/wijgate/caddymodule/token"
@@ -39,7 +39,7 @@ func hotPathHeaders(sessionValue string) http.Header {
 		"Sec-Fetch-Mode":  {"cors"},
 		"Referer":         {"https://declaratie.wij-techniek.nl/overzicht"},
 		"X-Wij-User-Id":   {"forged-by-client"},
-		"Cookie":          {"_pk_id.1.1fff=5c8e4b2a1d3f6e7a.1700000000.; lang=nl; " + hotPathCookie + "=" + sessionValue + "; " + portal.CSRFCookie + "=ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+		"Cookie":          {"_pk_id.1.1fff=5c8e4b2a1d3f6e7a.1700000000.; lang=nl; " + hotPathCookie + "=" + sessionValue + "; " + contract.CSRFCookie + "=ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
 	}
 }
 
@@ -63,7 +63,8 @@ func hotPathGuard(b *testing.B) (*Handler, string) {
 		b.Fatal(err)
 	}
 	a := &App{store: st, sessions: sessions, orgs: &org.Service{Store: st}, tokens: tokens,
-		stripper: newHeaderStripper(nil), identity: newIdentityCache(), lastIssuer: new(atomic.Pointer[string])}
+		stripper: newHeaderStripper(nil), ownCookies: contract.Cookies(hotPathCookie), identity: newIdentityCache(),
+		lastIssuer: new(atomic.Pointer[string])}
 	a.registerApp(AppInfo{Name: "bench"}, nil)
 	now := time.Now()
 	acct := store.Account{ID: "u-bench", Email: "jan@example.nl", Name: "Jan Jänssen",
@@ -79,8 +80,8 @@ func hotPathGuard(b *testing.B) (*Handler, string) {
 		b.Fatal(err)
 	}
 	h := &Handler{App: "bench", app: a, logger: zap.NewNop(), minRank: assuranceRank["invited"]}
-	for _, f := range factOrder {
-		h.send = append(h.send, headerField{header: identityFacts[f], fact: f})
+	for _, f := range contract.All() {
+		h.send = append(h.send, headerField{header: f.Header(), fact: f})
 	}
 	return h, raw
 }
@@ -113,9 +114,10 @@ func BenchmarkHotPathHeaderStripSet(b *testing.B) {
 	values := []string{"u-j35px67hkgvtoxupnkeijz3v5y", "jan@example.nl", "Jan J%C3%A4nssen", "12345678",
 		"Wij Techniek B.V.", "admin", "bench,declaratie", "eh3", assertion}
 	var fields []headerField
-	for _, f := range factOrder {
-		fields = append(fields, headerField{header: identityFacts[f], fact: f})
+	for _, f := range contract.All() {
+		fields = append(fields, headerField{header: f.Header(), fact: f})
 	}
+	own := contract.Cookies(hotPathCookie)
 	b.ReportAllocs()
 	for b.Loop() {
 		h := tmpl.Clone()
@@ -124,7 +126,7 @@ func BenchmarkHotPathHeaderStripSet(b *testing.B) {
 		}
 		s.strip(h)
 		setHeaders(h, fields, slices.Clone(values))
-		removeCookie(h, hotPathCookie, portal.CSRFCookie)
+		removeCookie(h, own)
 	}
 }
 
@@ -151,7 +153,7 @@ func BenchmarkHotPathGuard(b *testing.B) {
 	tmpl := hotPathHeaders(raw)
 	w := httptest.NewRecorder()
 	r := hotPathRequest(tmpl)
-	if err := h.ServeHTTP(w, r, hotPathNext); err != nil || r.Header.Get(HeaderOrgKvK) == "" {
+	if err := h.ServeHTTP(w, r, hotPathNext); err != nil || r.Header.Get(contract.OrgKvK.Header()) == "" {
 		b.Fatalf("guard refused the bench session: %v, status %d", err, w.Code)
 	}
 	b.ReportAllocs()

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wijtechniek/wijgate/caddymodule/contract"
 )
 
 const (
@@ -159,6 +161,37 @@ func TestSessionCookieNeverReachesUpstream(t *testing.T) {
 	}
 	if !strings.Contains(cookies, "app_pref=dark") {
 		t.Fatalf("the app's own cookie was lost: %q", cookies)
+	}
+}
+
+// TestNoneOfOurCookiesReachUpstream sends every cookie wijgate sets, the
+// session cookie from the login among them, next to one of the app's own:
+// the app receives only its own.
+func TestNoneOfOurCookiesReachUpstream(t *testing.T) {
+	g := startGateway(t, "gateway.caddyfile", gatewayParams{})
+	g.addAccount(testEmail, testName, testPassword)
+	b := g.newBrowser()
+	b.login(testEmail, testPassword)
+	if b.cookie(cookieName) == "" {
+		t.Fatal("no session cookie after login")
+	}
+	sent := []string{"app_pref=dark"}
+	// The first is the session cookie, which the browser sends already.
+	for _, name := range contract.Cookies(cookieName)[1:] {
+		sent = append(sent, name+"=v")
+	}
+	resp, _ := b.page("/declaratie/", "Cookie", strings.Join(sent, "; "))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	var got []string
+	for _, line := range g.Upstream.last(t).Values("Cookie") {
+		for part := range strings.SplitSeq(line, ";") {
+			got = append(got, strings.TrimSpace(part))
+		}
+	}
+	if len(got) != 1 || got[0] != "app_pref=dark" {
+		t.Fatalf("upstream received cookies %q, want only app_pref=dark", got)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/portal"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
@@ -90,24 +91,8 @@ type Handler struct {
 // headerField is one identity fact sent under one header name.
 type headerField struct {
 	header string
-	fact   string
+	fact   contract.Fact
 }
-
-// identityFacts maps a fact name to its X-Wij-* header.
-var identityFacts = map[string]string{
-	"id":        HeaderUserID,
-	"email":     HeaderUserEmail,
-	"name":      HeaderUserName,
-	"org_kvk":   HeaderOrgKvK,
-	"org_name":  HeaderOrgName,
-	"org_role":  HeaderOrgRole,
-	"apps":      HeaderApps,
-	"assurance": HeaderAssurance,
-	"assertion": HeaderAssertion,
-}
-
-// factOrder is the order facts are listed in when all are sent.
-var factOrder = []string{"id", "email", "name", "org_kvk", "org_name", "org_role", "apps", "assurance", "assertion"}
 
 // assuranceRank orders anchorings from weakest to strongest.
 var assuranceRank = map[string]int{"invited": 1, "eh3": 2, "eh4": 3}
@@ -125,16 +110,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	facts := h.Headers
 	if len(facts) == 0 {
-		facts = factOrder
+		facts = contract.Names()
 	}
-	for _, f := range facts {
-		if err := checkFact("headers", f); err != nil {
+	for _, name := range facts {
+		f, err := checkFact("headers", name)
+		if err != nil {
 			return err
 		}
-		h.send = append(h.send, headerField{header: identityFacts[f], fact: f})
+		h.send = append(h.send, headerField{header: f.Header(), fact: f})
 	}
-	for header, f := range h.Aliases {
-		if err := checkFact("alias "+header, f); err != nil {
+	for header, name := range h.Aliases {
+		f, err := checkFact("alias "+header, name)
+		if err != nil {
 			return err
 		}
 		h.send = append(h.send, headerField{header: http.CanonicalHeaderKey(header), fact: f})
@@ -250,15 +237,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	values := make([]string, len(h.send))
 	for i, f := range h.send {
-		if f.fact != "assertion" {
-			values[i] = fact(id, active, f.fact)
+		if f.fact != contract.Assertion {
+			values[i] = headerValue(id, active, f.fact)
 		} else if values[i], err = h.assertion(r, s.Key, id, active); err != nil {
 			h.logger.Error("signing the identity token", zap.Error(err))
 			return caddyhttp.Error(http.StatusInternalServerError, err)
 		}
 	}
 	setHeaders(r.Header, h.send, values)
-	removeCookie(r.Header, cookieName, portal.CSRFCookie)
+	removeCookie(r.Header, a.ownCookies)
 
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Map((&placeholders{id: id, active: active, app: h.App}).replace)
@@ -276,67 +263,55 @@ type placeholders struct {
 }
 
 func (p *placeholders) replace(key string) (any, bool) {
-	switch key {
-	case "http.auth.user.id", "wijgate.user.id":
-		return p.id.id, true
-	case "wijgate.user.email":
-		return p.id.email, true
-	case "wijgate.user.name":
-		return p.id.name, true
-	case "wijgate.app":
+	if key == contract.AppPlaceholder {
 		return p.app, true
-	case "wijgate.org.kvk", "wijgate.org.name", "wijgate.org.role", "wijgate.apps", "wijgate.assurance":
-		return p.orgFact(key), true
 	}
-	return nil, false
+	f, ok := contract.ByPlaceholder(key)
+	if !ok {
+		return nil, false
+	}
+	return factValue(p.id, p.active, f), true
 }
 
-// orgFact is empty without an organisation, so no literal placeholder
-// reaches an upstream.
-func (p *placeholders) orgFact(key string) string {
-	if p.active == nil {
+// factValue is one identity fact as it is, for placeholders; empty when
+// the fact is about an organisation and the account acts for none, so no
+// literal placeholder reaches an upstream.
+func factValue(id *identity, o *orgIdentity, f contract.Fact) string {
+	if o == nil && f.NeedsOrg() {
 		return ""
 	}
-	switch key {
-	case "wijgate.org.kvk":
-		return p.active.kvk
-	case "wijgate.org.name":
-		return p.active.name
-	case "wijgate.org.role":
-		return p.active.role
-	case "wijgate.apps":
-		return p.active.appsHeader
-	}
-	return p.active.assurance
-}
-
-// fact is the header value of one identity fact; empty when the account
-// acts for no organisation.
-func fact(id *identity, o *orgIdentity, name string) string {
-	switch name {
-	case "id":
+	switch f {
+	case contract.UserID:
 		return id.id
-	case "email":
+	case contract.UserEmail:
 		return id.email
-	case "name":
-		return id.nameHeader
-	}
-	if o == nil {
-		return ""
-	}
-	switch name {
-	case "org_kvk":
+	case contract.UserName:
+		return id.name
+	case contract.OrgKvK:
 		return o.kvk
-	case "org_name":
-		return o.nameHeader
-	case "org_role":
+	case contract.OrgName:
+		return o.name
+	case contract.OrgRole:
 		return o.role
-	case "apps":
+	case contract.Apps:
 		return o.appsHeader
-	case "assurance":
+	case contract.Assurance:
 		return o.assurance
 	}
 	return ""
+}
+
+// headerValue is one identity fact encoded for its header, as the
+// contract's encodings say (the identity cache encodes once per account);
+// empty like factValue.
+func headerValue(id *identity, o *orgIdentity, f contract.Fact) string {
+	switch {
+	case f == contract.UserName:
+		return id.nameHeader
+	case f == contract.OrgName && o != nil:
+		return o.nameHeader
+	}
+	return factValue(id, o, f)
 }
 
 // assertion is the signed identity token for this session and app; the

@@ -12,20 +12,6 @@ import (
 // identityPrefix marks the headers wijgate sets; no client may send them.
 const identityPrefix = "x-wij-"
 
-// Identity headers set for the upstream (see the header contract in the
-// README).
-const (
-	HeaderUserID    = "X-Wij-User-Id"
-	HeaderUserEmail = "X-Wij-User-Email"
-	HeaderUserName  = "X-Wij-User-Name"
-	HeaderOrgKvK    = "X-Wij-Org-Kvk"
-	HeaderOrgName   = "X-Wij-Org-Name"
-	HeaderOrgRole   = "X-Wij-Org-Role"
-	HeaderApps      = "X-Wij-Apps"
-	HeaderAssurance = "X-Wij-Assurance"
-	HeaderAssertion = "X-Wij-Assertion"
-)
-
 // strippedPrefixes mark header families that carry identity to some
 // upstream: ours, and those of peer gateways (authentik, Pomerium, Vouch)
 // an old app may have been built against. No client may send them.
@@ -151,36 +137,6 @@ func foldedEqual(name, folded string) bool {
 	return true
 }
 
-// encodeHeaderValue makes any text safe for a header value: bytes outside
-// printable ASCII, and '%' itself, become %XX of their UTF-8 encoding.
-// Upstreams decode it as a URL path segment.
-func encodeHeaderValue(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '%' {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len(s) * 3)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= 0x7f || c == '%' {
-			b.WriteByte('%')
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&15])
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
-}
-
 // sessionCookie returns the value of the named cookie in the request's
 // Cookie headers without parsing all of them into http.Cookie values.
 func sessionCookie(h http.Header, name string) string {
@@ -199,7 +155,7 @@ func sessionCookie(h http.Header, name string) string {
 
 // removeCookie drops the named cookies from the Cookie headers, keeping
 // the others, so the upstream never sees wijgate's own cookies.
-func removeCookie(h http.Header, names ...string) {
+func removeCookie(h http.Header, names []string) {
 	lines := h["Cookie"]
 	if len(lines) == 0 {
 		return

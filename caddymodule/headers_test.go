@@ -49,20 +49,6 @@ func TestHeaderStripper(t *testing.T) {
 	}
 }
 
-func TestEncodeHeaderValue(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"Jan Janssen", "Jan Janssen"},
-		{"Jan Jänssen", "Jan J%C3%A4nssen"},
-		{"100% zeker", "100%25 zeker"},
-		{"line\r\nX-Evil: 1", "line%0D%0AX-Evil: 1"},
-		{"tab\there", "tab%09here"},
-	} {
-		if got := encodeHeaderValue(tc.in); got != tc.want {
-			t.Errorf("encodeHeaderValue(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestRemoveCookie(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -77,7 +63,7 @@ func TestRemoveCookie(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := http.Header{"Cookie": tc.in}
-			removeCookie(h, "__Host-wijgate", "__Host-wijgate_csrf")
+			removeCookie(h, []string{"__Host-wijgate", "__Host-wijgate_csrf"})
 			got := h["Cookie"]
 			if len(got) != len(tc.want) {
 				t.Fatalf("got %q, want %q", got, tc.want)

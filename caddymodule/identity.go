@@ -2,9 +2,9 @@ package caddymodule
 
 import (
 	"slices"
-	"strings"
 	"sync"
 
+	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/internal/pack"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
@@ -95,7 +95,7 @@ func (c *identityCache) get(st *store.Store, orgs *org.Service, apps func() []st
 		id:                a.ID,
 		email:             a.Email,
 		name:              a.Name,
-		nameHeader:        encodeHeaderValue(a.Name),
+		nameHeader:        contract.UserName.Encoding().Encode(a.Name),
 	}
 	all := apps()
 	for _, m := range ms {
@@ -106,11 +106,11 @@ func (c *identityCache) get(st *store.Store, orgs *org.Service, apps func() []st
 		id.orgs = append(id.orgs, orgIdentity{
 			kvk:        m.KvK,
 			name:       m.Organisation.Name,
-			nameHeader: encodeHeaderValue(m.Organisation.Name),
+			nameHeader: contract.OrgName.Encoding().Encode(m.Organisation.Name),
 			role:       m.Role,
 			assurance:  m.Assurance(),
 			apps:       granted,
-			appsHeader: strings.Join(granted, ","),
+			appsHeader: contract.JoinList(granted),
 		})
 	}
 	id.pack()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/mail/mailtest"
 )
 
@@ -97,7 +98,7 @@ func acceptWebSocket(w http.ResponseWriter, r *http.Request) {
 	defer conn.Close()
 	fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
 		base64.StdEncoding.EncodeToString(sum[:]))
-	fmt.Fprintf(rw, "account=%s\n", r.Header.Get(HeaderUserID))
+	fmt.Fprintf(rw, "account=%s\n", r.Header.Get(contract.UserID.Header()))
 	_ = rw.Flush()
 }
 
@@ -199,8 +200,8 @@ func TestH2CUpgradeIsNoTunnelPastTheGuard(t *testing.T) {
 		if s.header.Get("Upgrade") != "" || s.header.Get("Http2-Settings") != "" {
 			t.Errorf("%s reached the upstream with Upgrade %q, HTTP2-Settings %q", s.uri, s.header.Get("Upgrade"), s.header.Get("Http2-Settings"))
 		}
-		if got := s.header.Get(HeaderUserID); got != acct.ID {
-			t.Errorf("%s reached the upstream with %s %q", s.uri, HeaderUserID, got)
+		if got := s.header.Get(contract.UserID.Header()); got != acct.ID {
+			t.Errorf("%s reached the upstream with %s %q", s.uri, contract.UserID.Header(), got)
 		}
 	}
 }
@@ -266,8 +267,8 @@ func TestIdentityTrailersAreStripped(t *testing.T) {
 			t.Errorf("trailer %s: %q reached the upstream", name, values)
 		}
 	}
-	if got := last.header.Get(HeaderUserID); got != acct.ID {
-		t.Errorf("%s = %q", HeaderUserID, got)
+	if got := last.header.Get(contract.UserID.Header()); got != acct.ID {
+		t.Errorf("%s = %q", contract.UserID.Header(), got)
 	}
 }
 
@@ -283,13 +284,13 @@ func TestConnectionHeaderCannotDropTheGatewaysHeaders(t *testing.T) {
 			expectStatus(t, resp, body, http.StatusOK)
 			seen := up.requests()
 			h := seen[len(seen)-1].header
-			for name, want := range map[string]string{HeaderUserID: acct.ID, HeaderUserEmail: testEmail, "Remote-User": testEmail} {
+			for name, want := range map[string]string{contract.UserID.Header(): acct.ID, contract.UserEmail.Header(): testEmail, "Remote-User": testEmail} {
 				if got := h.Get(name); got != want {
 					t.Errorf("%s = %q, want %q", name, got, want)
 				}
 			}
-			if h.Get(HeaderAssertion) == "" {
-				t.Errorf("%s missing", HeaderAssertion)
+			if h.Get(contract.Assertion.Header()) == "" {
+				t.Errorf("%s missing", contract.Assertion.Header())
 			}
 		})
 	}
@@ -315,8 +316,8 @@ func TestLegacyIdentityHeadersAreStrippedByDefault(t *testing.T) {
 			}
 		}
 	}
-	if got := h.Get(HeaderUserID); got != acct.ID {
-		t.Errorf("%s = %q", HeaderUserID, got)
+	if got := h.Get(contract.UserID.Header()); got != acct.ID {
+		t.Errorf("%s = %q", contract.UserID.Header(), got)
 	}
 }
 

@@ -4,17 +4,15 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"net/http"
+
+	"github.com/wijtechniek/wijgate/caddymodule/contract"
 )
 
 // csrfCookie holds the anti-forgery secret that each form echoes. Together
 // with http.CrossOriginProtection (Sec-Fetch-Site / Origin) this is a
 // double-submit check: a page on another site can neither read the cookie
 // nor make the browser send a same-origin form.
-const csrfCookie = CSRFCookie
-
-// CSRFCookie is the anti-forgery cookie's name; the guard keeps it from
-// upstreams.
-const CSRFCookie = "__Host-wijgate_csrf"
+const csrfCookie = contract.CSRFCookie
 
 // csrfToken returns the request's anti-forgery token, setting a new one
 // when the browser has none yet.

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
@@ -23,7 +24,7 @@ import (
 // account that started the login and the secret it was given then.
 const (
 	// ehBindingCookie holds the browser's secret for a started login.
-	ehBindingCookie = "__Host-wijgate_eh"
+	ehBindingCookie = contract.EHBindingCookie
 	// parkedLifetime bounds the hop from the ACS to the completion page.
 	parkedLifetime = 5 * time.Minute
 )

@@ -8,11 +8,12 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
 // flowCookie finds the server-side state of a multi-step form.
-const flowCookie = "__Host-wijgate_flow"
+const flowCookie = contract.FlowCookie
 
 // flowLifetime bounds how long a registration or reset may take.
 const flowLifetime = 30 * time.Minute

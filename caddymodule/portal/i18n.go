@@ -3,6 +3,8 @@ package portal
 import (
 	"net/http"
 	"strings"
+
+	"github.com/wijtechniek/wijgate/caddymodule/contract"
 )
 
 // Lang is a page language. Dutch comes first; English is a switch away.
@@ -15,7 +17,7 @@ const (
 )
 
 // langCookie remembers the chosen language between pages.
-const langCookie = "wijgate_lang"
+const langCookie = contract.LanguageCookie
 
 // catalog holds every text of the portal, one file per language.
 var catalog = map[Lang]map[string]string{Dutch: textsNL, English: textsEN}
