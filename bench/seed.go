@@ -15,6 +15,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
@@ -116,7 +117,7 @@ func (s *seeder) seedRange(st *store.Store, from, to, workers int) error {
 func (s *seeder) seedOne(im *store.Importer, i int) error {
 	id := s.accountID(i)
 	now := s.now
-	if err := im.Account(store.Account{
+	if err := im.Account(storage.Account{
 		ID: id, Email: seedEmail(i), Name: fmt.Sprintf("Bench Jänssen %d", i),
 		PasswordHash: s.hash, Lang: "nl", CreatedAt: now, PasswordChangedAt: now,
 	}); err != nil {
@@ -124,12 +125,12 @@ func (s *seeder) seedOne(im *store.Importer, i int) error {
 	}
 	kvk := seedKvK(i)
 	if err := im.Membership(
-		store.Organisation{KvK: kvk, Name: fmt.Sprintf("Bench & Zonen %d B.V.", i), CreatedAt: now, UpdatedAt: now},
-		store.Membership{KvK: kvk, AccountID: id, Role: "admin", Anchor: "eh3", Level: "loa3", Since: now, VerifiedAt: now},
+		storage.Organisation{KvK: kvk, Name: fmt.Sprintf("Bench & Zonen %d B.V.", i), CreatedAt: now, UpdatedAt: now},
+		storage.Membership{KvK: kvk, AccountID: id, Role: "admin", Anchor: "eh3", Level: "loa3", Since: now, VerifiedAt: now},
 	); err != nil {
 		return err
 	}
-	return im.Session(store.Session{
+	return im.Session(storage.Session{
 		Key: storageKey(s.sessionID(i)), AccountID: id,
 		CreatedAt: now, LastSeen: time.Now(), ExpiresAt: now.Add(session.DefaultLifetime),
 	})
@@ -140,8 +141,8 @@ func (s *seeder) seedOne(im *store.Importer, i int) error {
 func (s *seeder) linkOrg(st *store.Store, accountID, kvk, name string) error {
 	now := s.now
 	_, err := st.LinkOrganisation(
-		store.Organisation{KvK: kvk, Name: name, CreatedAt: now, UpdatedAt: now},
-		store.Membership{KvK: kvk, AccountID: accountID, Role: "admin", Anchor: "eh3", Level: "loa3",
+		storage.Organisation{KvK: kvk, Name: name, CreatedAt: now, UpdatedAt: now},
+		storage.Membership{KvK: kvk, AccountID: accountID, Role: "admin", Anchor: "eh3", Level: "loa3",
 			Since: now, VerifiedAt: now},
 	)
 	return err

@@ -12,7 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 func init() {
@@ -154,7 +154,7 @@ func (o *Operator) ShowOrg(kvk string) (OrgSummary, error) {
 	return out, nil
 }
 
-func summarize(a store.Account) AccountSummary {
+func summarize(a storage.Account) AccountSummary {
 	return AccountSummary{ID: a.ID, Email: a.Email, Name: a.Name, Disabled: a.Disabled, CreatedAt: a.CreatedAt}
 }
 
@@ -207,7 +207,7 @@ func handleDisable(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	a, err := op.DisableAccount(req.Email)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no account for %s", req.Email)}
 	}
 	if err != nil {
@@ -240,7 +240,7 @@ func handleOrgs(w http.ResponseWriter, r *http.Request) error {
 	}
 	if kvk := strings.TrimPrefix(r.URL.Path, "/wijgate/orgs/"); kvk != r.URL.Path && kvk != "" {
 		o, err := op.ShowOrg(kvk)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, storage.ErrNotFound) {
 			return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no organisation with KvK %s", kvk)}
 		}
 		if err != nil {

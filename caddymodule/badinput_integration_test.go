@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // No input makes a portal route answer 500. Every
@@ -33,7 +33,7 @@ func TestBadInputNeverAnswers500(t *testing.T) {
 		t.Fatal(err)
 	}
 	piet := g.addAccount("piet@a.nl", "Piet", testPassword)
-	if _, err := orgs.Accept(token, store.Account{ID: piet.ID, Email: "piet@a.nl"}); err != nil {
+	if _, err := orgs.Accept(token, storage.Account{ID: piet.ID, Email: "piet@a.nl"}); err != nil {
 		t.Fatal(err)
 	}
 	_, pending, err := orgs.Invite(adminAcct.ID, kvk, "kees@a.nl", nil, []string{"website"})

@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
@@ -269,7 +270,7 @@ func (s ehState) TrackRequest(_ context.Context, r eherkenning.TrackedRequest) e
 func (s ehState) TakeRequest(_ context.Context, id string) (eherkenning.TrackedRequest, error) {
 	var r eherkenning.TrackedRequest
 	err := s.st.TakeSAMLRequest(id, &r)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !now().Before(r.ExpiresAt)) {
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !now().Before(r.ExpiresAt)) {
 		return r, eherkenning.ErrUnknownRequest
 	}
 	return r, err

@@ -16,6 +16,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 	"github.com/wijtechniek/wijgate/caddymodule/token"
 )
@@ -67,7 +68,7 @@ func hotPathGuard(b *testing.B) (*Handler, string) {
 		lastIssuer: new(atomic.Pointer[string])}
 	a.registerApp(AppInfo{Name: "bench"}, nil)
 	now := time.Now()
-	acct := store.Account{ID: "u-bench", Email: "jan@example.nl", Name: "Jan Jänssen",
+	acct := storage.Account{ID: "u-bench", Email: "jan@example.nl", Name: "Jan Jänssen",
 		CreatedAt: now, PasswordChangedAt: now}
 	if err := st.CreateAccount(acct); err != nil {
 		b.Fatal(err)

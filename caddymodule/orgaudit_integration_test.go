@@ -12,13 +12,13 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
 	"github.com/wijtechniek/wijgate/caddymodule/org"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 var withdrawButton = regexp.MustCompile(`/org/[0-9]+/withdraw/([A-Za-z0-9_-]+)`)
 
 // auditLog is the organisation's whole audit log as stored, newest first.
-func auditLog(t *testing.T, kvk string) []store.AuditEntry {
+func auditLog(t *testing.T, kvk string) []storage.AuditEntry {
 	t.Helper()
 	entries, _, err := runningApp(t).orgs.Store.Audit(kvk, 0, 1<<20)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // sessionCookieName is the session cookie of gateway.caddyfile.
@@ -173,7 +173,7 @@ func TestSessionOfOldCredentialsIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := app.store.UpdateSession(s.Key, func(s *store.Session) { s.CredentialVersion++ }); err != nil {
+	if err := app.store.UpdateSession(s.Key, func(s *storage.Session) { s.CredentialVersion++ }); err != nil {
 		t.Fatal(err)
 	}
 	if resp := g.withCookie(t, "/declaratie/", cookie); resp.StatusCode != http.StatusUnauthorized {

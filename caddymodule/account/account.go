@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
@@ -92,24 +93,24 @@ func NewAccountID() string { return "u-" + strings.ToLower(rand.Text()) }
 
 // Create makes an account after checking every field and the password
 // rules; nothing is written unless all of them pass.
-func (s *Service) Create(ctx context.Context, email, name, password, lang string) (store.Account, error) {
+func (s *Service) Create(ctx context.Context, email, name, password, lang string) (storage.Account, error) {
 	email, err := NormalizeEmail(email)
 	if err != nil {
-		return store.Account{}, err
+		return storage.Account{}, err
 	}
 	if name, err = NormalizeName(name); err != nil {
-		return store.Account{}, err
+		return storage.Account{}, err
 	}
 	password = NormalizePassword(password)
 	if err := CheckPassword(password, email); err != nil {
-		return store.Account{}, err
+		return storage.Account{}, err
 	}
 	hash, err := s.Hasher.Hash(ctx, password)
 	if err != nil {
-		return store.Account{}, err
+		return storage.Account{}, err
 	}
 	now := s.now()
-	a := store.Account{
+	a := storage.Account{
 		ID:                NewAccountID(),
 		Email:             email,
 		Name:              name,
@@ -119,10 +120,10 @@ func (s *Service) Create(ctx context.Context, email, name, password, lang string
 		PasswordChangedAt: now,
 	}
 	if err := s.Store.CreateAccount(a); err != nil {
-		if errors.Is(err, store.ErrExists) {
-			return store.Account{}, ErrEmailTaken
+		if errors.Is(err, storage.ErrExists) {
+			return storage.Account{}, ErrEmailTaken
 		}
-		return store.Account{}, fmt.Errorf("account: creating %s: %w", email, err)
+		return storage.Account{}, fmt.Errorf("account: creating %s: %w", email, err)
 	}
 	return a, nil
 }
@@ -132,43 +133,43 @@ func (s *Service) Create(ctx context.Context, email, name, password, lang string
 // account is returned as it was read before the check: a session made for
 // it holds its credential version, so the store refuses that session when
 // the password changed while it was being checked.
-func (s *Service) Authenticate(ctx context.Context, email, password string) (store.Account, error) {
+func (s *Service) Authenticate(ctx context.Context, email, password string) (storage.Account, error) {
 	password = NormalizePassword(password)
 	norm, err := NormalizeEmail(email)
 	if err != nil || len(password) > 4*MaxPasswordLength {
 		s.Hasher.VerifyDummy(ctx, password)
-		return store.Account{}, ErrInvalidCredentials
+		return storage.Account{}, ErrInvalidCredentials
 	}
 	a, err := s.Store.AccountByEmail(norm)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		s.Hasher.VerifyDummy(ctx, password)
-		return store.Account{}, ErrInvalidCredentials
+		return storage.Account{}, ErrInvalidCredentials
 	}
 	if err != nil {
-		return store.Account{}, err
+		return storage.Account{}, err
 	}
 	ok, err := s.Hasher.Verify(ctx, a.PasswordHash, password)
 	if err != nil {
-		return store.Account{}, err
+		return storage.Account{}, err
 	}
 	if !ok || a.Disabled {
-		return store.Account{}, ErrInvalidCredentials
+		return storage.Account{}, ErrInvalidCredentials
 	}
 	return a, nil
 }
 
 // Disable stops an account from logging in and ends its sessions, in one
 // transaction.
-func (s *Service) Disable(email string) (store.Account, error) {
+func (s *Service) Disable(email string) (storage.Account, error) {
 	norm, err := NormalizeEmail(email)
 	if err != nil {
-		return store.Account{}, err
+		return storage.Account{}, err
 	}
 	a, err := s.Store.AccountByEmail(norm)
 	if err != nil {
-		return store.Account{}, err
+		return storage.Account{}, err
 	}
-	return s.Store.UpdateAccount(a.ID, func(a *store.Account) error {
+	return s.Store.UpdateAccount(a.ID, func(a *storage.Account) error {
 		a.Disabled = true
 		return nil
 	})
@@ -177,22 +178,22 @@ func (s *Service) Disable(email string) (store.Account, error) {
 // SetPassword gives the account with this email a new password, after
 // checking the password rules, and ends every session of the account in
 // the same transaction.
-func (s *Service) SetPassword(ctx context.Context, email, password string) (store.Account, error) {
+func (s *Service) SetPassword(ctx context.Context, email, password string) (storage.Account, error) {
 	email, err := NormalizeEmail(email)
 	if err != nil {
-		return store.Account{}, err
+		return storage.Account{}, err
 	}
 	a, err := s.Store.AccountByEmail(email)
 	if err != nil {
-		return store.Account{}, err
+		return storage.Account{}, err
 	}
 	password = NormalizePassword(password)
 	if err := CheckPassword(password, email); err != nil {
-		return store.Account{}, err
+		return storage.Account{}, err
 	}
 	hash, err := s.Hasher.Hash(ctx, password)
 	if err != nil {
-		return store.Account{}, err
+		return storage.Account{}, err
 	}
 	return s.Store.SetPassword(a.ID, hash, s.now())
 }

@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
@@ -95,7 +96,7 @@ func (c *Codes) hash(p Purpose, email, code string) []byte {
 func (c *Codes) Issue(p Purpose, email string) (string, error) {
 	code := NewCode()
 	now := c.now()
-	err := c.Store.PutCode(store.VerificationCode{
+	err := c.Store.PutCode(storage.VerificationCode{
 		Purpose: string(p), Email: email, Hash: c.hash(p, email, code),
 		CreatedAt: now, ExpiresAt: now.Add(CodeValidity),
 	})
@@ -110,9 +111,9 @@ func (c *Codes) Issue(p Purpose, email string) (string, error) {
 func (c *Codes) Check(p Purpose, email, code string) error {
 	want := c.hash(p, email, normalizeCode(code))
 	now := c.now()
-	return c.Store.UseCode(string(p), email, CodeGuessWindow, func(vc *store.VerificationCode, guesses *store.Counter) (bool, error) {
+	return c.Store.UseCode(string(p), email, CodeGuessWindow, func(vc *storage.VerificationCode, guesses *storage.Counter) (bool, error) {
 		if now.Sub(guesses.WindowStart) >= CodeGuessWindow {
-			*guesses = store.Counter{}
+			*guesses = storage.Counter{}
 		}
 		limited := func() error {
 			return &GuessLimitError{Wait: guesses.WindowStart.Add(CodeGuessWindow).Sub(now)}
@@ -127,7 +128,7 @@ func (c *Codes) Check(p Purpose, email, code string) error {
 			return false, ErrCodeExhausted
 		}
 		if hmac.Equal(vc.Hash, want) {
-			*guesses = store.Counter{}
+			*guesses = storage.Counter{}
 			return false, nil
 		}
 		vc.Attempts++

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 func TestNewCodeIsSixUniformDigits(t *testing.T) {
@@ -45,7 +45,7 @@ func TestCodeIsStoredHashed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = st.UseCode(string(PurposeRegister), "a@example.nl", CodeGuessWindow, func(vc *store.VerificationCode, _ *store.Counter) (bool, error) {
+	err = st.UseCode(string(PurposeRegister), "a@example.nl", CodeGuessWindow, func(vc *storage.VerificationCode, _ *storage.Counter) (bool, error) {
 		if bytes.Contains(vc.Hash, []byte(code)) || len(vc.Hash) != 32 {
 			t.Fatalf("stored %x for code %s", vc.Hash, code)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
@@ -84,7 +85,7 @@ func (l *Limits) LoginFailed(email, clientIP string) (time.Duration, error) {
 	now := l.now()
 	var wait time.Duration
 	for _, key := range loginKeys(email, clientIP) {
-		c, err := l.Store.UpdateCounter(key, now.Add(lockoutMemory), func(c *store.Counter) {
+		c, err := l.Store.UpdateCounter(key, now.Add(lockoutMemory), func(c *storage.Counter) {
 			if now.Sub(c.WindowStart) >= LoginFailureWindow {
 				c.Count, c.WindowStart = 0, now
 			}
@@ -177,7 +178,7 @@ func (l *Limits) CodeSendDone(email, clientIP string, sent bool) error {
 // current window; otherwise it returns how long until the window ends.
 func (l *Limits) take(key string, limit int, now time.Time) (time.Duration, error) {
 	var wait time.Duration
-	_, err := l.Store.UpdateCounter(key, now.Add(CodeSendWindow), func(c *store.Counter) {
+	_, err := l.Store.UpdateCounter(key, now.Add(CodeSendWindow), func(c *storage.Counter) {
 		wait = 0
 		if now.Sub(c.WindowStart) >= CodeSendWindow {
 			c.Count, c.WindowStart = 0, now
@@ -193,7 +194,7 @@ func (l *Limits) take(key string, limit int, now time.Time) (time.Duration, erro
 
 // giveBack uncounts an event that take counted.
 func (l *Limits) giveBack(key string, now time.Time) error {
-	_, err := l.Store.UpdateCounter(key, now.Add(CodeSendWindow), func(c *store.Counter) {
+	_, err := l.Store.UpdateCounter(key, now.Add(CodeSendWindow), func(c *storage.Counter) {
 		if c.Count > 0 {
 			c.Count--
 		}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // InvitationValidity is how long an invitation link works.
@@ -51,10 +51,10 @@ var (
 // attempt is recorded in the organisation's audit log; an outsider's is
 // not, so nobody outside an organisation can write into its log (the
 // caller tells the operator).
-func (s *Service) RequireAdmin(actorID, kvk, action string) (store.Membership, error) {
+func (s *Service) RequireAdmin(actorID, kvk, action string) (storage.Membership, error) {
 	m, err := s.Store.Membership(kvk, actorID)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Membership{}, ErrForbidden
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Membership{}, ErrForbidden
 	}
 	if err != nil {
 		return m, err
@@ -69,12 +69,12 @@ func (s *Service) RequireAdmin(actorID, kvk, action string) (store.Membership, e
 		}
 	}
 	s.refused(kvk, actorID, action)
-	return store.Membership{}, ErrForbidden
+	return storage.Membership{}, ErrForbidden
 }
 
 func (s *Service) audit(kvk, actor, action, target, detail string) {
 	now := s.now()
-	_ = s.Store.AppendAudit(store.AuditEntry{At: now, KvK: kvk, Actor: actor, Action: action, Target: target, Detail: detail},
+	_ = s.Store.AppendAudit(storage.AuditEntry{At: now, KvK: kvk, Actor: actor, Action: action, Target: target, Detail: detail},
 		now.Add(s.auditRetention()))
 }
 
@@ -93,8 +93,8 @@ func (s *Service) refused(kvk, actor, action string) {
 	now := s.now()
 	window := now.Truncate(RefusalWindow)
 	group := actor + "/" + strconv.FormatInt(window.Unix(), 10)
-	e := store.AuditEntry{At: now, Until: now, KvK: kvk, Actor: actor, Action: "denied", Detail: action, Count: 1}
-	merge := func(into *store.AuditEntry) {
+	e := storage.AuditEntry{At: now, Until: now, KvK: kvk, Actor: actor, Action: "denied", Detail: action, Count: 1}
+	merge := func(into *storage.AuditEntry) {
 		into.Count++
 		into.Until = now
 		if !slices.Contains(strings.Split(into.Detail, ","), action) {
@@ -122,22 +122,22 @@ func checkApps(apps, configured []string) ([]string, error) {
 // Invite makes an invitation for email to join the organisation with the
 // given apps, and returns the secret token for the link. Only its hash is
 // stored.
-func (s *Service) Invite(actorID, kvk, email string, apps, configured []string) (string, store.Invitation, error) {
+func (s *Service) Invite(actorID, kvk, email string, apps, configured []string) (string, storage.Invitation, error) {
 	if _, err := s.RequireAdmin(actorID, kvk, "invite"); err != nil {
-		return "", store.Invitation{}, err
+		return "", storage.Invitation{}, err
 	}
 	apps, err := checkApps(apps, configured)
 	if err != nil {
-		return "", store.Invitation{}, err
+		return "", storage.Invitation{}, err
 	}
 	token := rand.Text() + rand.Text()
 	now := s.now()
-	inv := store.Invitation{
+	inv := storage.Invitation{
 		ID: InvitationID(token), KvK: kvk, Email: email, Apps: apps, InvitedBy: actorID,
 		CreatedAt: now, ExpiresAt: now.Add(InvitationValidity),
 	}
 	if err := s.Store.PutInvitation(inv); err != nil {
-		return "", store.Invitation{}, err
+		return "", storage.Invitation{}, err
 	}
 	s.audit(kvk, actorID, "invite", email, "apps: "+strings.Join(apps, ","))
 	return token, inv, nil
@@ -150,10 +150,10 @@ func InvitationID(token string) string {
 }
 
 // PendingInvitation returns the invitation behind a link token, if valid.
-func (s *Service) PendingInvitation(token string) (store.Invitation, error) {
+func (s *Service) PendingInvitation(token string) (storage.Invitation, error) {
 	inv, err := s.Store.Invitation(InvitationID(token))
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !s.now().Before(inv.ExpiresAt)) {
-		return store.Invitation{}, ErrInvitationInvalid
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !s.now().Before(inv.ExpiresAt)) {
+		return storage.Invitation{}, ErrInvitationInvalid
 	}
 	return inv, err
 }
@@ -162,9 +162,9 @@ func (s *Service) PendingInvitation(token string) (store.Invitation, error) {
 // address may, and only once. The account becomes a member anchored by
 // the inviting admin; an existing membership keeps its role and gains the
 // invited apps.
-func (s *Service) Accept(token string, account store.Account) (store.Invitation, error) {
+func (s *Service) Accept(token string, account storage.Account) (storage.Invitation, error) {
 	now := s.now()
-	inv, err := s.Store.TakeInvitation(InvitationID(token), func(inv store.Invitation) error {
+	inv, err := s.Store.TakeInvitation(InvitationID(token), func(inv storage.Invitation) error {
 		if !now.Before(inv.ExpiresAt) {
 			return ErrInvitationInvalid
 		}
@@ -173,20 +173,20 @@ func (s *Service) Accept(token string, account store.Account) (store.Invitation,
 		}
 		return nil
 	})
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return inv, ErrInvitationInvalid
 	}
 	if err != nil {
 		return inv, err
 	}
-	err = s.Store.UpdateMembers(inv.KvK, func(ms []store.Membership) ([]store.Membership, error) {
+	err = s.Store.UpdateMembers(inv.KvK, func(ms []storage.Membership) ([]storage.Membership, error) {
 		for i := range ms {
 			if ms[i].AccountID == account.ID {
 				ms[i].Apps = mergeApps(ms[i].Apps, inv.Apps)
 				return ms, nil
 			}
 		}
-		return append(ms, store.Membership{
+		return append(ms, storage.Membership{
 			KvK: inv.KvK, AccountID: account.ID, Role: RoleMember, Anchor: AnchorInvited,
 			InvitedBy: inv.InvitedBy, Apps: inv.Apps, Since: now,
 		}), nil
@@ -214,13 +214,13 @@ func (s *Service) Withdraw(actorID, kvk, invitationID string) error {
 	if _, err := s.RequireAdmin(actorID, kvk, "withdraw"); err != nil {
 		return err
 	}
-	inv, err := s.Store.TakeInvitation(invitationID, func(inv store.Invitation) error {
+	inv, err := s.Store.TakeInvitation(invitationID, func(inv storage.Invitation) error {
 		if inv.KvK != kvk {
 			return ErrForbidden
 		}
 		return nil
 	})
-	if errors.Is(err, ErrForbidden) || errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, ErrForbidden) || errors.Is(err, storage.ErrNotFound) {
 		// An invitation of another organisation, or none.
 		s.refused(kvk, actorID, "withdraw")
 		return ErrForbidden
@@ -241,7 +241,7 @@ func (s *Service) SetApps(actorID, kvk, memberID string, apps, configured []stri
 	if err != nil {
 		return err
 	}
-	err = s.changeMember(actorID, kvk, "set_apps", memberID, func(ms []store.Membership, i int) ([]store.Membership, error) {
+	err = s.changeMember(actorID, kvk, "set_apps", memberID, func(ms []storage.Membership, i int) ([]storage.Membership, error) {
 		ms[i].Apps = apps
 		return ms, nil
 	})
@@ -262,7 +262,7 @@ func (s *Service) SetRole(actorID, kvk, memberID, role string) error {
 	if role != RoleAdmin && role != RoleMember {
 		return ErrUnknownRole
 	}
-	err := s.changeMember(actorID, kvk, "set_role", memberID, func(ms []store.Membership, i int) ([]store.Membership, error) {
+	err := s.changeMember(actorID, kvk, "set_role", memberID, func(ms []storage.Membership, i int) ([]storage.Membership, error) {
 		ms[i].Role = role
 		if role == RoleMember {
 			reanchor(ms, memberID, actorID)
@@ -281,7 +281,7 @@ func (s *Service) Remove(actorID, kvk, memberID string) error {
 	if _, err := s.RequireAdmin(actorID, kvk, "remove"); err != nil {
 		return err
 	}
-	err := s.changeMember(actorID, kvk, "remove", memberID, func(ms []store.Membership, i int) ([]store.Membership, error) {
+	err := s.changeMember(actorID, kvk, "remove", memberID, func(ms []storage.Membership, i int) ([]storage.Membership, error) {
 		ms = slices.Delete(ms, i, i+1)
 		reanchor(ms, memberID, actorID)
 		return ms, keepsVerifiedAdmin(ms)
@@ -296,9 +296,9 @@ func (s *Service) Remove(actorID, kvk, memberID string) error {
 // member's index, in one transaction. Naming someone who is not a member
 // (say, another organisation's) is refused and recorded as an attempt at
 // action.
-func (s *Service) changeMember(actorID, kvk, action, memberID string, change func([]store.Membership, int) ([]store.Membership, error)) error {
-	err := s.Store.UpdateMembers(kvk, func(ms []store.Membership) ([]store.Membership, error) {
-		i := slices.IndexFunc(ms, func(m store.Membership) bool { return m.AccountID == memberID })
+func (s *Service) changeMember(actorID, kvk, action, memberID string, change func([]storage.Membership, int) ([]storage.Membership, error)) error {
+	err := s.Store.UpdateMembers(kvk, func(ms []storage.Membership) ([]storage.Membership, error) {
+		i := slices.IndexFunc(ms, func(m storage.Membership) bool { return m.AccountID == memberID })
 		if i < 0 {
 			return nil, ErrNotMember
 		}
@@ -313,7 +313,7 @@ func (s *Service) changeMember(actorID, kvk, action, memberID string, change fun
 
 // reanchor hands the colleagues that a leaving (or demoted) admin invited
 // to the admin making the change, so they keep their anchored access.
-func reanchor(ms []store.Membership, from, to string) {
+func reanchor(ms []storage.Membership, from, to string) {
 	for i := range ms {
 		if ms[i].InvitedBy == from && ms[i].AccountID != to {
 			ms[i].InvitedBy = to
@@ -324,7 +324,7 @@ func reanchor(ms []store.Membership, from, to string) {
 // keepsVerifiedAdmin insists on at least one admin who verified the
 // organisation with eHerkenning, so the organisation's chain of trust
 // never loses its anchor.
-func keepsVerifiedAdmin(ms []store.Membership) error {
+func keepsVerifiedAdmin(ms []storage.Membership) error {
 	for _, m := range ms {
 		if m.Role == RoleAdmin && m.Anchor == AnchorEH3 {
 			return nil

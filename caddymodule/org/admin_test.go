@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
@@ -39,16 +40,16 @@ func TestAnchoringFollowsTheChain(t *testing.T) {
 	if _, err := s.Link("admin", Verified{KvK: kvk, Level: "loa3"}); err != nil {
 		t.Fatal(err)
 	}
-	put := func(m store.Membership) {
+	put := func(m storage.Membership) {
 		if err := s.Store.PutMembership(m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	put(store.Membership{KvK: kvk, AccountID: "promoted", Role: RoleAdmin, Anchor: AnchorInvited, InvitedBy: "admin"})
-	put(store.Membership{KvK: kvk, AccountID: "second", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "promoted"})
-	put(store.Membership{KvK: kvk, AccountID: "loop-a", Role: RoleAdmin, Anchor: AnchorInvited, InvitedBy: "loop-b"})
-	put(store.Membership{KvK: kvk, AccountID: "loop-b", Role: RoleAdmin, Anchor: AnchorInvited, InvitedBy: "loop-a"})
-	put(store.Membership{KvK: kvk, AccountID: "by-member", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "second"})
+	put(storage.Membership{KvK: kvk, AccountID: "promoted", Role: RoleAdmin, Anchor: AnchorInvited, InvitedBy: "admin"})
+	put(storage.Membership{KvK: kvk, AccountID: "second", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "promoted"})
+	put(storage.Membership{KvK: kvk, AccountID: "loop-a", Role: RoleAdmin, Anchor: AnchorInvited, InvitedBy: "loop-b"})
+	put(storage.Membership{KvK: kvk, AccountID: "loop-b", Role: RoleAdmin, Anchor: AnchorInvited, InvitedBy: "loop-a"})
+	put(storage.Membership{KvK: kvk, AccountID: "by-member", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "second"})
 	for _, tc := range []struct {
 		id   string
 		want bool
@@ -82,7 +83,7 @@ func TestAdminRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Accept(token, store.Account{ID: "piet", Email: "PIET@a.nl"}); err != nil {
+	if _, err := s.Accept(token, storage.Account{ID: "piet", Email: "PIET@a.nl"}); err != nil {
 		t.Fatal(err)
 	}
 	if m := member(t, s, a, "piet"); !m.MayUse("rie") || m.MayUse("declaratie") || len(m.Apps) != 2 {
@@ -100,7 +101,7 @@ func TestAdminRules(t *testing.T) {
 		{"the last verified admin", func() error { return s.SetRole("admin-a", a, "admin-a", RoleMember) }, ErrLastAdmin},
 		{"removing the last verified admin", func() error { return s.Remove("admin-a", a, "admin-a") }, ErrLastAdmin},
 		{"an invitation used twice", func() error {
-			_, err := s.Accept(token, store.Account{ID: "piet", Email: "piet@a.nl"})
+			_, err := s.Accept(token, storage.Account{ID: "piet", Email: "piet@a.nl"})
 			return err
 		}, ErrInvitationInvalid},
 		{"withdrawing another organisation's invitation", func() error {
@@ -119,10 +120,10 @@ func TestAdminRules(t *testing.T) {
 	}
 	t.Run("another address cannot accept", func(t *testing.T) {
 		token, _, _ := s.Invite("admin-a", a, "jan@a.nl", nil, apps)
-		if _, err := s.Accept(token, store.Account{ID: "mallory", Email: "mallory@a.nl"}); !errors.Is(err, ErrInvitationOtherEmail) {
+		if _, err := s.Accept(token, storage.Account{ID: "mallory", Email: "mallory@a.nl"}); !errors.Is(err, ErrInvitationOtherEmail) {
 			t.Fatalf("err = %v", err)
 		}
-		if _, err := s.Accept(token, store.Account{ID: "jan", Email: "jan@a.nl"}); err != nil {
+		if _, err := s.Accept(token, storage.Account{ID: "jan", Email: "jan@a.nl"}); err != nil {
 			t.Fatalf("the invited address could no longer accept: %v", err)
 		}
 	})
@@ -130,13 +131,13 @@ func TestAdminRules(t *testing.T) {
 		token, _, _ := s.Invite("admin-a", a, "late@a.nl", nil, apps)
 		s.Now = func() time.Time { return time.Now().Add(InvitationValidity + time.Second) }
 		defer func() { s.Now = time.Now }()
-		if _, err := s.Accept(token, store.Account{ID: "late", Email: "late@a.nl"}); !errors.Is(err, ErrInvitationInvalid) {
+		if _, err := s.Accept(token, storage.Account{ID: "late", Email: "late@a.nl"}); !errors.Is(err, ErrInvitationInvalid) {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("refusals of members are audited, an outsider's are not", func(t *testing.T) {
 		entries, _, _ := s.Store.Audit(a, 0, 100)
-		var denied []store.AuditEntry
+		var denied []storage.AuditEntry
 		for _, e := range entries {
 			if e.Action == "denied" {
 				denied = append(denied, e)
@@ -156,7 +157,7 @@ func TestRefusalsOfAMemberAreOneEntryPerHour(t *testing.T) {
 	now := start
 	s.Now = func() time.Time { return now }
 	s.Link("admin", Verified{KvK: kvk, Level: "loa3"})
-	if err := s.Store.PutMembership(store.Membership{KvK: kvk, AccountID: "piet", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "admin"}); err != nil {
+	if err := s.Store.PutMembership(storage.Membership{KvK: kvk, AccountID: "piet", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "admin"}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 100 {
@@ -220,7 +221,7 @@ func TestConcurrentRefusalsAreCountedOnce(t *testing.T) {
 	at := time.Date(2026, 3, 2, 10, 5, 0, 0, time.UTC)
 	s.Now = func() time.Time { return at }
 	s.Link("admin", Verified{KvK: kvk, Level: "loa3"})
-	if err := s.Store.PutMembership(store.Membership{KvK: kvk, AccountID: "piet", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "admin"}); err != nil {
+	if err := s.Store.PutMembership(storage.Membership{KvK: kvk, AccountID: "piet", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "admin"}); err != nil {
 		t.Fatal(err)
 	}
 	const attempts = 50

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
@@ -72,8 +73,8 @@ func (s *Service) Link(accountID string, v Verified) (samePseudonym []string, er
 	}
 	now := s.now()
 	return s.Store.LinkOrganisation(
-		store.Organisation{KvK: v.KvK, Name: v.Name, RSIN: v.RSIN, Branch: v.Branch, CreatedAt: now, UpdatedAt: now},
-		store.Membership{KvK: v.KvK, AccountID: accountID, Role: RoleAdmin, Anchor: AnchorEH3,
+		storage.Organisation{KvK: v.KvK, Name: v.Name, RSIN: v.RSIN, Branch: v.Branch, CreatedAt: now, UpdatedAt: now},
+		storage.Membership{KvK: v.KvK, AccountID: accountID, Role: RoleAdmin, Anchor: AnchorEH3,
 			Level: v.Level, Pseudonym: v.Pseudonym, Since: now, VerifiedAt: now},
 	)
 }
@@ -81,7 +82,7 @@ func (s *Service) Link(accountID string, v Verified) (samePseudonym []string, er
 // Anchored reports whether a membership rests on eHerkenning: it was
 // verified with eHerkenning itself, or granted by an admin whose own
 // membership is anchored, and so on up the chain.
-func (s *Service) Anchored(m store.Membership) (bool, error) {
+func (s *Service) Anchored(m storage.Membership) (bool, error) {
 	seen := map[string]bool{}
 	for range maxChain {
 		if seen[m.AccountID] {
@@ -93,7 +94,7 @@ func (s *Service) Anchored(m store.Membership) (bool, error) {
 			return true, nil
 		case AnchorInvited:
 			inviter, err := s.Store.Membership(m.KvK, m.InvitedBy)
-			if errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, storage.ErrNotFound) {
 				return false, nil
 			}
 			if err != nil {
@@ -113,8 +114,8 @@ func (s *Service) Anchored(m store.Membership) (bool, error) {
 // Membership is an account's membership with its organisation and what
 // the membership amounts to.
 type Membership struct {
-	store.Membership
-	Organisation store.Organisation
+	storage.Membership
+	Organisation storage.Organisation
 	// Anchored is whether the membership rests on eHerkenning.
 	Anchored bool
 }

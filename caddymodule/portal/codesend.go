@@ -11,7 +11,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // sendTimeout bounds a mail delivery, so a person hears within ten
@@ -49,7 +49,7 @@ func (p *Portal) sendCode(r *http.Request, lang Lang, purpose account.Purpose, e
 	}
 	_, lookupErr := p.cfg.Accounts.Store.AccountByEmail(email)
 	exists := lookupErr == nil
-	if lookupErr != nil && !errors.Is(lookupErr, store.ErrNotFound) {
+	if lookupErr != nil && !errors.Is(lookupErr, storage.ErrNotFound) {
 		return lookupErr
 	}
 	ml := mail.Lang(lang)
@@ -92,7 +92,7 @@ func (p *Portal) codeSendError(w http.ResponseWriter, v *view, err error) int {
 	case errors.Is(err, errMailFailed):
 		v.FormError = v.Lang.T("mail.failed")
 		return http.StatusServiceUnavailable
-	case errors.Is(err, store.ErrStorageFull):
+	case errors.Is(err, storage.ErrStorageFull):
 		w.Header().Set("Retry-After", "300")
 		v.FormError = v.Lang.T("unavailable.storage")
 		return http.StatusServiceUnavailable

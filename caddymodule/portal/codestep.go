@@ -8,7 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // codeFlow describes a form that proves an email address with a code
@@ -22,20 +22,20 @@ type codeFlow struct {
 	verifiedQuery string
 	// data is the template's data for a flow; sendFailed says the mail
 	// server did not take the last code.
-	data func(f store.Flow, sendFailed bool) any
+	data func(f storage.Flow, sendFailed bool) any
 	// afterCode may refuse a right code, setting a field error.
-	afterCode func(v *view, f store.Flow)
+	afterCode func(v *view, f storage.Flow)
 }
 
 var registerFlow = codeFlow{
 	purpose: account.PurposeRegister, page: "register", path: "/register", verifiedQuery: "?verified=1",
-	data: func(f store.Flow, sendFailed bool) any {
+	data: func(f storage.Flow, sendFailed bool) any {
 		return registerData{Stage: f.Stage, Email: f.Email, SendFailed: sendFailed}
 	},
 }
 
 // codeStep handles the shared steps and reports whether action was one.
-func (p *Portal) codeStep(w http.ResponseWriter, r *http.Request, v *view, f store.Flow, cf codeFlow, action string) bool {
+func (p *Portal) codeStep(w http.ResponseWriter, r *http.Request, v *view, f storage.Flow, cf codeFlow, action string) bool {
 	lang := v.Lang
 	switch {
 	case action == "send" && f.Stage == stageEmail:
@@ -101,7 +101,7 @@ func (p *Portal) codeGuessesLimited(w http.ResponseWriter, r *http.Request, v *v
 // the flow to the code step. When the mail server does not take it, the
 // person stays at their step, with what they typed, and is offered a new
 // code there.
-func (p *Portal) sendStep(w http.ResponseWriter, r *http.Request, v *view, f store.Flow, cf codeFlow, email string) {
+func (p *Portal) sendStep(w http.ResponseWriter, r *http.Request, v *view, f storage.Flow, cf codeFlow, email string) {
 	f.Email = email
 	if ret := p.returnTarget(r, r.PostFormValue("return")); ret != "" {
 		f.Return = ret

@@ -14,7 +14,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // The broker's answer arrives cross-site, where the Lax session cookie
@@ -188,7 +188,7 @@ func (p *Portal) eherkenningComplete(w http.ResponseWriter, r *http.Request) {
 	lang := requestLang(w, r)
 	var res eherkenning.Result
 	err := p.cfg.Accounts.Store.TakeParkedResult(bindingHash(r.URL.Query().Get("t")), &res)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		p.logger.Warn("eHerkenning completion with an unknown or used token", zap.String("remote", p.clientIP(r)))
 		p.pages.render(w, r, http.StatusBadRequest, "ehresult", &view{Lang: lang, Title: "eh.title", Data: ehResultData{Message: lang.T("eh.expired")}})
 		return

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // flowCookie finds the server-side state of a multi-step form.
@@ -27,7 +27,7 @@ const (
 
 // loadFlow returns the browser's flow for purpose, or a fresh one (not yet
 // stored) when it has none or another purpose's.
-func (p *Portal) loadFlow(r *http.Request, purpose string) store.Flow {
+func (p *Portal) loadFlow(r *http.Request, purpose string) storage.Flow {
 	if c, err := r.Cookie(flowCookie); err == nil && len(c.Value) == 26 {
 		f, err := p.cfg.Accounts.Store.Flow(flowKey(c.Value))
 		if err == nil && f.Purpose == purpose && p.now().Before(f.ExpiresAt) {
@@ -35,12 +35,12 @@ func (p *Portal) loadFlow(r *http.Request, purpose string) store.Flow {
 		}
 	}
 	now := p.now()
-	return store.Flow{Purpose: purpose, Stage: stageEmail, CreatedAt: now, ExpiresAt: now.Add(flowLifetime)}
+	return storage.Flow{Purpose: purpose, Stage: stageEmail, CreatedAt: now, ExpiresAt: now.Add(flowLifetime)}
 }
 
 // saveFlow stores the flow, giving the browser a cookie for it the first
 // time.
-func (p *Portal) saveFlow(w http.ResponseWriter, r *http.Request, f *store.Flow) error {
+func (p *Portal) saveFlow(w http.ResponseWriter, r *http.Request, f *storage.Flow) error {
 	if f.ID == "" {
 		token := rand.Text()
 		f.ID = flowKey(token)
@@ -54,13 +54,13 @@ func (p *Portal) saveFlow(w http.ResponseWriter, r *http.Request, f *store.Flow)
 }
 
 // endFlow forgets the flow.
-func (p *Portal) endFlow(w http.ResponseWriter, f store.Flow) error {
+func (p *Portal) endFlow(w http.ResponseWriter, f storage.Flow) error {
 	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: "", Path: "/", Secure: true, HttpOnly: true, MaxAge: -1})
 	if f.ID == "" {
 		return nil
 	}
 	err := p.cfg.Accounts.Store.DeleteFlow(f.ID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
 	return err

@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // maxPasswordInput caps a typed password before any work is done with it;
@@ -77,7 +77,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		// A password changed while it was being checked no longer opens
 		// the account: that login failed.
-		if err = p.logIn(w, r, a); errors.Is(err, store.ErrStale) {
+		if err = p.logIn(w, r, a); errors.Is(err, storage.ErrStale) {
 			p.logger.Info("login refused: the credentials changed while they were checked", zap.String("account", a.ID))
 			err = account.ErrInvalidCredentials
 		}
@@ -110,8 +110,8 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 
 // logIn starts a session for the account and ends the one the request
 // presented, so logging in again leaves this browser one session, not two.
-// store.ErrStale means the account's credentials changed since it was read.
-func (p *Portal) logIn(w http.ResponseWriter, r *http.Request, a store.Account) error {
+// storage.ErrStale means the account's credentials changed since it was read.
+func (p *Portal) logIn(w http.ResponseWriter, r *http.Request, a storage.Account) error {
 	if c, err := r.Cookie(p.cfg.Cookie.Name); err == nil {
 		if err := p.cfg.Sessions.Revoke(c.Value); err != nil {
 			return err

@@ -13,7 +13,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // auditPageSize is how many audit entries one page of the admin page
@@ -32,14 +32,14 @@ type dashboardData struct {
 
 // memberView is a member as the admin page shows them.
 type memberView struct {
-	store.Membership
+	storage.Membership
 	Name, Email, InvitedByName string
 	Anchored                   bool
 }
 
 // orgAdminData is the admin page's data.
 type orgAdminData struct {
-	Org      store.Organisation
+	Org      storage.Organisation
 	Members  []memberView
 	Invites  []inviteView
 	Audit    []auditView
@@ -52,7 +52,7 @@ type orgAdminData struct {
 }
 
 type auditView struct {
-	store.AuditEntry
+	storage.AuditEntry
 	ActorName string
 	// Text says in words what happened.
 	Text string
@@ -60,7 +60,7 @@ type auditView struct {
 
 // inviteView is a pending invitation with its apps' names for people.
 type inviteView struct {
-	store.Invitation
+	storage.Invitation
 	AppNames string
 }
 
@@ -214,8 +214,8 @@ func (p *Portal) orgAdminData(lang Lang, kvk, me string, page int) (orgAdminData
 	if err != nil {
 		return d, err
 	}
-	names := map[string]store.Account{}
-	name := func(id string) store.Account {
+	names := map[string]storage.Account{}
+	name := func(id string) storage.Account {
 		if a, ok := names[id]; ok {
 			return a
 		}
@@ -347,7 +347,7 @@ func (p *Portal) orgAction(w http.ResponseWriter, r *http.Request) {
 	p.afterOrgAction(w, r, lang, a, kvk, action, err)
 }
 
-func (p *Portal) afterOrgAction(w http.ResponseWriter, r *http.Request, lang Lang, a store.Account, kvk, action string, err error) {
+func (p *Portal) afterOrgAction(w http.ResponseWriter, r *http.Request, lang Lang, a storage.Account, kvk, action string, err error) {
 	switch {
 	case err == nil:
 		// The change reaches guards on the member's next request: the
@@ -371,7 +371,7 @@ func (p *Portal) afterOrgAction(w http.ResponseWriter, r *http.Request, lang Lan
 
 // orgFormError shows the admin page again with the problem of a posted
 // form: v carries the message (and the field's, and what was typed).
-func (p *Portal) orgFormError(w http.ResponseWriter, r *http.Request, a store.Account, kvk string, status int, v *view) {
+func (p *Portal) orgFormError(w http.ResponseWriter, r *http.Request, a storage.Account, kvk string, status int, v *view) {
 	d, err := p.orgAdminData(v.Lang, kvk, a.ID, 1)
 	if err != nil {
 		p.serverError(w, r, v.Lang, "reading an organisation", err)
@@ -382,7 +382,7 @@ func (p *Portal) orgFormError(w http.ResponseWriter, r *http.Request, a store.Ac
 	p.pages.render(w, r, status, "orgadmin", v)
 }
 
-func (p *Portal) orgInvite(w http.ResponseWriter, r *http.Request, lang Lang, a store.Account, kvk string) {
+func (p *Portal) orgInvite(w http.ResponseWriter, r *http.Request, lang Lang, a storage.Account, kvk string) {
 	v := &view{Lang: lang, Values: map[string]string{}, Errors: map[string]string{}}
 	email, ok := checkEmailField(v, r.PostFormValue("email"))
 	if !ok {
@@ -424,7 +424,7 @@ func (p *Portal) orgInvite(w http.ResponseWriter, r *http.Request, lang Lang, a 
 	http.Redirect(w, r, "/org/"+kvk+"?done=invite", http.StatusSeeOther)
 }
 
-func orgLabel(o store.Organisation) string {
+func orgLabel(o storage.Organisation) string {
 	if o.Name != "" {
 		return o.Name
 	}
@@ -433,7 +433,7 @@ func orgLabel(o store.Organisation) string {
 
 // invitationData is the invitation page's data.
 type invitationData struct {
-	Invitation store.Invitation
+	Invitation storage.Invitation
 	OrgName    string
 	Apps       []string
 	Token      string

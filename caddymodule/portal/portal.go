@@ -20,7 +20,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // CookieSettings shape the session cookie.
@@ -269,7 +269,7 @@ func (p *Portal) crossOriginDenied(w http.ResponseWriter, r *http.Request) {
 // A write refused because the disk is full gets its own page; the store
 // logged that once already, so it is not logged per request.
 func (p *Portal) serverError(w http.ResponseWriter, r *http.Request, lang Lang, what string, err error) {
-	if errors.Is(err, store.ErrStorageFull) {
+	if errors.Is(err, storage.ErrStorageFull) {
 		p.logger.Debug(what+": storage full", zap.String("path", r.URL.Path))
 		w.Header().Set("Retry-After", "300")
 		p.pages.render(w, r, http.StatusServiceUnavailable, "unavailable", &view{Lang: lang, Title: "unavailable.title", Data: lang.T("unavailable.storage")})
@@ -285,24 +285,24 @@ func (p *Portal) serverError(w http.ResponseWriter, r *http.Request, lang Lang, 
 }
 
 // currentUser returns the logged-in account behind the request's cookie.
-func (p *Portal) currentUser(r *http.Request) (store.Account, store.Session, bool) {
+func (p *Portal) currentUser(r *http.Request) (storage.Account, storage.Session, bool) {
 	c, err := r.Cookie(p.cfg.Cookie.Name)
 	if err != nil {
-		return store.Account{}, store.Session{}, false
+		return storage.Account{}, storage.Session{}, false
 	}
 	s, err := p.cfg.Sessions.Lookup(c.Value)
 	if err != nil {
-		return store.Account{}, store.Session{}, false
+		return storage.Account{}, storage.Session{}, false
 	}
 	a, err := p.cfg.Accounts.Store.Account(s.AccountID)
 	if err != nil || a.Disabled || a.CredentialVersion != s.CredentialVersion {
-		return store.Account{}, store.Session{}, false
+		return storage.Account{}, storage.Session{}, false
 	}
 	return a, s, true
 }
 
 // startSession logs the account in with a fresh session ID and cookie.
-func (p *Portal) startSession(w http.ResponseWriter, a store.Account) error {
+func (p *Portal) startSession(w http.ResponseWriter, a storage.Account) error {
 	value, _, err := p.cfg.Sessions.Create(a, "")
 	if err != nil {
 		return err

@@ -7,7 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // registerData is what the registration template needs beyond the view.
@@ -32,7 +32,7 @@ func (p *Portal) registerPage(w http.ResponseWriter, r *http.Request) {
 	p.pages.render(w, r, http.StatusOK, "register", v)
 }
 
-func (p *Portal) registerView(w http.ResponseWriter, r *http.Request, lang Lang, f store.Flow) *view {
+func (p *Portal) registerView(w http.ResponseWriter, r *http.Request, lang Lang, f storage.Flow) *view {
 	v := &view{Lang: lang, Title: "register.title", CSRF: csrfToken(w, r),
 		Values: map[string]string{"email": f.Email}, Errors: map[string]string{},
 		Data: registerData{Stage: f.Stage, Email: f.Email}}
@@ -74,7 +74,7 @@ func (p *Portal) register(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (p *Portal) registerCreate(w http.ResponseWriter, r *http.Request, v *view, f store.Flow) {
+func (p *Portal) registerCreate(w http.ResponseWriter, r *http.Request, v *view, f storage.Flow) {
 	lang := v.Lang
 	name := r.PostFormValue("name")
 	v.Values["name"] = name
@@ -104,7 +104,7 @@ func (p *Portal) registerCreate(w http.ResponseWriter, r *http.Request, v *view,
 	if err := p.endFlow(w, f); err != nil {
 		p.logger.Warn("ending a finished registration", zap.Error(err))
 	}
-	if err := p.logIn(w, r, a); errors.Is(err, store.ErrStale) {
+	if err := p.logIn(w, r, a); errors.Is(err, storage.ErrStale) {
 		// Disabled the moment it was made: the account exists, the
 		// login page says the rest.
 		p.logger.Warn("new account disabled before its first session", zap.String("account", a.ID))

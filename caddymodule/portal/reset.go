@@ -8,7 +8,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // resetData is what the reset template needs beyond the view.
@@ -20,7 +20,7 @@ type resetData struct {
 	SendFailed bool
 }
 
-func (p *Portal) resetView(w http.ResponseWriter, r *http.Request, lang Lang, f store.Flow) *view {
+func (p *Portal) resetView(w http.ResponseWriter, r *http.Request, lang Lang, f storage.Flow) *view {
 	return &view{Lang: lang, Title: "reset.title", CSRF: csrfToken(w, r),
 		Values: map[string]string{"email": f.Email}, Errors: map[string]string{},
 		Data: resetData{Stage: f.Stage, Email: f.Email}}
@@ -74,10 +74,10 @@ func (p *Portal) reset(w http.ResponseWriter, r *http.Request) {
 func (p *Portal) resetFlow() codeFlow {
 	return codeFlow{
 		purpose: account.PurposeReset, page: "reset", path: "/password/forgot",
-		data: func(f store.Flow, sendFailed bool) any {
+		data: func(f storage.Flow, sendFailed bool) any {
 			return resetData{Stage: f.Stage, Email: f.Email, SendFailed: sendFailed}
 		},
-		afterCode: func(v *view, f store.Flow) {
+		afterCode: func(v *view, f storage.Flow) {
 			if _, err := p.cfg.Accounts.Store.AccountByEmail(f.Email); err != nil {
 				v.Errors["code"] = v.Lang.T("reset.noaccount")
 			}
@@ -88,7 +88,7 @@ func (p *Portal) resetFlow() codeFlow {
 // resetSave sets the new password, ends every session of the account and
 // tells the owner by email. It does not log the person in: they sign in
 // with the new password, which proves it works.
-func (p *Portal) resetSave(w http.ResponseWriter, r *http.Request, v *view, f store.Flow) {
+func (p *Portal) resetSave(w http.ResponseWriter, r *http.Request, v *view, f storage.Flow) {
 	lang := v.Lang
 	password, ok := checkNewPassword(v, r.PostFormValue("password"), r.PostFormValue("password2"), f.Email)
 	if !ok {

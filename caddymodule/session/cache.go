@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // cookieDigest keys the cache: the first 16 bytes of the SHA-256 of the raw
@@ -24,7 +24,7 @@ func digestCookie(raw string) cookieDigest {
 
 // entry is one cached session.
 type entry struct {
-	session store.Session
+	session storage.Session
 	// version is the store's Version of the session when it was read.
 	version uint64
 	// lastSeen and persisted are unix nanoseconds: the last request, and

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wijtechniek/wijgate/caddymodule/internal/pack"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
@@ -98,11 +99,11 @@ func (m *Manager) Settings() Settings { return m.settings }
 
 // Create starts a new session for the account, as read before its
 // password was checked, with a fresh ID, and returns the cookie value for
-// it. store.ErrStale means the account's credentials changed meanwhile.
-func (m *Manager) Create(a store.Account, activeOrg string) (cookieValue string, s store.Session, err error) {
+// it. storage.ErrStale means the account's credentials changed meanwhile.
+func (m *Manager) Create(a storage.Account, activeOrg string) (cookieValue string, s storage.Session, err error) {
 	id := NewID()
 	now := m.settings.Now()
-	s = store.Session{
+	s = storage.Session{
 		Key:               storageKey(id),
 		AccountID:         a.ID,
 		CreatedAt:         now,
@@ -121,9 +122,9 @@ func (m *Manager) Create(a store.Account, activeOrg string) (cookieValue string,
 // Lookup returns the live session behind a raw cookie value. It is the
 // guard's hot path: a cache hit costs a map lookup and two clock checks;
 // only a miss decodes the cookie and reads the store.
-func (m *Manager) Lookup(raw string) (store.Session, error) {
+func (m *Manager) Lookup(raw string) (storage.Session, error) {
 	if raw == "" {
-		return store.Session{}, ErrNoSession
+		return storage.Session{}, ErrNoSession
 	}
 	now := m.settings.Now()
 	key := digestCookie(raw)
@@ -133,14 +134,14 @@ func (m *Manager) Lookup(raw string) (store.Session, error) {
 	if e == nil || e.version != m.store.Version(e.session.Key) {
 		var err error
 		if e, err = m.load(raw, key, e); err != nil {
-			return store.Session{}, err
+			return storage.Session{}, err
 		}
 	}
 	last := time.Unix(0, e.lastSeen.Load())
 	if now.Sub(last) > m.settings.IdleTimeout || !now.Before(e.session.ExpiresAt) {
 		m.cache.delete(key)
 		_ = m.store.DeleteSession(e.session.Key)
-		return store.Session{}, ErrNoSession
+		return storage.Session{}, ErrNoSession
 	}
 	e.lastSeen.Store(now.UnixNano())
 	if now.Sub(time.Unix(0, e.persisted.Load())) >= m.settings.TouchInterval {
@@ -167,7 +168,7 @@ func (m *Manager) load(raw string, key cookieDigest, stale *entry) (*entry, erro
 	sk := storageKey(id)
 	version := m.store.Version(sk)
 	s, err := m.store.Session(sk)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrNoSession
 	}
 	if err != nil {
@@ -196,7 +197,7 @@ func (m *Manager) Revoke(raw string) error {
 
 // SetActiveOrg records which organisation the session acts for.
 func (m *Manager) SetActiveOrg(key, kvk string) error {
-	return m.store.UpdateSession(key, func(s *store.Session) { s.ActiveOrg = kvk })
+	return m.store.UpdateSession(key, func(s *storage.Session) { s.ActiveOrg = kvk })
 }
 
 func (m *Manager) writeTouches() {

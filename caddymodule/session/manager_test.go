@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
@@ -35,7 +36,7 @@ func newTestManager(t *testing.T, s Settings) (*Manager, *store.Store, *clock) {
 	}
 	m := NewManager(st, codec, s)
 	t.Cleanup(func() { m.Close(); st.Close() })
-	for _, a := range []store.Account{acct1, acct2} {
+	for _, a := range []storage.Account{acct1, acct2} {
 		if err := st.CreateAccount(a); err != nil {
 			t.Fatal(err)
 		}
@@ -45,8 +46,8 @@ func newTestManager(t *testing.T, s Settings) (*Manager, *store.Store, *clock) {
 
 // The accounts newTestManager stores, to make sessions for.
 var (
-	acct1 = store.Account{ID: "acct1", Email: "acct1@example.nl"}
-	acct2 = store.Account{ID: "acct2", Email: "acct2@example.nl"}
+	acct1 = storage.Account{ID: "acct1", Email: "acct1@example.nl"}
+	acct2 = storage.Account{ID: "acct2", Email: "acct2@example.nl"}
 )
 
 func TestIdleTimeout(t *testing.T) {
@@ -96,7 +97,7 @@ func TestRevoke(t *testing.T) {
 	if _, err := m.Lookup(raw); err != ErrNoSession {
 		t.Fatalf("revoked session still valid: %v", err)
 	}
-	if _, err := st.Session(s.Key); err != store.ErrNotFound {
+	if _, err := st.Session(s.Key); err != storage.ErrNotFound {
 		t.Fatalf("record still in store: %v", err)
 	}
 }

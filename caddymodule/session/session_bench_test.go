@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
@@ -28,7 +29,7 @@ func hotPathManager(b *testing.B) (*Manager, *store.Store) {
 
 func hotPathSession(b *testing.B, m *Manager) string {
 	b.Helper()
-	a := store.Account{ID: "u-benchaccount", Email: "bench@example.nl"}
+	a := storage.Account{ID: "u-benchaccount", Email: "bench@example.nl"}
 	if err := m.store.CreateAccount(a); err != nil {
 		b.Fatal(err)
 	}

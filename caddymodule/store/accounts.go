@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // Key layout of accounts:
@@ -15,33 +16,9 @@ const (
 	prefixAccountEmail = "acctemail/"
 )
 
-// Account is a Wij Techniek account.
-type Account struct {
-	ID    string `json:"id"`
-	Email string `json:"email"` // normalised by the account package
-	Name  string `json:"name"`
-	// PasswordHash is an argon2id PHC string.
-	PasswordHash string `json:"password_hash"`
-	// Lang is the language the person last chose ("nl" or "en").
-	Lang              string    `json:"lang,omitempty"`
-	Disabled          bool      `json:"disabled,omitempty"`
-	CreatedAt         time.Time `json:"created_at"`
-	PasswordChangedAt time.Time `json:"password_changed_at"`
-	// CredentialVersion moves with every change to what lets the account
-	// log in (password, disabled). A session records the version it was
-	// made under and is valid only while the account still has it.
-	CredentialVersion uint64 `json:"credential_version,omitempty"`
-}
-
-// credentialsDiffer reports whether b logs in differently from a. A new
-// kind of credential (a second factor) belongs here too.
-func credentialsDiffer(a, b Account) bool {
-	return a.PasswordHash != b.PasswordHash || a.Disabled != b.Disabled
-}
-
 // CreateAccount writes a new account and its email index in one
 // transaction; ErrExists if the email is taken.
-func (s *Store) CreateAccount(a Account) error {
+func (s *Store) CreateAccount(a storage.Account) error {
 	return s.update(func(txn *badger.Txn, ch *changed) error {
 		ch.add(a.ID)
 		taken, err := exists(txn, prefixAccountEmail+a.Email)
@@ -49,7 +26,7 @@ func (s *Store) CreateAccount(a Account) error {
 			return err
 		}
 		if taken {
-			return ErrExists
+			return storage.ErrExists
 		}
 		if err := put(txn, prefixAccountEmail+a.Email, []byte(a.ID), time.Time{}); err != nil {
 			return err
@@ -59,19 +36,19 @@ func (s *Store) CreateAccount(a Account) error {
 }
 
 // Account reads an account by ID.
-func (s *Store) Account(id string) (Account, error) {
-	var a Account
+func (s *Store) Account(id string) (storage.Account, error) {
+	var a storage.Account
 	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, prefixAccount+id, &a) })
 	return a, err
 }
 
 // AccountByEmail reads an account by its normalised email.
-func (s *Store) AccountByEmail(email string) (Account, error) {
-	var a Account
+func (s *Store) AccountByEmail(email string) (storage.Account, error) {
+	var a storage.Account
 	err := s.view(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(prefixAccountEmail + email))
 		if err == badger.ErrKeyNotFound {
-			return ErrNotFound
+			return storage.ErrNotFound
 		}
 		if err != nil {
 			return err
@@ -90,11 +67,11 @@ func (s *Store) AccountByEmail(email string) (Account, error) {
 // version by hand: a change of the password or of Disabled moves it and
 // ends every session of the account in the same transaction, so no
 // session outlives the credentials that made it.
-func (s *Store) UpdateAccount(id string, change func(*Account) error) (Account, error) {
-	var a Account
+func (s *Store) UpdateAccount(id string, change func(*storage.Account) error) (storage.Account, error) {
+	var a storage.Account
 	err := s.update(func(txn *badger.Txn, ch *changed) error {
 		ch.add(id)
-		a = Account{}
+		a = storage.Account{}
 		if err := getJSON(txn, prefixAccount+id, &a); err != nil {
 			return err
 		}
@@ -104,7 +81,7 @@ func (s *Store) UpdateAccount(id string, change func(*Account) error) (Account, 
 		}
 		a.Email = before.Email
 		a.CredentialVersion = before.CredentialVersion
-		if credentialsDiffer(before, a) {
+		if storage.CredentialsDiffer(before, a) {
 			a.CredentialVersion++
 			if err := deleteAccountSessions(txn, ch, id); err != nil {
 				return err
@@ -116,10 +93,10 @@ func (s *Store) UpdateAccount(id string, change func(*Account) error) (Account, 
 }
 
 // Accounts lists every account, ordered by ID.
-func (s *Store) Accounts() ([]Account, error) {
-	var out []Account
+func (s *Store) Accounts() ([]storage.Account, error) {
+	var out []storage.Account
 	err := s.view(func(txn *badger.Txn) error {
-		return scanJSON(txn, prefixAccount, func(a Account) error {
+		return scanJSON(txn, prefixAccount, func(a storage.Account) error {
 			out = append(out, a)
 			return nil
 		})

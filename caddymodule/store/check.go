@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // Check reads the whole store in one snapshot and reports every record
@@ -20,10 +21,10 @@ func (s *Store) Check() error {
 	err := s.view(func(txn *badger.Txn) error {
 		has := func(key string) (bool, error) { return exists(txn, key) }
 
-		if err := scanJSON(txn, prefixAccount, func(a Account) error {
+		if err := scanJSON(txn, prefixAccount, func(a storage.Account) error {
 			var id string
 			switch err := getRaw(txn, prefixAccountEmail+a.Email, &id); {
-			case errors.Is(err, ErrNotFound):
+			case errors.Is(err, storage.ErrNotFound):
 				report("account %s: no email index for %q", a.ID, a.Email)
 			case err != nil:
 				return err
@@ -40,9 +41,9 @@ func (s *Store) Check() error {
 			if err := getRaw(txn, key, &id); err != nil {
 				return err
 			}
-			var a Account
+			var a storage.Account
 			switch err := getJSON(txn, prefixAccount+id, &a); {
-			case errors.Is(err, ErrNotFound):
+			case errors.Is(err, storage.ErrNotFound):
 				report("email index %q: account %s does not exist", email, id)
 			case err != nil:
 				return err
@@ -54,7 +55,7 @@ func (s *Store) Check() error {
 			return err
 		}
 
-		if err := scanJSON(txn, prefixSession, func(ss Session) error {
+		if err := scanJSON(txn, prefixSession, func(ss storage.Session) error {
 			for _, key := range []string{prefixAccount + ss.AccountID, prefixAccountSession + ss.AccountID + "/" + ss.Key} {
 				ok, err := has(key)
 				if err != nil {
@@ -70,9 +71,9 @@ func (s *Store) Check() error {
 		}
 		if err := scanKeys(txn, prefixAccountSession, func(key string) error {
 			accountID, sessionKey, _ := strings.Cut(strings.TrimPrefix(key, prefixAccountSession), "/")
-			var ss Session
+			var ss storage.Session
 			switch err := getJSON(txn, prefixSession+sessionKey, &ss); {
-			case errors.Is(err, ErrNotFound):
+			case errors.Is(err, storage.ErrNotFound):
 				report("account %s lists session %s, which does not exist", accountID, sessionKey)
 			case err != nil:
 				return err
@@ -84,7 +85,7 @@ func (s *Store) Check() error {
 			return err
 		}
 
-		if err := scanJSON(txn, prefixMember, func(m Membership) error {
+		if err := scanJSON(txn, prefixMember, func(m storage.Membership) error {
 			for _, key := range []string{prefixOrg + m.KvK, prefixAccount + m.AccountID, prefixAccountOrg + m.AccountID + "/" + m.KvK} {
 				ok, err := has(key)
 				if err != nil {
@@ -120,7 +121,7 @@ func (s *Store) Check() error {
 func getRaw(txn *badger.Txn, key string, v *string) error {
 	item, err := txn.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return ErrNotFound
+		return storage.ErrNotFound
 	}
 	if err != nil {
 		return err

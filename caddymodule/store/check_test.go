@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // TestCheckFindsEachBrokenLink writes a consistent store, then removes
@@ -30,13 +31,13 @@ func TestCheckFindsEachBrokenLink(t *testing.T) {
 			}
 			defer st.Close()
 			now := time.Now()
-			if err := st.CreateAccount(Account{ID: "a1", Email: "jan@example.nl"}); err != nil {
+			if err := st.CreateAccount(storage.Account{ID: "a1", Email: "jan@example.nl"}); err != nil {
 				t.Fatal(err)
 			}
-			if err := st.CreateSession(Session{Key: "s1", AccountID: "a1", ExpiresAt: now.Add(time.Hour)}); err != nil {
+			if err := st.CreateSession(storage.Session{Key: "s1", AccountID: "a1", ExpiresAt: now.Add(time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := st.LinkOrganisation(Organisation{KvK: "12345678"}, Membership{KvK: "12345678", AccountID: "a1", Role: "admin"}); err != nil {
+			if _, err := st.LinkOrganisation(storage.Organisation{KvK: "12345678"}, storage.Membership{KvK: "12345678", AccountID: "a1", Role: "admin"}); err != nil {
 				t.Fatal(err)
 			}
 			if err := st.Check(); err != nil {

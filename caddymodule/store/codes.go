@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // Key layout of short-lived records, each expiring on its own:
@@ -21,18 +22,8 @@ const (
 	codeGuessCounter = "codeguess/"
 )
 
-// VerificationCode is an emailed code, stored only as a keyed hash.
-type VerificationCode struct {
-	Purpose   string    `json:"purpose"`
-	Email     string    `json:"email"`
-	Hash      []byte    `json:"hash"`
-	Attempts  int       `json:"attempts"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
 // PutCode stores a code for (purpose, email), replacing an older one.
-func (s *Store) PutCode(c VerificationCode) error {
+func (s *Store) PutCode(c storage.VerificationCode) error {
 	return s.updateQuiet(func(txn *badger.Txn) error {
 		return putJSON(txn, prefixCode+c.Purpose+"/"+c.Email, c, c.ExpiresAt)
 	})
@@ -45,20 +36,20 @@ func (s *Store) PutCode(c VerificationCode) error {
 // serialised by badger's conflict detection, so a code is consumed once
 // and no wrong guess goes uncounted. The guess count lasts guessWindow
 // from its WindowStart; a zero count is removed.
-func (s *Store) UseCode(purpose, email string, guessWindow time.Duration, check func(code *VerificationCode, guesses *Counter) (keep bool, err error)) error {
+func (s *Store) UseCode(purpose, email string, guessWindow time.Duration, check func(code *storage.VerificationCode, guesses *storage.Counter) (keep bool, err error)) error {
 	codeKey := prefixCode + purpose + "/" + email
 	guessKey := prefixCounter + codeGuessCounter + email
 	var result error
 	err := s.updateQuiet(func(txn *badger.Txn) error {
-		var c VerificationCode
+		var c storage.VerificationCode
 		code := &c
-		if err := getJSON(txn, codeKey, &c); errors.Is(err, ErrNotFound) {
+		if err := getJSON(txn, codeKey, &c); errors.Is(err, storage.ErrNotFound) {
 			code = nil
 		} else if err != nil {
 			return err
 		}
-		var guesses Counter
-		if err := getJSON(txn, guessKey, &guesses); err != nil && !errors.Is(err, ErrNotFound) {
+		var guesses storage.Counter
+		if err := getJSON(txn, guessKey, &guesses); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
 		before := guesses
@@ -90,29 +81,16 @@ func (s *Store) UseCode(purpose, email string, guessWindow time.Duration, check 
 	return result
 }
 
-// Flow is the server-side state of a multi-step form (registration,
-// password reset), found through a random ID in a cookie.
-type Flow struct {
-	ID      string `json:"id"`
-	Purpose string `json:"purpose"`
-	Email   string `json:"email,omitempty"`
-	// Stage is how far the person got: "email", "code", "verified".
-	Stage     string    `json:"stage"`
-	Return    string    `json:"return,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
 // PutFlow writes a flow; it expires at ExpiresAt.
-func (s *Store) PutFlow(f Flow) error {
+func (s *Store) PutFlow(f storage.Flow) error {
 	return s.updateQuiet(func(txn *badger.Txn) error {
 		return putJSON(txn, prefixFlow+f.ID, f, f.ExpiresAt)
 	})
 }
 
 // Flow reads a flow.
-func (s *Store) Flow(id string) (Flow, error) {
-	var f Flow
+func (s *Store) Flow(id string) (storage.Flow, error) {
+	var f storage.Flow
 	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, prefixFlow+id, &f) })
 	return f, err
 }
@@ -122,24 +100,13 @@ func (s *Store) DeleteFlow(id string) error {
 	return s.updateQuiet(func(txn *badger.Txn) error { return del(txn, prefixFlow+id) })
 }
 
-// Counter counts events in a window, for rate limits and login
-// regulation.
-type Counter struct {
-	Count       int       `json:"count"`
-	WindowStart time.Time `json:"window_start"`
-	LockedUntil time.Time `json:"locked_until,omitzero"`
-	// Lockouts is how many times in a row the key was locked; it makes
-	// the next wait longer.
-	Lockouts int `json:"lockouts,omitempty"`
-}
-
 // UpdateCounter applies change to the counter under key in one
 // transaction and keeps it until expires.
-func (s *Store) UpdateCounter(key string, expires time.Time, change func(*Counter)) (Counter, error) {
-	var c Counter
+func (s *Store) UpdateCounter(key string, expires time.Time, change func(*storage.Counter)) (storage.Counter, error) {
+	var c storage.Counter
 	err := s.updateQuiet(func(txn *badger.Txn) error {
-		c = Counter{}
-		if err := getJSON(txn, prefixCounter+key, &c); err != nil && err != ErrNotFound {
+		c = storage.Counter{}
+		if err := getJSON(txn, prefixCounter+key, &c); err != nil && err != storage.ErrNotFound {
 			return err
 		}
 		change(&c)
@@ -149,10 +116,10 @@ func (s *Store) UpdateCounter(key string, expires time.Time, change func(*Counte
 }
 
 // Counter reads a counter; a missing one is a zero Counter.
-func (s *Store) Counter(key string) (Counter, error) {
-	var c Counter
+func (s *Store) Counter(key string) (storage.Counter, error) {
+	var c storage.Counter
 	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, prefixCounter+key, &c) })
-	if err == ErrNotFound {
+	if err == storage.ErrNotFound {
 		err = nil
 	}
 	return c, err
@@ -165,8 +132,8 @@ func (s *Store) DeleteCounter(key string) error {
 
 // SetPassword replaces an account's password hash, which ends its
 // sessions (UpdateAccount).
-func (s *Store) SetPassword(accountID, hash string, when time.Time) (Account, error) {
-	return s.UpdateAccount(accountID, func(a *Account) error {
+func (s *Store) SetPassword(accountID, hash string, when time.Time) (storage.Account, error) {
+	return s.UpdateAccount(accountID, func(a *storage.Account) error {
 		a.PasswordHash = hash
 		a.PasswordChangedAt = when
 		return nil

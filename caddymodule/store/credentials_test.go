@@ -6,17 +6,19 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 func TestSessionNeedsTheCurrentCredentials(t *testing.T) {
 	st := openTest(t, t.TempDir())
 	defer st.Close()
 	hour := time.Now().Add(time.Hour)
-	if err := st.CreateAccount(Account{ID: "jan", Email: "jan@example.nl", PasswordHash: "old"}); err != nil {
+	if err := st.CreateAccount(storage.Account{ID: "jan", Email: "jan@example.nl", PasswordHash: "old"}); err != nil {
 		t.Fatal(err)
 	}
 	session := func(key string, version uint64) error {
-		return st.CreateSession(Session{Key: key, AccountID: "jan", ExpiresAt: hour, CredentialVersion: version})
+		return st.CreateSession(storage.Session{Key: key, AccountID: "jan", ExpiresAt: hour, CredentialVersion: version})
 	}
 	if err := session("before", 0); err != nil {
 		t.Fatal(err)
@@ -29,20 +31,20 @@ func TestSessionNeedsTheCurrentCredentials(t *testing.T) {
 	if a.CredentialVersion != 1 {
 		t.Fatalf("credential version after a new password: %d, want 1", a.CredentialVersion)
 	}
-	if _, err := st.Session("before"); !errors.Is(err, ErrNotFound) {
+	if _, err := st.Session("before"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a session made with the old password survived the change: %v", err)
 	}
-	if err := session("old-password", 0); !errors.Is(err, ErrStale) {
+	if err := session("old-password", 0); !errors.Is(err, storage.ErrStale) {
 		t.Fatalf("session for a login checked against the old password: %v, want ErrStale", err)
 	}
-	if _, err := st.Session("old-password"); !errors.Is(err, ErrNotFound) {
+	if _, err := st.Session("old-password"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatal("a refused session was written")
 	}
 	if err := session("new-password", 1); err != nil {
 		t.Fatal(err)
 	}
 
-	if a, err = st.UpdateAccount("jan", func(a *Account) error { a.Name = "Jan"; a.CredentialVersion = 0; return nil }); err != nil {
+	if a, err = st.UpdateAccount("jan", func(a *storage.Account) error { a.Name = "Jan"; a.CredentialVersion = 0; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if a.CredentialVersion != 1 {
@@ -52,19 +54,19 @@ func TestSessionNeedsTheCurrentCredentials(t *testing.T) {
 		t.Fatalf("a name change ended a session: %v", err)
 	}
 
-	if a, err = st.UpdateAccount("jan", func(a *Account) error { a.Disabled = true; return nil }); err != nil {
+	if a, err = st.UpdateAccount("jan", func(a *storage.Account) error { a.Disabled = true; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if a.CredentialVersion != 2 {
 		t.Fatalf("credential version after disabling: %d, want 2", a.CredentialVersion)
 	}
-	if _, err := st.Session("new-password"); !errors.Is(err, ErrNotFound) {
+	if _, err := st.Session("new-password"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a session survived disabling its account: %v", err)
 	}
-	if err := session("disabled", 2); !errors.Is(err, ErrStale) {
+	if err := session("disabled", 2); !errors.Is(err, storage.ErrStale) {
 		t.Fatalf("session for a disabled account: %v, want ErrStale", err)
 	}
-	if err := st.CreateSession(Session{Key: "nobody", AccountID: "nobody", ExpiresAt: hour}); !errors.Is(err, ErrStale) {
+	if err := st.CreateSession(storage.Session{Key: "nobody", AccountID: "nobody", ExpiresAt: hour}); !errors.Is(err, storage.ErrStale) {
 		t.Fatalf("session for a missing account: %v, want ErrStale", err)
 	}
 }
@@ -81,7 +83,7 @@ func TestLoginsRacingAPasswordChangeLeaveNoOldSession(t *testing.T) {
 	const rounds, logins = 20, 8
 	for round := range rounds {
 		id := fmt.Sprintf("acct-%d", round)
-		if err := st.CreateAccount(Account{ID: id, Email: id + "@example.nl", PasswordHash: "old"}); err != nil {
+		if err := st.CreateAccount(storage.Account{ID: id, Email: id + "@example.nl", PasswordHash: "old"}); err != nil {
 			t.Fatal(err)
 		}
 		start := make(chan struct{})
@@ -92,12 +94,12 @@ func TestLoginsRacingAPasswordChangeLeaveNoOldSession(t *testing.T) {
 			wg.Go(func() {
 				key := fmt.Sprintf("%s-s%d", id, i)
 				<-start
-				err := st.CreateSession(Session{Key: key, AccountID: id, ExpiresAt: hour})
+				err := st.CreateSession(storage.Session{Key: key, AccountID: id, ExpiresAt: hour})
 				if err == nil {
 					mu.Lock()
 					made = append(made, key)
 					mu.Unlock()
-				} else if !errors.Is(err, ErrStale) {
+				} else if !errors.Is(err, storage.ErrStale) {
 					t.Error(err)
 				}
 			})

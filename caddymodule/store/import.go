@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // Importer loads many records at once: an existing user base moved in,
@@ -34,7 +35,7 @@ func (s *Store) NewImporter() *Importer {
 
 // Account adds an account with its email index. A second account with an
 // email address the import already holds is refused with ErrExists.
-func (im *Importer) Account(a Account) error {
+func (im *Importer) Account(a storage.Account) error {
 	var taken bool
 	if err := im.st.view(func(txn *badger.Txn) error {
 		var err error
@@ -54,7 +55,7 @@ func (im *Importer) Account(a Account) error {
 	}
 	im.mu.Unlock()
 	if taken {
-		return fmt.Errorf("importing account %s: email %s or the ID: %w", a.ID, a.Email, ErrExists)
+		return fmt.Errorf("importing account %s: email %s or the ID: %w", a.ID, a.Email, storage.ErrExists)
 	}
 	if err := im.set(prefixAccountEmail+a.Email, []byte(a.ID), time.Time{}); err != nil {
 		return err
@@ -65,7 +66,7 @@ func (im *Importer) Account(a Account) error {
 // Membership adds an organisation and one account's membership of it, as
 // LinkOrganisation or an accepted invitation leaves them. Importing the
 // same organisation twice keeps the last one.
-func (im *Importer) Membership(o Organisation, m Membership) error {
+func (im *Importer) Membership(o storage.Organisation, m storage.Membership) error {
 	if m.KvK != o.KvK {
 		return fmt.Errorf("importing membership of %s: organisation is %s", m.KvK, o.KvK)
 	}
@@ -85,7 +86,7 @@ func (im *Importer) Membership(o Organisation, m Membership) error {
 }
 
 // Session adds a session, as CreateSession writes it.
-func (im *Importer) Session(ss Session) error {
+func (im *Importer) Session(ss storage.Session) error {
 	if err := im.set(prefixAccountSession+ss.AccountID+"/"+ss.Key, nil, ss.ExpiresAt); err != nil {
 		return err
 	}

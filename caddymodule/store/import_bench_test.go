@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // BenchmarkImport loads b.N accounts, each with a membership and a
@@ -27,17 +29,17 @@ func BenchmarkImport(b *testing.B) {
 			for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
 				id := fmt.Sprintf("u-%026d", i)
 				kvk := fmt.Sprintf("%08d", i)
-				if err := im.Account(Account{ID: id, Email: fmt.Sprintf("p%d@example.nl", i), Name: "Piet Jansen",
+				if err := im.Account(storage.Account{ID: id, Email: fmt.Sprintf("p%d@example.nl", i), Name: "Piet Jansen",
 					PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA", CreatedAt: now}); err != nil {
 					b.Error(err)
 					return
 				}
-				if err := im.Membership(Organisation{KvK: kvk, Name: "Bedrijf B.V.", CreatedAt: now},
-					Membership{KvK: kvk, AccountID: id, Role: "admin", Anchor: "eh3", Level: "loa3", Since: now}); err != nil {
+				if err := im.Membership(storage.Organisation{KvK: kvk, Name: "Bedrijf B.V.", CreatedAt: now},
+					storage.Membership{KvK: kvk, AccountID: id, Role: "admin", Anchor: "eh3", Level: "loa3", Since: now}); err != nil {
 					b.Error(err)
 					return
 				}
-				if err := im.Session(Session{Key: fmt.Sprintf("%043d", i), AccountID: id, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+				if err := im.Session(storage.Session{Key: fmt.Sprintf("%043d", i), AccountID: id, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 					b.Error(err)
 					return
 				}

@@ -7,12 +7,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 func TestImportWritesWhatTheTransactionsWrite(t *testing.T) {
 	dir := t.TempDir()
 	st := openTest(t, dir)
-	if err := st.CreateAccount(Account{ID: "u-existing", Email: "bestaand@example.nl"}); err != nil {
+	if err := st.CreateAccount(storage.Account{ID: "u-existing", Email: "bestaand@example.nl"}); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().Truncate(time.Second)
@@ -24,16 +26,16 @@ func TestImportWritesWhatTheTransactionsWrite(t *testing.T) {
 		wg.Go(func() {
 			id := fmt.Sprintf("u-%03d", i)
 			kvk := fmt.Sprintf("%08d", 10_000_000+i)
-			if err := im.Account(Account{ID: id, Email: fmt.Sprintf("p%03d@example.nl", i), Name: "Piet", CreatedAt: now}); err != nil {
+			if err := im.Account(storage.Account{ID: id, Email: fmt.Sprintf("p%03d@example.nl", i), Name: "Piet", CreatedAt: now}); err != nil {
 				errs <- err
 				return
 			}
-			if err := im.Membership(Organisation{KvK: kvk, Name: "Bedrijf"},
-				Membership{KvK: kvk, AccountID: id, Role: "admin", Anchor: "eh3", Level: "loa3", Pseudonym: "ps-" + id, Since: now}); err != nil {
+			if err := im.Membership(storage.Organisation{KvK: kvk, Name: "Bedrijf"},
+				storage.Membership{KvK: kvk, AccountID: id, Role: "admin", Anchor: "eh3", Level: "loa3", Pseudonym: "ps-" + id, Since: now}); err != nil {
 				errs <- err
 				return
 			}
-			if err := im.Session(Session{Key: "s-" + id, AccountID: id, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+			if err := im.Session(storage.Session{Key: "s-" + id, AccountID: id, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 				errs <- err
 			}
 		})
@@ -64,22 +66,22 @@ func TestImportWritesWhatTheTransactionsWrite(t *testing.T) {
 	if o, err := st.Organisation("10000042"); err != nil || o.Name != "Bedrijf" {
 		t.Fatalf("imported organisation: %+v, %v", o, err)
 	}
-	if _, err := st.LinkOrganisation(Organisation{KvK: "10000043"}, Membership{KvK: "10000043", AccountID: "u-other", Pseudonym: "ps-u-043"}); err != nil {
+	if _, err := st.LinkOrganisation(storage.Organisation{KvK: "10000043"}, storage.Membership{KvK: "10000043", AccountID: "u-other", Pseudonym: "ps-u-043"}); err != nil {
 		t.Fatal(err)
 	}
-	if same, _ := st.LinkOrganisation(Organisation{KvK: "10000043"}, Membership{KvK: "10000043", AccountID: "u-third", Pseudonym: "ps-u-043"}); len(same) != 2 {
+	if same, _ := st.LinkOrganisation(storage.Organisation{KvK: "10000043"}, storage.Membership{KvK: "10000043", AccountID: "u-third", Pseudonym: "ps-u-043"}); len(same) != 2 {
 		t.Errorf("pseudonym index after the import: %v, want u-043 and u-other", same)
 	}
 	if ss, err := st.Session("s-u-007"); err != nil || ss.AccountID != "u-007" {
 		t.Fatalf("imported session: %+v, %v", ss, err)
 	}
-	if _, err := st.UpdateAccount("u-007", func(a *Account) error { a.Disabled = true; return nil }); err != nil {
+	if _, err := st.UpdateAccount("u-007", func(a *storage.Account) error { a.Disabled = true; return nil }); err != nil {
 		t.Fatalf("disabling an imported account: %v", err)
 	}
-	if _, err := st.Session("s-u-007"); !errors.Is(err, ErrNotFound) {
+	if _, err := st.Session("s-u-007"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("session after disabling its account: %v", err)
 	}
-	if err := st.CreateAccount(Account{ID: "u-new", Email: "p001@example.nl"}); !errors.Is(err, ErrExists) {
+	if err := st.CreateAccount(storage.Account{ID: "u-new", Email: "p001@example.nl"}); !errors.Is(err, storage.ErrExists) {
 		t.Errorf("registering an imported email: %v, want ErrExists", err)
 	}
 }
@@ -87,19 +89,19 @@ func TestImportWritesWhatTheTransactionsWrite(t *testing.T) {
 func TestImportRefusesTakenEmailsAndIDs(t *testing.T) {
 	st := openTest(t, t.TempDir())
 	defer st.Close()
-	if err := st.CreateAccount(Account{ID: "u-1", Email: "een@example.nl"}); err != nil {
+	if err := st.CreateAccount(storage.Account{ID: "u-1", Email: "een@example.nl"}); err != nil {
 		t.Fatal(err)
 	}
 	im := st.NewImporter()
 	for _, tc := range []struct {
 		name string
-		acct Account
+		acct storage.Account
 		want error
 	}{
-		{"email already in the store", Account{ID: "u-2", Email: "een@example.nl"}, ErrExists},
-		{"ID already in the store", Account{ID: "u-1", Email: "twee@example.nl"}, ErrExists},
-		{"new account", Account{ID: "u-3", Email: "drie@example.nl"}, nil},
-		{"email earlier in the import", Account{ID: "u-4", Email: "drie@example.nl"}, ErrExists},
+		{"email already in the store", storage.Account{ID: "u-2", Email: "een@example.nl"}, storage.ErrExists},
+		{"ID already in the store", storage.Account{ID: "u-1", Email: "twee@example.nl"}, storage.ErrExists},
+		{"new account", storage.Account{ID: "u-3", Email: "drie@example.nl"}, nil},
+		{"email earlier in the import", storage.Account{ID: "u-4", Email: "drie@example.nl"}, storage.ErrExists},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := im.Account(tc.acct); !errors.Is(err, tc.want) {
@@ -113,7 +115,7 @@ func TestImportRefusesTakenEmailsAndIDs(t *testing.T) {
 	if a, err := st.Account("u-1"); err != nil || a.Email != "een@example.nl" {
 		t.Errorf("the refused import overwrote the stored account: %+v, %v", a, err)
 	}
-	if _, err := st.Account("u-2"); !errors.Is(err, ErrNotFound) {
+	if _, err := st.Account("u-2"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("refused account u-2 was written: %v", err)
 	}
 	if a, err := st.AccountByEmail("drie@example.nl"); err != nil || a.ID != "u-3" {
@@ -126,7 +128,7 @@ func TestImportRefusesAMembershipOfAnotherOrganisation(t *testing.T) {
 	defer st.Close()
 	im := st.NewImporter()
 	defer im.Cancel()
-	if err := im.Membership(Organisation{KvK: "11111111"}, Membership{KvK: "22222222", AccountID: "u-1"}); err == nil {
+	if err := im.Membership(storage.Organisation{KvK: "11111111"}, storage.Membership{KvK: "22222222", AccountID: "u-1"}); err == nil {
 		t.Fatal("a membership naming another organisation was accepted")
 	}
 }
@@ -146,10 +148,10 @@ func TestBulkLoadLeavesTheTreeCompacted(t *testing.T) {
 	// import ends as a stack of level-0 tables.
 	for i := range 25_000 {
 		id := fmt.Sprintf("u-%06d", i)
-		if err := im.Account(Account{ID: id, Email: id + "@example.nl", Name: strings.Repeat("n", 200), PasswordHash: password}); err != nil {
+		if err := im.Account(storage.Account{ID: id, Email: id + "@example.nl", Name: strings.Repeat("n", 200), PasswordHash: password}); err != nil {
 			t.Fatal(err)
 		}
-		if err := im.Session(Session{Key: fmt.Sprintf("s-%06d-%s", i, strings.Repeat("k", 900)), AccountID: id, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		if err := im.Session(storage.Session{Key: fmt.Sprintf("s-%06d-%s", i, strings.Repeat("k", 900)), AccountID: id, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 	}

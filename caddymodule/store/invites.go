@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // Key layout of invitations and the audit log:
@@ -21,19 +22,8 @@ const (
 	prefixAuditGroup = "auditgroup/"
 )
 
-// Invitation asks someone to join an organisation with a set of apps.
-type Invitation struct {
-	ID        string    `json:"id"`
-	KvK       string    `json:"kvk"`
-	Email     string    `json:"email"`
-	Apps      []string  `json:"apps,omitempty"`
-	InvitedBy string    `json:"invited_by"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
 // PutInvitation stores an invitation until it expires.
-func (s *Store) PutInvitation(inv Invitation) error {
+func (s *Store) PutInvitation(inv storage.Invitation) error {
 	return s.updateQuiet(func(txn *badger.Txn) error {
 		if err := put(txn, prefixOrgInvite+inv.KvK+"/"+inv.ID, nil, inv.ExpiresAt); err != nil {
 			return err
@@ -43,15 +33,15 @@ func (s *Store) PutInvitation(inv Invitation) error {
 }
 
 // Invitation reads an invitation.
-func (s *Store) Invitation(id string) (Invitation, error) {
-	var inv Invitation
+func (s *Store) Invitation(id string) (storage.Invitation, error) {
+	var inv storage.Invitation
 	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, prefixInvite+id, &inv) })
 	return inv, err
 }
 
 // Invitations lists an organisation's pending invitations.
-func (s *Store) Invitations(kvk string) ([]Invitation, error) {
-	var out []Invitation
+func (s *Store) Invitations(kvk string) ([]storage.Invitation, error) {
+	var out []storage.Invitation
 	err := s.view(func(txn *badger.Txn) error {
 		prefix := prefixOrgInvite + kvk + "/"
 		var ids []string
@@ -62,11 +52,11 @@ func (s *Store) Invitations(kvk string) ([]Invitation, error) {
 			return err
 		}
 		for _, id := range ids {
-			var inv Invitation
+			var inv storage.Invitation
 			switch err := getJSON(txn, prefixInvite+id, &inv); err {
 			case nil:
 				out = append(out, inv)
-			case ErrNotFound:
+			case storage.ErrNotFound:
 			default:
 				return err
 			}
@@ -78,10 +68,10 @@ func (s *Store) Invitations(kvk string) ([]Invitation, error) {
 
 // TakeInvitation removes an invitation and returns it, once: a second
 // take finds nothing. check may refuse (then nothing changes).
-func (s *Store) TakeInvitation(id string, check func(Invitation) error) (Invitation, error) {
-	var inv Invitation
+func (s *Store) TakeInvitation(id string, check func(storage.Invitation) error) (storage.Invitation, error) {
+	var inv storage.Invitation
 	err := s.updateQuiet(func(txn *badger.Txn) error {
-		inv = Invitation{}
+		inv = storage.Invitation{}
 		if err := getJSON(txn, prefixInvite+id, &inv); err != nil {
 			return err
 		}
@@ -96,34 +86,14 @@ func (s *Store) TakeInvitation(id string, check func(Invitation) error) (Invitat
 	return inv, err
 }
 
-// AuditEntry is one recorded change (or refused attempt) in an
-// organisation.
-type AuditEntry struct {
-	At  time.Time `json:"at"`
-	KvK string    `json:"kvk"`
-	// Actor is the account that acted.
-	Actor  string `json:"actor"`
-	Action string `json:"action"`
-	// Target is the account or invitation acted on.
-	Target string `json:"target,omitempty"`
-	Detail string `json:"detail,omitempty"`
-	// Count is how many attempts an entry that groups them stands for,
-	// the first at At and the last at Until.
-	Count int       `json:"count,omitempty"`
-	Until time.Time `json:"until,omitzero"`
-	// ExpiresAt is when the store drops the entry; it is read from the
-	// record's TTL, not stored in it.
-	ExpiresAt time.Time `json:"-"`
-}
-
 // auditKey orders an organisation's entries by time.
-func auditKey(e AuditEntry) string {
+func auditKey(e storage.AuditEntry) string {
 	return fmt.Sprintf("%s%s/%020d-%s", prefixAudit, e.KvK, e.At.UnixNano(), randomSuffix())
 }
 
 // AppendAudit records an entry in the organisation's audit log, kept
 // until expires.
-func (s *Store) AppendAudit(e AuditEntry, expires time.Time) error {
+func (s *Store) AppendAudit(e storage.AuditEntry, expires time.Time) error {
 	key := auditKey(e)
 	return s.updateQuiet(func(txn *badger.Txn) error { return putJSON(txn, key, e, expires) })
 }
@@ -133,7 +103,7 @@ func (s *Store) AppendAudit(e AuditEntry, expires time.Time) error {
 // which keeps its place in the log. A group names attempts that are one
 // line in the log (one account's refused attempts in one hour, say). The
 // entry, and the note of its group, are kept until expires.
-func (s *Store) GroupAudit(group string, e AuditEntry, merge func(into *AuditEntry), expires time.Time) error {
+func (s *Store) GroupAudit(group string, e storage.AuditEntry, merge func(into *storage.AuditEntry), expires time.Time) error {
 	// Entries of a group are read and rewritten; taking turns here keeps
 	// concurrent attempts from failing each other's transactions.
 	s.auditMu.Lock()
@@ -147,7 +117,7 @@ func (s *Store) GroupAudit(group string, e AuditEntry, merge func(into *AuditEnt
 			if err != nil {
 				return err
 			}
-			var into AuditEntry
+			var into storage.AuditEntry
 			switch err := getJSON(txn, string(key), &into); err {
 			case nil:
 				merge(&into)
@@ -155,7 +125,7 @@ func (s *Store) GroupAudit(group string, e AuditEntry, merge func(into *AuditEnt
 					return err
 				}
 				return put(txn, groupKey, key, expires)
-			case ErrNotFound:
+			case storage.ErrNotFound:
 			default:
 				return err
 			}
@@ -173,7 +143,7 @@ func (s *Store) GroupAudit(group string, e AuditEntry, merge func(into *AuditEnt
 // Audit lists a page of an organisation's audit log, newest first: limit
 // entries after skipping the skip newest. more tells whether older
 // entries follow.
-func (s *Store) Audit(kvk string, skip, limit int) (entries []AuditEntry, more bool, err error) {
+func (s *Store) Audit(kvk string, skip, limit int) (entries []storage.AuditEntry, more bool, err error) {
 	err = s.view(func(txn *badger.Txn) error {
 		prefix := []byte(prefixAudit + kvk + "/")
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
@@ -190,7 +160,7 @@ func (s *Store) Audit(kvk string, skip, limit int) (entries []AuditEntry, more b
 				return nil
 			}
 			item := it.Item()
-			var e AuditEntry
+			var e storage.AuditEntry
 			if err := item.Value(func(b []byte) error { return jsonUnmarshal(b, &e) }); err != nil {
 				return err
 			}

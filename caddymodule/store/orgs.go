@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // Key layout of organisations and memberships:
@@ -19,43 +20,11 @@ const (
 	prefixPseudonym  = "pseudo/"
 )
 
-// Organisation is a company, identified by its KvK number.
-type Organisation struct {
-	KvK string `json:"kvk"`
-	// Name as the broker gave it (may be empty).
-	Name string `json:"name,omitempty"`
-	RSIN string `json:"rsin,omitempty"`
-	// Branch is the vestigingsnummer when the machtiging is limited to one.
-	Branch    string    `json:"branch,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
-// Membership says that an account acts for an organisation.
-type Membership struct {
-	KvK       string `json:"kvk"`
-	AccountID string `json:"account_id"`
-	// Role is "admin" or "member".
-	Role string `json:"role"`
-	// Anchor is how the membership is anchored: "eh3" (the person proved
-	// it with eHerkenning) or "invited" (an admin invited them).
-	Anchor string `json:"anchor"`
-	// Level is the eHerkenning level achieved, e.g. "loa3", for Anchor eh3.
-	Level     string `json:"level,omitempty"`
-	Pseudonym string `json:"pseudonym,omitempty"`
-	// InvitedBy is the admin's account ID, for Anchor invited.
-	InvitedBy string `json:"invited_by,omitempty"`
-	// Apps are the apps a member may use; admins may use all.
-	Apps       []string  `json:"apps,omitempty"`
-	Since      time.Time `json:"since"`
-	VerifiedAt time.Time `json:"verified_at,omitzero"`
-}
-
 // LinkOrganisation records, in one transaction, that an account proved it
 // acts for an organisation: the organisation is created or updated and the
 // account's membership becomes (or stays) an eh3-anchored admin one. It
 // returns the accounts that arrived earlier with the same pseudonym.
-func (s *Store) LinkOrganisation(o Organisation, m Membership) (samePseudonym []string, err error) {
+func (s *Store) LinkOrganisation(o storage.Organisation, m storage.Membership) (samePseudonym []string, err error) {
 	err = s.update(func(txn *badger.Txn, ch *changed) error {
 		samePseudonym = samePseudonym[:0]
 		// The organisation's record may change (its name), and every
@@ -64,7 +33,7 @@ func (s *Store) LinkOrganisation(o Organisation, m Membership) (samePseudonym []
 		if err := ch.addMembers(txn, o.KvK); err != nil {
 			return err
 		}
-		var existing Organisation
+		var existing storage.Organisation
 		switch err := getJSON(txn, prefixOrg+o.KvK, &existing); err {
 		case nil:
 			o.CreatedAt = existing.CreatedAt
@@ -74,19 +43,19 @@ func (s *Store) LinkOrganisation(o Organisation, m Membership) (samePseudonym []
 			if o.RSIN == "" {
 				o.RSIN = existing.RSIN
 			}
-		case ErrNotFound:
+		case storage.ErrNotFound:
 		default:
 			return err
 		}
 		if err := putJSON(txn, prefixOrg+o.KvK, o, time.Time{}); err != nil {
 			return err
 		}
-		var old Membership
+		var old storage.Membership
 		switch err := getJSON(txn, prefixMember+o.KvK+"/"+m.AccountID, &old); err {
 		case nil:
 			m.Since = old.Since
 			m.Apps = old.Apps
-		case ErrNotFound:
+		case storage.ErrNotFound:
 		default:
 			return err
 		}
@@ -114,17 +83,17 @@ func (s *Store) LinkOrganisation(o Organisation, m Membership) (samePseudonym []
 }
 
 // Organisation reads an organisation.
-func (s *Store) Organisation(kvk string) (Organisation, error) {
-	var o Organisation
+func (s *Store) Organisation(kvk string) (storage.Organisation, error) {
+	var o storage.Organisation
 	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, prefixOrg+kvk, &o) })
 	return o, err
 }
 
 // Organisations lists every organisation.
-func (s *Store) Organisations() ([]Organisation, error) {
-	var out []Organisation
+func (s *Store) Organisations() ([]storage.Organisation, error) {
+	var out []storage.Organisation
 	err := s.view(func(txn *badger.Txn) error {
-		return scanJSON(txn, prefixOrg, func(o Organisation) error {
+		return scanJSON(txn, prefixOrg, func(o storage.Organisation) error {
 			out = append(out, o)
 			return nil
 		})
@@ -133,17 +102,17 @@ func (s *Store) Organisations() ([]Organisation, error) {
 }
 
 // Membership reads one account's membership of an organisation.
-func (s *Store) Membership(kvk, accountID string) (Membership, error) {
-	var m Membership
+func (s *Store) Membership(kvk, accountID string) (storage.Membership, error) {
+	var m storage.Membership
 	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, prefixMember+kvk+"/"+accountID, &m) })
 	return m, err
 }
 
 // Members lists an organisation's memberships.
-func (s *Store) Members(kvk string) ([]Membership, error) {
-	var out []Membership
+func (s *Store) Members(kvk string) ([]storage.Membership, error) {
+	var out []storage.Membership
 	err := s.view(func(txn *badger.Txn) error {
-		return scanJSON(txn, prefixMember+kvk+"/", func(m Membership) error {
+		return scanJSON(txn, prefixMember+kvk+"/", func(m storage.Membership) error {
 			out = append(out, m)
 			return nil
 		})
@@ -152,8 +121,8 @@ func (s *Store) Members(kvk string) ([]Membership, error) {
 }
 
 // AccountMemberships lists the memberships of an account.
-func (s *Store) AccountMemberships(accountID string) ([]Membership, error) {
-	var out []Membership
+func (s *Store) AccountMemberships(accountID string) ([]storage.Membership, error) {
+	var out []storage.Membership
 	err := s.view(func(txn *badger.Txn) error {
 		prefix := prefixAccountOrg + accountID + "/"
 		var kvks []string
@@ -164,7 +133,7 @@ func (s *Store) AccountMemberships(accountID string) ([]Membership, error) {
 			return err
 		}
 		for _, kvk := range kvks {
-			var m Membership
+			var m storage.Membership
 			if err := getJSON(txn, prefixMember+kvk+"/"+accountID, &m); err != nil {
 				return err
 			}
@@ -190,7 +159,7 @@ func (c *changed) addMembers(txn *badger.Txn, kvk string) error {
 // a new member (an accepted invitation) or a changed one. A changed
 // inviter changes whether the members they invited are anchored, so every
 // member's version moves.
-func (s *Store) PutMembership(m Membership) error {
+func (s *Store) PutMembership(m storage.Membership) error {
 	return s.update(func(txn *badger.Txn, ch *changed) error {
 		ch.add(m.AccountID)
 		if err := ch.addMembers(txn, m.KvK); err != nil {
@@ -208,17 +177,17 @@ func (s *Store) PutMembership(m Membership) error {
 // of the result is removed. It serialises admin actions on one
 // organisation, so rules over several members (keep one admin) hold under
 // concurrency.
-func (s *Store) UpdateMembers(kvk string, change func([]Membership) ([]Membership, error)) error {
+func (s *Store) UpdateMembers(kvk string, change func([]storage.Membership) ([]storage.Membership, error)) error {
 	return s.update(func(txn *badger.Txn, ch *changed) error {
-		var before []Membership
-		if err := scanJSON(txn, prefixMember+kvk+"/", func(m Membership) error {
+		var before []storage.Membership
+		if err := scanJSON(txn, prefixMember+kvk+"/", func(m storage.Membership) error {
 			before = append(before, m)
 			ch.add(m.AccountID)
 			return nil
 		}); err != nil {
 			return err
 		}
-		after, err := change(append([]Membership(nil), before...))
+		after, err := change(append([]storage.Membership(nil), before...))
 		if err != nil {
 			return err
 		}

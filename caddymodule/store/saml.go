@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // Key layout of eHerkenning state, each record expiring on its own:
@@ -29,7 +30,7 @@ func (s *Store) takeRaw(prefix, key string, v any) error {
 	return s.updateQuiet(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(prefix + key))
 		if err == badger.ErrKeyNotFound {
-			return ErrNotFound
+			return storage.ErrNotFound
 		}
 		if err != nil {
 			return err

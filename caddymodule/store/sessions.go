@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // Key layout of sessions (both records expire with the session):
@@ -17,26 +18,6 @@ const (
 	prefixAccountSession = "acctsess/"
 )
 
-// Session is the server-side record behind a session cookie.
-type Session struct {
-	// Key identifies the record; the session package derives it from the
-	// cookie's secret ID so that a copy of the database holds no usable IDs.
-	Key       string    `json:"key"`
-	AccountID string    `json:"account_id"`
-	CreatedAt time.Time `json:"created_at"`
-	LastSeen  time.Time `json:"last_seen"`
-	ExpiresAt time.Time `json:"expires_at"`
-	// ActiveOrg is the KvK number of the organisation the person acts for.
-	ActiveOrg string `json:"active_org,omitempty"`
-	// CredentialVersion is the account's when the session was made; the
-	// session is void once the account's has moved on.
-	CredentialVersion uint64 `json:"credential_version,omitempty"`
-}
-
-// ErrStale means the account's credentials changed (or it was disabled or
-// removed) since they were read for the login that wanted this session.
-var ErrStale = errors.New("store: credentials changed since they were checked")
-
 // CreateSession writes a new session, only if its account still has the
 // credential version the session carries and is not disabled: a login
 // that checked a password just replaced gets ErrStale, never a session.
@@ -45,18 +26,18 @@ var ErrStale = errors.New("store: credentials changed since they were checked")
 // runs again, then seeing and ending this session (badger detects
 // conflicts on keys read, not on a prefix scanned). A new session is in
 // no cache yet, so no version moves.
-func (s *Store) CreateSession(ss Session) error {
+func (s *Store) CreateSession(ss storage.Session) error {
 	return s.updateQuiet(func(txn *badger.Txn) error {
-		var a Account
+		var a storage.Account
 		err := getJSON(txn, prefixAccount+ss.AccountID, &a)
-		if errors.Is(err, ErrNotFound) {
-			return ErrStale
+		if errors.Is(err, storage.ErrNotFound) {
+			return storage.ErrStale
 		}
 		if err != nil {
 			return err
 		}
 		if a.Disabled || a.CredentialVersion != ss.CredentialVersion {
-			return ErrStale
+			return storage.ErrStale
 		}
 		if err := putJSON(txn, prefixAccount+ss.AccountID, a, time.Time{}); err != nil {
 			return err
@@ -69,17 +50,17 @@ func (s *Store) CreateSession(ss Session) error {
 }
 
 // Session reads a session by key.
-func (s *Store) Session(key string) (Session, error) {
-	var ss Session
+func (s *Store) Session(key string) (storage.Session, error) {
+	var ss storage.Session
 	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, prefixSession+key, &ss) })
 	return ss, err
 }
 
 // UpdateSession applies change to a stored session; ErrNotFound once it
 // is gone, so a touch never resurrects a revoked session.
-func (s *Store) UpdateSession(key string, change func(*Session)) error {
+func (s *Store) UpdateSession(key string, change func(*storage.Session)) error {
 	return s.update(func(txn *badger.Txn, ch *changed) error {
-		var ss Session
+		var ss storage.Session
 		if err := getJSON(txn, prefixSession+key, &ss); err != nil {
 			return err
 		}
@@ -94,7 +75,7 @@ func (s *Store) UpdateSession(key string, change func(*Session)) error {
 // revoked session back.
 func (s *Store) TouchSession(key string, when time.Time) error {
 	return s.updateQuiet(func(txn *badger.Txn) error {
-		var ss Session
+		var ss storage.Session
 		if err := getJSON(txn, prefixSession+key, &ss); err != nil {
 			return err
 		}
@@ -110,9 +91,9 @@ func (s *Store) TouchSession(key string, when time.Time) error {
 func (s *Store) DeleteSession(key string) error {
 	return s.update(func(txn *badger.Txn, ch *changed) error {
 		ch.add(key)
-		var ss Session
+		var ss storage.Session
 		err := getJSON(txn, prefixSession+key, &ss)
-		if err == ErrNotFound {
+		if err == storage.ErrNotFound {
 			return nil
 		}
 		if err != nil {

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -11,12 +10,9 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"golang.org/x/sys/unix"
 )
-
-// ErrStorageFull is returned, without touching badger, for a write while
-// the store's filesystem has less free space than the reserve.
-var ErrStorageFull = errors.New("store: storage full")
 
 // DefaultReserve is the free space below which writes are refused.
 //
@@ -178,7 +174,7 @@ func (s *Store) writable() (Space, error) {
 		return sp, nil
 	}
 	if sp.Free < sp.Reserve {
-		return sp, ErrStorageFull
+		return sp, storage.ErrStorageFull
 	}
 	if sp.ReadOnly {
 		if err := s.reopenWritable(); err != nil {
@@ -200,7 +196,7 @@ func (s *Store) reopenWritable() error {
 		return nil
 	}
 	if now := time.Now(); now.Sub(g.lastAttempt) < reopenEvery {
-		return ErrStorageFull
+		return storage.ErrStorageFull
 	} else {
 		g.lastAttempt = now
 	}

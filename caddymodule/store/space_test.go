@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/wijtechniek/wijgate/caddymodule/internal/tmpfs"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // spaceLog records the store's reports of full and writable.
@@ -54,7 +55,7 @@ func TestFullDiskRefusesWrites(t *testing.T) {
 
 	release := tmpfs.Fill(t, mnt, 0)
 	for range 3 {
-		if err := st.SetSecret("big", bigValue); !errors.Is(err, ErrStorageFull) {
+		if err := st.SetSecret("big", bigValue); !errors.Is(err, storage.ErrStorageFull) {
 			t.Fatalf("write on a full disk: %v, want ErrStorageFull", err)
 		}
 	}
@@ -111,7 +112,7 @@ func TestOpenOnFullDisk(t *testing.T) {
 	if got, err := st.Secret("kept", nil); err != nil || string(got) != "before" {
 		t.Fatalf("read on a full disk: %q, %v", got, err)
 	}
-	if err := st.SetSecret("big", bigValue); !errors.Is(err, ErrStorageFull) {
+	if err := st.SetSecret("big", bigValue); !errors.Is(err, storage.ErrStorageFull) {
 		t.Fatalf("write on a full disk: %v, want ErrStorageFull", err)
 	}
 
@@ -143,7 +144,7 @@ func TestCloseOnFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	tmpfs.Fill(t, mnt, 0)
-	if err := st.Close(); !errors.Is(err, ErrStorageFull) {
+	if err := st.Close(); !errors.Is(err, storage.ErrStorageFull) {
 		t.Fatalf("closing on a full disk: %v, want ErrStorageFull", err)
 	}
 }

@@ -15,14 +15,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
-
-// ErrNotFound is returned when a record does not exist (or has expired).
-var ErrNotFound = errors.New("store: not found")
-
-// ErrExists is returned when a unique record (an email address, a
-// single-use token) is already taken.
-var ErrExists = errors.New("store: already exists")
 
 // maxConflictRetries bounds how often a transaction that lost a
 // read-modify-write race is run again before the error reaches the caller.
@@ -163,7 +157,7 @@ func (s *Store) Close() error {
 		// replays (though not read-only, so that start needs space).
 		if sp, err := s.guard.measure(); err == nil && sp.Full && sp.Free < s.guard.flushNeed() {
 			return fmt.Errorf("store: %q left open, not flushed, because its disk is full (free %s): %w",
-				sp.Dir, Bytes(sp.Free), ErrStorageFull)
+				sp.Dir, Bytes(sp.Free), storage.ErrStorageFull)
 		}
 	}
 	if s.bulk {
@@ -265,7 +259,7 @@ func (s *Store) updateQuiet(fn func(txn *badger.Txn) error) error {
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
 	if s.db == nil || s.guard != nil && s.guard.readOnly.Load() {
-		return ErrStorageFull
+		return storage.ErrStorageFull
 	}
 	var err error
 	for range maxConflictRetries {
@@ -294,7 +288,7 @@ var errUnavailable = errors.New("store: not open")
 func getJSON(txn *badger.Txn, key string, v any) error {
 	item, err := txn.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return ErrNotFound
+		return storage.ErrNotFound
 	}
 	if err != nil {
 		return err

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 func openTest(t *testing.T, dir string) *Store {
@@ -20,13 +22,13 @@ func openTest(t *testing.T, dir string) *Store {
 func TestEmailIsUnique(t *testing.T) {
 	st := openTest(t, t.TempDir())
 	defer st.Close()
-	if err := st.CreateAccount(Account{ID: "a", Email: "x@example.nl"}); err != nil {
+	if err := st.CreateAccount(storage.Account{ID: "a", Email: "x@example.nl"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateAccount(Account{ID: "b", Email: "x@example.nl"}); !errors.Is(err, ErrExists) {
+	if err := st.CreateAccount(storage.Account{ID: "b", Email: "x@example.nl"}); !errors.Is(err, storage.ErrExists) {
 		t.Fatalf("second account with the same email: %v", err)
 	}
-	if _, err := st.Account("b"); !errors.Is(err, ErrNotFound) {
+	if _, err := st.Account("b"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatal("a refused account was half written")
 	}
 }
@@ -39,7 +41,7 @@ func TestConcurrentRegistrationsOfOneEmail(t *testing.T) {
 	created := 0
 	for i := range 10 {
 		wg.Go(func() {
-			if st.CreateAccount(Account{ID: string(rune('a' + i)), Email: "race@example.nl"}) == nil {
+			if st.CreateAccount(storage.Account{ID: string(rune('a' + i)), Email: "race@example.nl"}) == nil {
 				mu.Lock()
 				created++
 				mu.Unlock()
@@ -58,16 +60,16 @@ func TestVersionsMoveForWhatAWriteTouched(t *testing.T) {
 	hour := time.Now().Add(time.Hour)
 	// Two people of one organisation and a bystander, each with a session.
 	for _, a := range []string{"piet", "anna", "kees"} {
-		if err := st.CreateAccount(Account{ID: a, Email: a + "@example.nl"}); err != nil {
+		if err := st.CreateAccount(storage.Account{ID: a, Email: a + "@example.nl"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.CreateSession(Session{Key: "s-" + a, AccountID: a, ExpiresAt: hour}); err != nil {
+		if err := st.CreateSession(storage.Session{Key: "s-" + a, AccountID: a, ExpiresAt: hour}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	org := Organisation{KvK: "12345678", Name: "Bedrijf"}
+	org := storage.Organisation{KvK: "12345678", Name: "Bedrijf"}
 	for _, a := range []string{"piet", "anna"} {
-		if _, err := st.LinkOrganisation(org, Membership{KvK: org.KvK, AccountID: a, Role: "admin", Anchor: "eh3"}); err != nil {
+		if _, err := st.LinkOrganisation(org, storage.Membership{KvK: org.KvK, AccountID: a, Role: "admin", Anchor: "eh3"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -78,39 +80,39 @@ func TestVersionsMoveForWhatAWriteTouched(t *testing.T) {
 		moves []string
 	}{
 		{"a new session", func() error {
-			return st.CreateSession(Session{Key: "s-piet-2", AccountID: "piet", ExpiresAt: hour})
+			return st.CreateSession(storage.Session{Key: "s-piet-2", AccountID: "piet", ExpiresAt: hour})
 		}, nil},
 		{"a touch", func() error { return st.TouchSession("s-piet", time.Now()) }, nil},
 		{"an org switch", func() error {
-			return st.UpdateSession("s-piet", func(s *Session) { s.ActiveOrg = org.KvK })
+			return st.UpdateSession("s-piet", func(s *storage.Session) { s.ActiveOrg = org.KvK })
 		}, []string{"s-piet"}},
 		{"a logout", func() error { return st.DeleteSession("s-anna") }, []string{"s-anna"}},
 		{"an account change", func() error {
-			_, err := st.UpdateAccount("kees", func(a *Account) error { a.Name = "Kees"; return nil })
+			_, err := st.UpdateAccount("kees", func(a *storage.Account) error { a.Name = "Kees"; return nil })
 			return err
 		}, []string{"kees"}},
 		{"a credential change, which ends the account's sessions", func() error {
-			_, err := st.UpdateAccount("kees", func(a *Account) error { a.Disabled = true; return nil })
+			_, err := st.UpdateAccount("kees", func(a *storage.Account) error { a.Disabled = true; return nil })
 			return err
 		}, []string{"kees", "s-kees"}},
 		{"a new membership", func() error {
-			return st.PutMembership(Membership{KvK: "87654321", AccountID: "kees", Role: "member", Anchor: "invited"})
+			return st.PutMembership(storage.Membership{KvK: "87654321", AccountID: "kees", Role: "member", Anchor: "invited"})
 		}, []string{"kees"}},
 		{"a changed membership of an inviter", func() error {
-			return st.PutMembership(Membership{KvK: org.KvK, AccountID: "piet", Role: "member", Anchor: "eh3"})
+			return st.PutMembership(storage.Membership{KvK: org.KvK, AccountID: "piet", Role: "member", Anchor: "eh3"})
 		}, []string{"piet", "anna"}},
 		{"an admin adding a member", func() error {
-			return st.UpdateMembers(org.KvK, func(ms []Membership) ([]Membership, error) {
-				return append(ms, Membership{KvK: org.KvK, AccountID: "kees", Role: "member", Anchor: "invited", InvitedBy: "anna"}), nil
+			return st.UpdateMembers(org.KvK, func(ms []storage.Membership) ([]storage.Membership, error) {
+				return append(ms, storage.Membership{KvK: org.KvK, AccountID: "kees", Role: "member", Anchor: "invited", InvitedBy: "anna"}), nil
 			})
 		}, []string{"piet", "anna", "kees"}},
 		{"an organisation renamed by a new eHerkenning login", func() error {
-			_, err := st.LinkOrganisation(Organisation{KvK: org.KvK, Name: "Bedrijf B.V."},
-				Membership{KvK: org.KvK, AccountID: "piet", Role: "admin", Anchor: "eh3"})
+			_, err := st.LinkOrganisation(storage.Organisation{KvK: org.KvK, Name: "Bedrijf B.V."},
+				storage.Membership{KvK: org.KvK, AccountID: "piet", Role: "admin", Anchor: "eh3"})
 			return err
 		}, []string{"piet", "anna", "kees"}},
 		{"an admin changing the members", func() error {
-			return st.UpdateMembers(org.KvK, func(ms []Membership) ([]Membership, error) { return ms[:1], nil })
+			return st.UpdateMembers(org.KvK, func(ms []storage.Membership) ([]storage.Membership, error) { return ms[:1], nil })
 		}, []string{"piet", "anna", "kees"}},
 	}
 	for _, tt := range tests {
@@ -158,7 +160,7 @@ func TestSAMLStateIsSingleUseAndSurvivesRestart(t *testing.T) {
 	if err := st.TakeSAMLRequest("req1", &got); err != nil || got["account"] != "a" {
 		t.Fatalf("take after restart: %v %v", got, err)
 	}
-	if err := st.TakeSAMLRequest("req1", &got); !errors.Is(err, ErrNotFound) {
+	if err := st.TakeSAMLRequest("req1", &got); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("second take: %v", err)
 	}
 }
@@ -187,10 +189,10 @@ func TestConcurrentAssertionMarks(t *testing.T) {
 func TestUpdateMembersRemovesLeftOut(t *testing.T) {
 	st := openTest(t, t.TempDir())
 	defer st.Close()
-	st.LinkOrganisation(Organisation{KvK: "12345678"}, Membership{KvK: "12345678", AccountID: "a", Role: "admin", Anchor: "eh3"})
-	st.PutMembership(Membership{KvK: "12345678", AccountID: "b", Role: "member", Anchor: "invited", InvitedBy: "a"})
-	err := st.UpdateMembers("12345678", func(ms []Membership) ([]Membership, error) {
-		var keep []Membership
+	st.LinkOrganisation(storage.Organisation{KvK: "12345678"}, storage.Membership{KvK: "12345678", AccountID: "a", Role: "admin", Anchor: "eh3"})
+	st.PutMembership(storage.Membership{KvK: "12345678", AccountID: "b", Role: "member", Anchor: "invited", InvitedBy: "a"})
+	err := st.UpdateMembers("12345678", func(ms []storage.Membership) ([]storage.Membership, error) {
+		var keep []storage.Membership
 		for _, m := range ms {
 			if m.AccountID != "b" {
 				keep = append(keep, m)
@@ -201,7 +203,7 @@ func TestUpdateMembersRemovesLeftOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Membership("12345678", "b"); !errors.Is(err, ErrNotFound) {
+	if _, err := st.Membership("12345678", "b"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatal("left-out member kept")
 	}
 	if ms, _ := st.AccountMemberships("b"); len(ms) != 0 {

@@ -1,0 +1,21 @@
+package storage
+
+import (
+	"time"
+)
+
+// Session is the server-side record behind a session cookie.
+type Session struct {
+	// Key identifies the record; the session package derives it from the
+	// cookie's secret ID so that a copy of the database holds no usable IDs.
+	Key       string    `json:"key"`
+	AccountID string    `json:"account_id"`
+	CreatedAt time.Time `json:"created_at"`
+	LastSeen  time.Time `json:"last_seen"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// ActiveOrg is the KvK number of the organisation the person acts for.
+	ActiveOrg string `json:"active_org,omitempty"`
+	// CredentialVersion is the account's when the session was made; the
+	// session is void once the account's has moved on.
+	CredentialVersion uint64 `json:"credential_version,omitempty"`
+}
