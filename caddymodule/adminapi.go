@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -69,6 +70,7 @@ type AccountSummary struct {
 // running server (admin API) or on a store opened by the command itself.
 type Operator struct {
 	Accounts *account.Service
+	Orgs     *org.Service
 }
 
 // AddAccount creates an account with the password rules applied.
@@ -79,7 +81,7 @@ func (o *Operator) AddAccount(req AccountRequest) (AccountSummary, error) {
 
 // ListAccounts returns every account.
 func (o *Operator) ListAccounts() ([]AccountSummary, error) {
-	all, err := o.Accounts.Store.Accounts()
+	all, err := o.Accounts.Accounts()
 	out := make([]AccountSummary, 0, len(all))
 	for _, a := range all {
 		out = append(out, summarize(a))
@@ -121,7 +123,7 @@ type MemberSummary struct {
 
 // ListOrgs returns every organisation, without members.
 func (o *Operator) ListOrgs() ([]OrgSummary, error) {
-	all, err := o.Accounts.Store.Organisations()
+	all, err := o.Orgs.Organisations()
 	out := make([]OrgSummary, 0, len(all))
 	for _, g := range all {
 		out = append(out, OrgSummary{KvK: g.KvK, Name: g.Name, RSIN: g.RSIN, Branch: g.Branch, CreatedAt: g.CreatedAt})
@@ -131,21 +133,20 @@ func (o *Operator) ListOrgs() ([]OrgSummary, error) {
 
 // ShowOrg returns one organisation with its members.
 func (o *Operator) ShowOrg(kvk string) (OrgSummary, error) {
-	st := o.Accounts.Store
-	g, err := st.Organisation(kvk)
+	g, err := o.Orgs.Organisation(kvk)
 	if err != nil {
 		return OrgSummary{}, err
 	}
 	out := OrgSummary{KvK: g.KvK, Name: g.Name, RSIN: g.RSIN, Branch: g.Branch, CreatedAt: g.CreatedAt}
-	members, err := st.Members(kvk)
+	members, err := o.Orgs.Members(kvk)
 	if err != nil {
 		return out, err
 	}
 	for _, m := range members {
-		a, _ := st.Account(m.AccountID)
+		a, _ := o.Accounts.Account(m.AccountID)
 		var inviter string
 		if m.InvitedBy != "" {
-			i, _ := st.Account(m.InvitedBy)
+			i, _ := o.Accounts.Account(m.InvitedBy)
 			inviter = i.Email
 		}
 		out.Members = append(out.Members, MemberSummary{Email: a.Email, Name: a.Name, Role: m.Role, Anchor: m.Anchor,
@@ -165,7 +166,7 @@ func runningOperator() (*Operator, error) {
 		return nil, caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("no wijgate app is running")}
 	}
 	app := v.(*App)
-	return &Operator{Accounts: app.accounts}, nil
+	return &Operator{Accounts: app.accounts, Orgs: app.orgs}, nil
 }
 
 func handleAccounts(w http.ResponseWriter, r *http.Request) error {

@@ -26,7 +26,6 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/portal"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
 	"github.com/wijtechniek/wijgate/caddymodule/token"
 )
 
@@ -108,7 +107,7 @@ type App struct {
 	// invitation.
 	EHerkenning *EHerkenningConfig `json:"eherkenning,omitempty"`
 
-	store    *store.Store
+	engine   engine
 	storeKey string
 	sessions *session.Manager
 	accounts *account.Service
@@ -167,7 +166,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	a.store, a.storeKey = st, dir
+	a.engine, a.storeKey = st, dir
 
 	keys, err := a.cookieKeys(repl)
 	if err != nil {
@@ -197,7 +196,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	a.accounts = &account.Service{Store: st, Hasher: hasher, Now: now}
+	a.accounts, a.orgs = domainServices(st, hasher, time.Duration(a.AuditRetention))
 	codeKey, err := st.Secret("code-key", func() ([]byte, error) { return randomBytes(32), nil })
 	if err != nil {
 		return fmt.Errorf("loading the code key: %w", err)
@@ -210,7 +209,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	a.orgs = &org.Service{Store: st, Now: now, AuditRetention: time.Duration(a.AuditRetention)}
 	a.tokens, err = token.NewSigner(st, token.Options{Now: now, OnError: func(err error) {
 		a.logger.Error("rotating the identity-token key", zap.Error(err))
 	}})
@@ -245,18 +243,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		},
 		Returns: returns,
 		Logger:  a.logger.Named("portal"),
-		Health:  []portal.HealthCheck{{Name: "storage", Check: storageHealth(st), Critical: true}},
+		Health:  []portal.HealthCheck{{Name: "storage", Check: st.Health, Critical: true}},
 	})
 	return err
-}
-
-// storageHealth reports whether the store takes writes, with its path and
-// free space.
-func storageHealth(st *store.Store) func() (bool, string) {
-	return func() (bool, string) {
-		sp := st.Space()
-		return !sp.Full, sp.String()
-	}
 }
 
 // Validate checks settings that Provision took as given.
@@ -322,7 +311,7 @@ func (a *App) cookieKeys(repl *caddy.Replacer) ([]session.KeyPair, error) {
 	if len(keys) > 0 {
 		return keys, nil
 	}
-	raw, err := a.store.Secret("cookie-keys", func() ([]byte, error) {
+	raw, err := a.engine.Secret("cookie-keys", func() ([]byte, error) {
 		return json.Marshal([]string{session.NewKeyPair().String()})
 	})
 	if err != nil {

@@ -19,8 +19,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
-	"github.com/wijtechniek/wijgate/caddymodule/storage"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
 // EHerkenningConfig configures the eHerkenning service provider: who we
@@ -133,7 +131,7 @@ func (a *App) provisionEHerkenning(ctx caddy.Context, repl *caddy.Replacer) (*eh
 		MinLevel:                       c.MinLevel, RequestedAuthnContext: c.RequestedAuthnContext,
 		ArtifactClient: client, Now: now, Logger: a.logger.Named("eherkenning"),
 	}
-	sp, err := eherkenning.NewWithoutBrokerMetadata(cfg, ehState{a.store})
+	sp, err := eherkenning.NewWithoutBrokerMetadata(cfg, a.engine)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +225,7 @@ func (a *App) keyPair(certFile, keyFile, secret string) (*rsa.PrivateKey, *x509.
 // stays the same across restarts. Development modules (the simulator) keep
 // their keys with it too.
 func (a *App) StoredKeyPair(name string, generate func() (*rsa.PrivateKey, *x509.Certificate, error)) (*rsa.PrivateKey, *x509.Certificate, error) {
-	raw, err := a.store.Secret(name, func() ([]byte, error) {
+	raw, err := a.engine.Secret(name, func() ([]byte, error) {
 		key, cert, err := generate()
 		if err != nil {
 			return nil, err
@@ -258,26 +256,3 @@ func readCert(file string) (*x509.Certificate, error) {
 	}
 	return x509.ParseCertificate(block.Bytes)
 }
-
-// ehState keeps the service provider's state in the store, so a tracked
-// request and the replay cache survive restarts and reloads.
-type ehState struct{ st *store.Store }
-
-func (s ehState) TrackRequest(_ context.Context, r eherkenning.TrackedRequest) error {
-	return s.st.PutSAMLRequest(r.ID, r, r.ExpiresAt)
-}
-
-func (s ehState) TakeRequest(_ context.Context, id string) (eherkenning.TrackedRequest, error) {
-	var r eherkenning.TrackedRequest
-	err := s.st.TakeSAMLRequest(id, &r)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && !now().Before(r.ExpiresAt)) {
-		return r, eherkenning.ErrUnknownRequest
-	}
-	return r, err
-}
-
-func (s ehState) MarkAssertionSeen(_ context.Context, key string, until time.Time) (bool, error) {
-	return s.st.MarkAssertionSeen(key, until)
-}
-
-var _ eherkenning.StateStore = ehState{}

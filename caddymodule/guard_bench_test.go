@@ -63,7 +63,8 @@ func hotPathGuard(b *testing.B) (*Handler, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a := &App{store: st, sessions: sessions, orgs: &org.Service{Store: st}, tokens: tokens,
+	accounts, orgs := domainServices(st, nil, 0)
+	a := &App{engine: st, sessions: sessions, accounts: accounts, orgs: orgs, tokens: tokens,
 		stripper: newHeaderStripper(nil), ownCookies: contract.Cookies(hotPathCookie), identity: newIdentityCache(),
 		lastIssuer: new(atomic.Pointer[string])}
 	a.registerApp(AppInfo{Name: "bench"}, nil)
@@ -135,12 +136,12 @@ func BenchmarkHotPathHeaderStripSet(b *testing.B) {
 func BenchmarkHotPathIdentityHit(b *testing.B) {
 	h, _ := hotPathGuard(b)
 	a := h.app
-	if _, err := a.identity.get(a.store, a.orgs, a.appNames, "u-bench"); err != nil {
+	if _, err := a.identity.get(a.engine, a.accounts, a.orgs, a.appNames, "u-bench"); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := a.identity.get(a.store, a.orgs, a.appNames, "u-bench"); err != nil {
+		if _, err := a.identity.get(a.engine, a.accounts, a.orgs, a.appNames, "u-bench"); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -212,7 +212,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return h.unauthenticated(w, r)
 	}
-	id, err := a.identity.get(a.store, a.orgs, a.appNames, s.AccountID)
+	id, err := a.identity.get(a.engine, a.accounts, a.orgs, a.appNames, s.AccountID)
 	if err != nil || id.disabled || id.credentialVersion != s.CredentialVersion {
 		if err != nil {
 			h.logger.Warn("session without a readable account", zap.String("account", s.AccountID), zap.Error(err))

@@ -4,10 +4,11 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/internal/pack"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // identity is what the guard hands the upstream about an account, with
@@ -72,15 +73,15 @@ func newIdentityCache() *identityCache {
 
 // get returns the account's identity, reading the store when the cached
 // one is missing or stale. apps lists every app configured in guards.
-func (c *identityCache) get(st *store.Store, orgs *org.Service, apps func() []string, accountID string) (*identity, error) {
-	version := st.Version(accountID)
+func (c *identityCache) get(versions storage.Versions, accounts *account.Service, orgs *org.Service, apps func() []string, accountID string) (*identity, error) {
+	version := versions.Version(accountID)
 	c.mu.RLock()
 	id := c.m[accountID]
 	c.mu.RUnlock()
 	if id != nil && id.version == version {
 		return id, nil
 	}
-	a, err := st.Account(accountID)
+	a, err := accounts.Account(accountID)
 	if err != nil {
 		return nil, err
 	}

@@ -173,7 +173,7 @@ func TestSessionOfOldCredentialsIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := app.store.UpdateSession(s.Key, func(s *storage.Session) { s.CredentialVersion++ }); err != nil {
+	if err := app.engine.UpdateSession(s.Key, func(s *storage.Session) { s.CredentialVersion++ }); err != nil {
 		t.Fatal(err)
 	}
 	if resp := g.withCookie(t, "/declaratie/", cookie); resp.StatusCode != http.StatusUnauthorized {

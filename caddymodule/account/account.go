@@ -15,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
 // Field limits; every field a person types is capped.
@@ -36,9 +35,29 @@ var (
 // failed: unknown email, wrong password or disabled account.
 var ErrInvalidCredentials = errors.New("invalid email or password")
 
+// Store is what the account rules need from storage. UpdateAccount runs
+// change on the current record in one transaction; when the change moves
+// the credentials (storage.CredentialsDiffer), it moves CredentialVersion
+// and ends every session of the account in that transaction too.
+type Store interface {
+	CreateAccount(storage.Account) error
+	Account(id string) (storage.Account, error)
+	AccountByEmail(email string) (storage.Account, error)
+	UpdateAccount(id string, change func(*storage.Account) error) (storage.Account, error)
+	Accounts() ([]storage.Account, error)
+	FlowStore
+}
+
+// FlowStore keeps the state of multi-step forms; a flow expires on its own.
+type FlowStore interface {
+	PutFlow(storage.Flow) error
+	Flow(id string) (storage.Flow, error)
+	DeleteFlow(id string) error
+}
+
 // Service applies the account rules over a store.
 type Service struct {
-	Store  *store.Store
+	Store  Store
 	Hasher *Hasher
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -195,5 +214,32 @@ func (s *Service) SetPassword(ctx context.Context, email, password string) (stor
 	if err != nil {
 		return storage.Account{}, err
 	}
-	return s.Store.SetPassword(a.ID, hash, s.now())
+	now := s.now()
+	return s.Store.UpdateAccount(a.ID, func(a *storage.Account) error {
+		a.PasswordHash = hash
+		a.PasswordChangedAt = now
+		return nil
+	})
 }
+
+// Account reads the account with this ID; storage.ErrNotFound if none.
+func (s *Service) Account(id string) (storage.Account, error) { return s.Store.Account(id) }
+
+// AccountByEmail reads the account with this normalised address;
+// storage.ErrNotFound if none.
+func (s *Service) AccountByEmail(email string) (storage.Account, error) {
+	return s.Store.AccountByEmail(email)
+}
+
+// Accounts lists every account.
+func (s *Service) Accounts() ([]storage.Account, error) { return s.Store.Accounts() }
+
+// Flow reads the multi-step form state with this ID; storage.ErrNotFound
+// once it is gone or expired.
+func (s *Service) Flow(id string) (storage.Flow, error) { return s.Store.Flow(id) }
+
+// SaveFlow writes a flow, kept until its ExpiresAt.
+func (s *Service) SaveFlow(f storage.Flow) error { return s.Store.PutFlow(f) }
+
+// EndFlow removes a flow.
+func (s *Service) EndFlow(id string) error { return s.Store.DeleteFlow(id) }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
 // Verification code rules (OWASP ASVS 5.0 §6.5, NIST 800-63B §5.1.3).
@@ -56,9 +55,21 @@ func (e *GuessLimitError) Error() string {
 	return fmt.Sprintf("too many wrong codes for this address; wait %v", e.Wait)
 }
 
+// CodeStore keeps verification codes and counts wrong guesses. UseCode
+// runs check on the code for (purpose, email), nil when there is none, and
+// on the address's count of wrong guesses, in one transaction serialised
+// against every other use: check counts a wrong attempt (keep=true) or
+// consumes the code (keep=false), so a code is consumed once and no wrong
+// guess goes uncounted. The count lasts guessWindow from its WindowStart;
+// a zero count is removed.
+type CodeStore interface {
+	PutCode(storage.VerificationCode) error
+	UseCode(purpose, email string, guessWindow time.Duration, check func(code *storage.VerificationCode, guesses *storage.Counter) (keep bool, err error)) error
+}
+
 // Codes issues and checks emailed verification codes.
 type Codes struct {
-	Store *store.Store
+	Store CodeStore
 	// Key makes the stored hash useless without the server: 10^6 codes
 	// would otherwise be hashed through in a moment.
 	Key []byte

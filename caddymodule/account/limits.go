@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
 // Login regulation (OWASP ASVS 4.0 §2.2.1, NIST 800-63B §5.2.2): after
@@ -49,9 +48,18 @@ func (e *SendLimitError) Error() string {
 	return fmt.Sprintf("code send limit reached; wait %v", e.Wait)
 }
 
+// CounterStore keeps the counters of login regulation and send limits;
+// UpdateCounter changes one in a transaction and keeps it until expires,
+// a missing counter reads as zero.
+type CounterStore interface {
+	UpdateCounter(key string, expires time.Time, change func(*storage.Counter)) (storage.Counter, error)
+	Counter(key string) (storage.Counter, error)
+	DeleteCounter(key string) error
+}
+
 // Limits applies login regulation and send limits over store counters.
 type Limits struct {
-	Store *store.Store
+	Store CounterStore
 	Now   func() time.Time
 }
 

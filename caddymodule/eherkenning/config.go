@@ -289,17 +289,24 @@ func NewWithoutBrokerMetadata(cfg Config, state StateStore) (*ServiceProvider, e
 // EntityID returns our entityID.
 func (sp *ServiceProvider) EntityID() string { return sp.cfg.EntityID }
 
-// StateStore keeps tracked requests and the replay cache. It must survive
-// restarts and be shared by every instance serving the ACS.
+// StateStore keeps the service provider's state: tracked requests, the
+// replay cache and parked results. It must survive restarts and be
+// shared by every instance serving the ACS, and each take must be atomic:
+// of two concurrent takes of one record, one gets it.
 type StateStore interface {
 	// TrackRequest stores r until r.ExpiresAt.
 	TrackRequest(ctx context.Context, r TrackedRequest) error
 	// TakeRequest returns and deletes the request with this ID; a second
-	// take, or a take after expiry, fails with ErrUnknownRequest.
+	// take fails with ErrUnknownRequest. The caller checks expiry.
 	TakeRequest(ctx context.Context, requestID string) (TrackedRequest, error)
 	// MarkAssertionSeen records the key until the given time and reports
 	// whether this was the first time it was seen. It must be atomic.
 	MarkAssertionSeen(ctx context.Context, assertionKey string, until time.Time) (first bool, err error)
+	// ParkResult stores p under key until p.ExpiresAt.
+	ParkResult(ctx context.Context, key string, p ParkedResult) error
+	// TakeParkedResult returns and deletes what is parked under key; a
+	// second take fails with ErrUnknownResult. The caller checks expiry.
+	TakeParkedResult(ctx context.Context, key string) (ParkedResult, error)
 }
 
 // TrackedRequest is one started login.

@@ -109,7 +109,7 @@ func ErrorCode(err error) Code {
 }
 
 // ErrUnknownRequest is returned by [StateStore.TakeRequest] when no tracked
-// request has the ID, including when it was taken before or expired.
+// request has the ID, including when it was taken before.
 var ErrUnknownRequest = errors.New("eherkenning: unknown or already answered request")
 
 func newErr(code Code, format string, args ...any) *Error {

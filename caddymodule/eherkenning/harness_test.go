@@ -26,10 +26,11 @@ type memStore struct {
 	now      func() time.Time
 	requests map[string]TrackedRequest
 	seen     map[string]time.Time
+	parked   map[string]ParkedResult
 }
 
 func newMemStore() *memStore {
-	return &memStore{now: time.Now, requests: map[string]TrackedRequest{}, seen: map[string]time.Time{}}
+	return &memStore{now: time.Now, requests: map[string]TrackedRequest{}, seen: map[string]time.Time{}, parked: map[string]ParkedResult{}}
 }
 
 func (m *memStore) TrackRequest(_ context.Context, r TrackedRequest) error {
@@ -44,10 +45,28 @@ func (m *memStore) TakeRequest(_ context.Context, id string) (TrackedRequest, er
 	defer m.mu.Unlock()
 	r, ok := m.requests[id]
 	delete(m.requests, id)
-	if !ok || !m.now().Before(r.ExpiresAt) {
+	if !ok {
 		return TrackedRequest{}, ErrUnknownRequest
 	}
 	return r, nil
+}
+
+func (m *memStore) ParkResult(_ context.Context, key string, p ParkedResult) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.parked[key] = p
+	return nil
+}
+
+func (m *memStore) TakeParkedResult(_ context.Context, key string) (ParkedResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.parked[key]
+	delete(m.parked, key)
+	if !ok {
+		return ParkedResult{}, ErrUnknownResult
+	}
+	return p, nil
 }
 
 func (m *memStore) MarkAssertionSeen(_ context.Context, key string, until time.Time) (bool, error) {

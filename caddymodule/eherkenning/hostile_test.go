@@ -425,5 +425,9 @@ func (failingStore) TakeRequest(context.Context, string) (TrackedRequest, error)
 func (failingStore) MarkAssertionSeen(context.Context, string, time.Time) (bool, error) {
 	return false, errStore
 }
+func (failingStore) ParkResult(context.Context, string, ParkedResult) error { return errStore }
+func (failingStore) TakeParkedResult(context.Context, string) (ParkedResult, error) {
+	return ParkedResult{}, errStore
+}
 
 var errStore = &Error{Code: CodeInternal, Detail: "store down"}

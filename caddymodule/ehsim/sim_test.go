@@ -128,6 +128,12 @@ func (nopStore) TakeRequest(context.Context, string) (eherkenning.TrackedRequest
 	return eherkenning.TrackedRequest{}, eherkenning.ErrUnknownRequest
 }
 func (nopStore) MarkAssertionSeen(context.Context, string, time.Time) (bool, error) { return true, nil }
+func (nopStore) ParkResult(context.Context, string, eherkenning.ParkedResult) error {
+	return nil
+}
+func (nopStore) TakeParkedResult(context.Context, string) (eherkenning.ParkedResult, error) {
+	return eherkenning.ParkedResult{}, eherkenning.ErrUnknownResult
+}
 
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 

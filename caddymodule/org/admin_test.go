@@ -41,7 +41,7 @@ func TestAnchoringFollowsTheChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	put := func(m storage.Membership) {
-		if err := s.Store.PutMembership(m); err != nil {
+		if err := s.Store.(*store.Store).PutMembership(m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -157,7 +157,7 @@ func TestRefusalsOfAMemberAreOneEntryPerHour(t *testing.T) {
 	now := start
 	s.Now = func() time.Time { return now }
 	s.Link("admin", Verified{KvK: kvk, Level: "loa3"})
-	if err := s.Store.PutMembership(storage.Membership{KvK: kvk, AccountID: "piet", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "admin"}); err != nil {
+	if err := s.Store.(*store.Store).PutMembership(storage.Membership{KvK: kvk, AccountID: "piet", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "admin"}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 100 {
@@ -221,7 +221,7 @@ func TestConcurrentRefusalsAreCountedOnce(t *testing.T) {
 	at := time.Date(2026, 3, 2, 10, 5, 0, 0, time.UTC)
 	s.Now = func() time.Time { return at }
 	s.Link("admin", Verified{KvK: kvk, Level: "loa3"})
-	if err := s.Store.PutMembership(storage.Membership{KvK: kvk, AccountID: "piet", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "admin"}); err != nil {
+	if err := s.Store.(*store.Store).PutMembership(storage.Membership{KvK: kvk, AccountID: "piet", Role: RoleMember, Anchor: AnchorInvited, InvitedBy: "admin"}); err != nil {
 		t.Fatal(err)
 	}
 	const attempts = 50

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
 // Roles and anchors of a membership.
@@ -39,9 +38,43 @@ func ValidKvK(s string) bool { return kvkPattern.MatchString(s) }
 // ErrInvalidKvK means a KvK number is not 8 digits.
 var ErrInvalidKvK = errors.New("org: a KvK number has 8 digits")
 
+// Store is what the organisation rules need from storage. Every method
+// that takes a change function runs it in one transaction: UpdateMembers
+// serialises the admin actions on one organisation, so rules over several
+// members (keep one verified admin) hold under concurrency, and
+// TakeInvitation gives an invitation out once. Writes to memberships and
+// organisations move the storage.Versions of the accounts concerned.
+type Store interface {
+	// LinkOrganisation creates or updates the organisation and makes the
+	// account an eh3-anchored admin of it, in one transaction, returning
+	// the accounts that arrived earlier with the same pseudonym.
+	LinkOrganisation(o storage.Organisation, m storage.Membership) (samePseudonym []string, err error)
+	Organisation(kvk string) (storage.Organisation, error)
+	Organisations() ([]storage.Organisation, error)
+	Membership(kvk, accountID string) (storage.Membership, error)
+	Members(kvk string) ([]storage.Membership, error)
+	AccountMemberships(accountID string) ([]storage.Membership, error)
+	// UpdateMembers writes back what change returns; a membership left
+	// out is removed.
+	UpdateMembers(kvk string, change func([]storage.Membership) ([]storage.Membership, error)) error
+	PutInvitation(storage.Invitation) error
+	Invitation(id string) (storage.Invitation, error)
+	Invitations(kvk string) ([]storage.Invitation, error)
+	// TakeInvitation removes and returns the invitation unless check
+	// refuses it; a second take gets storage.ErrNotFound.
+	TakeInvitation(id string, check func(storage.Invitation) error) (storage.Invitation, error)
+	AppendAudit(e storage.AuditEntry, expires time.Time) error
+	// GroupAudit records e, or lets merge fold it into the entry of the
+	// same group already in the log.
+	GroupAudit(group string, e storage.AuditEntry, merge func(into *storage.AuditEntry), expires time.Time) error
+	// Audit lists limit entries, newest first, after skipping skip; more
+	// tells whether older ones follow.
+	Audit(kvk string, skip, limit int) (entries []storage.AuditEntry, more bool, err error)
+}
+
 // Service applies the organisation rules over a store.
 type Service struct {
-	Store *store.Store
+	Store Store
 	Now   func() time.Time
 	// AuditRetention is how long audit entries are kept; zero means
 	// DefaultAuditRetention.
@@ -196,4 +229,26 @@ func Active(ms []Membership, chosen string) (Membership, bool) {
 		return Membership{}, false
 	}
 	return *first, true
+}
+
+// Organisation reads an organisation; storage.ErrNotFound if none.
+func (s *Service) Organisation(kvk string) (storage.Organisation, error) {
+	return s.Store.Organisation(kvk)
+}
+
+// Organisations lists every organisation.
+func (s *Service) Organisations() ([]storage.Organisation, error) { return s.Store.Organisations() }
+
+// Members lists an organisation's memberships.
+func (s *Service) Members(kvk string) ([]storage.Membership, error) { return s.Store.Members(kvk) }
+
+// Invitations lists an organisation's pending invitations.
+func (s *Service) Invitations(kvk string) ([]storage.Invitation, error) {
+	return s.Store.Invitations(kvk)
+}
+
+// Audit lists a page of an organisation's audit log, newest first; more
+// tells whether older entries follow.
+func (s *Service) Audit(kvk string, skip, limit int) (entries []storage.AuditEntry, more bool, err error) {
+	return s.Store.Audit(kvk, skip, limit)
 }

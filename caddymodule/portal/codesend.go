@@ -47,7 +47,7 @@ func (p *Portal) sendCode(r *http.Request, lang Lang, purpose account.Purpose, e
 	if err != nil {
 		return err
 	}
-	_, lookupErr := p.cfg.Accounts.Store.AccountByEmail(email)
+	_, lookupErr := p.cfg.Accounts.AccountByEmail(email)
 	exists := lookupErr == nil
 	if lookupErr != nil && !errors.Is(lookupErr, storage.ErrNotFound) {
 		return lookupErr

@@ -14,7 +14,6 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
-	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // The broker's answer arrives cross-site, where the Lax session cookie
@@ -22,12 +21,8 @@ import (
 // a one-time token; the browser is then sent to a same-site page that
 // links the company only when that browser holds both the session of the
 // account that started the login and the secret it was given then.
-const (
-	// ehBindingCookie holds the browser's secret for a started login.
-	ehBindingCookie = contract.EHBindingCookie
-	// parkedLifetime bounds the hop from the ACS to the completion page.
-	parkedLifetime = 5 * time.Minute
-)
+// ehBindingCookie holds the browser's secret for a started login.
+const ehBindingCookie = contract.EHBindingCookie
 
 func (p *Portal) serviceProvider(w http.ResponseWriter, r *http.Request, lang Lang) (*eherkenning.ServiceProvider, bool) {
 	if p.cfg.EHerkenning == nil {
@@ -146,8 +141,8 @@ func (p *Portal) eherkenningACS(w http.ResponseWriter, r *http.Request) {
 		p.ehFailed(w, r, lang, err)
 		return
 	}
-	token := rand.Text() + rand.Text()
-	if err := p.cfg.Accounts.Store.ParkResult(bindingHash(token), res, p.now().Add(parkedLifetime)); err != nil {
+	token, err := sp.ParkResult(r.Context(), *res)
+	if err != nil {
 		p.serverError(w, r, lang, "parking an eHerkenning answer", err)
 		return
 	}
@@ -186,9 +181,12 @@ type ehResultData struct {
 // this browser started the login and holds that account's session.
 func (p *Portal) eherkenningComplete(w http.ResponseWriter, r *http.Request) {
 	lang := requestLang(w, r)
-	var res eherkenning.Result
-	err := p.cfg.Accounts.Store.TakeParkedResult(bindingHash(r.URL.Query().Get("t")), &res)
-	if errors.Is(err, storage.ErrNotFound) {
+	sp, ok := p.serviceProvider(w, r, lang)
+	if !ok {
+		return
+	}
+	res, err := sp.CollectResult(r.Context(), r.URL.Query().Get("t"))
+	if errors.Is(err, eherkenning.ErrUnknownResult) {
 		p.logger.Warn("eHerkenning completion with an unknown or used token", zap.String("remote", p.clientIP(r)))
 		p.pages.render(w, r, http.StatusBadRequest, "ehresult", &view{Lang: lang, Title: "eh.title", Data: ehResultData{Message: lang.T("eh.expired")}})
 		return
@@ -223,7 +221,7 @@ func (p *Portal) eherkenningComplete(w http.ResponseWriter, r *http.Request) {
 	if err := p.cfg.Sessions.SetActiveOrg(s.Key, res.KvK); err != nil {
 		p.logger.Warn("making the linked organisation active", zap.Error(err))
 	}
-	o, _ := p.cfg.Orgs.Store.Organisation(res.KvK)
+	o, _ := p.cfg.Orgs.Organisation(res.KvK)
 	p.pages.render(w, r, http.StatusOK, "ehresult", &view{Lang: lang, Title: "eh.success.title",
 		Data: ehResultData{OK: true, OrgName: orgLabel(o)}})
 }

@@ -29,7 +29,7 @@ const (
 // stored) when it has none or another purpose's.
 func (p *Portal) loadFlow(r *http.Request, purpose string) storage.Flow {
 	if c, err := r.Cookie(flowCookie); err == nil && len(c.Value) == 26 {
-		f, err := p.cfg.Accounts.Store.Flow(flowKey(c.Value))
+		f, err := p.cfg.Accounts.Flow(flowKey(c.Value))
 		if err == nil && f.Purpose == purpose && p.now().Before(f.ExpiresAt) {
 			return f
 		}
@@ -50,7 +50,7 @@ func (p *Portal) saveFlow(w http.ResponseWriter, r *http.Request, f *storage.Flo
 			MaxAge: int(flowLifetime / time.Second),
 		})
 	}
-	return p.cfg.Accounts.Store.PutFlow(*f)
+	return p.cfg.Accounts.SaveFlow(*f)
 }
 
 // endFlow forgets the flow.
@@ -59,7 +59,7 @@ func (p *Portal) endFlow(w http.ResponseWriter, f storage.Flow) error {
 	if f.ID == "" {
 		return nil
 	}
-	err := p.cfg.Accounts.Store.DeleteFlow(f.ID)
+	err := p.cfg.Accounts.EndFlow(f.ID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}

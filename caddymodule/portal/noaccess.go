@@ -33,13 +33,13 @@ func (p *Portal) NoAccess(w http.ResponseWriter, r *http.Request, info NoAccessI
 	lang := requestLang(w, r)
 	d := noAccessData{NoAccessInfo: info}
 	if info.OrgKvK != "" {
-		members, err := p.cfg.Orgs.Store.Members(info.OrgKvK)
+		members, err := p.cfg.Orgs.Members(info.OrgKvK)
 		if err == nil {
 			for _, m := range members {
 				if m.Role != org.RoleAdmin {
 					continue
 				}
-				if a, err := p.cfg.Accounts.Store.Account(m.AccountID); err == nil && !a.Disabled {
+				if a, err := p.cfg.Accounts.Account(m.AccountID); err == nil && !a.Disabled {
 					d.Admins = append(d.Admins, a.Name+" <"+a.Email+">")
 				}
 			}

@@ -205,12 +205,12 @@ func (p *Portal) displayApps(names []string) string {
 // orgAdminData gathers the admin page, with the given page of the audit
 // log.
 func (p *Portal) orgAdminData(lang Lang, kvk, me string, page int) (orgAdminData, error) {
-	o, err := p.cfg.Orgs.Store.Organisation(kvk)
+	o, err := p.cfg.Orgs.Organisation(kvk)
 	if err != nil {
 		return orgAdminData{}, err
 	}
 	d := orgAdminData{Org: o, AllApps: p.apps(), MyID: me, MayAdmin: true}
-	members, err := p.cfg.Orgs.Store.Members(kvk)
+	members, err := p.cfg.Orgs.Members(kvk)
 	if err != nil {
 		return d, err
 	}
@@ -219,7 +219,7 @@ func (p *Portal) orgAdminData(lang Lang, kvk, me string, page int) (orgAdminData
 		if a, ok := names[id]; ok {
 			return a
 		}
-		a, _ := p.cfg.Accounts.Store.Account(id)
+		a, _ := p.cfg.Accounts.Account(id)
 		names[id] = a
 		return a
 	}
@@ -232,14 +232,14 @@ func (p *Portal) orgAdminData(lang Lang, kvk, me string, page int) (orgAdminData
 		d.Members = append(d.Members, memberView{Membership: m, Name: acct.Name, Email: acct.Email,
 			InvitedByName: name(m.InvitedBy).Name, Anchored: anchored})
 	}
-	invites, err := p.cfg.Orgs.Store.Invitations(kvk)
+	invites, err := p.cfg.Orgs.Invitations(kvk)
 	if err != nil {
 		return d, err
 	}
 	for _, inv := range invites {
 		d.Invites = append(d.Invites, inviteView{Invitation: inv, AppNames: p.displayApps(inv.Apps)})
 	}
-	entries, more, err := p.cfg.Orgs.Store.Audit(kvk, (page-1)*auditPageSize, auditPageSize)
+	entries, more, err := p.cfg.Orgs.Audit(kvk, (page-1)*auditPageSize, auditPageSize)
 	if err != nil {
 		return d, err
 	}
@@ -403,7 +403,7 @@ func (p *Portal) orgInvite(w http.ResponseWriter, r *http.Request, lang Lang, a 
 		p.afterOrgAction(w, r, lang, a, kvk, "invite", err)
 		return
 	}
-	o, _ := p.cfg.Orgs.Store.Organisation(kvk)
+	o, _ := p.cfg.Orgs.Organisation(kvk)
 	var appNames []string
 	for _, app := range p.apps() {
 		if slices.Contains(inv.Apps, app.Name) {
@@ -453,7 +453,7 @@ func (p *Portal) invitationPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, p.LoginURL("/invite/"+token), http.StatusSeeOther)
 		return
 	}
-	o, _ := p.cfg.Orgs.Store.Organisation(inv.KvK)
+	o, _ := p.cfg.Orgs.Organisation(inv.KvK)
 	d := invitationData{Invitation: inv, OrgName: orgLabel(o), Token: token, WrongEmail: a.Email != inv.Email}
 	for _, app := range p.apps() {
 		if slices.Contains(inv.Apps, app.Name) {

@@ -294,7 +294,7 @@ func (p *Portal) currentUser(r *http.Request) (storage.Account, storage.Session,
 	if err != nil {
 		return storage.Account{}, storage.Session{}, false
 	}
-	a, err := p.cfg.Accounts.Store.Account(s.AccountID)
+	a, err := p.cfg.Accounts.Account(s.AccountID)
 	if err != nil || a.Disabled || a.CredentialVersion != s.CredentialVersion {
 		return storage.Account{}, storage.Session{}, false
 	}

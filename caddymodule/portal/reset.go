@@ -78,7 +78,7 @@ func (p *Portal) resetFlow() codeFlow {
 			return resetData{Stage: f.Stage, Email: f.Email, SendFailed: sendFailed}
 		},
 		afterCode: func(v *view, f storage.Flow) {
-			if _, err := p.cfg.Accounts.Store.AccountByEmail(f.Email); err != nil {
+			if _, err := p.cfg.Accounts.AccountByEmail(f.Email); err != nil {
 				v.Errors["code"] = v.Lang.T("reset.noaccount")
 			}
 		},

@@ -9,7 +9,6 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/internal/pack"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
 // Defaults for Settings.
@@ -34,9 +33,24 @@ type Settings struct {
 	Now func() time.Time
 }
 
+// Store is what sessions need from storage. CreateSession writes a new
+// session only while its account still has the session's
+// CredentialVersion and is not disabled (storage.ErrStale otherwise);
+// TouchSession moves LastSeen without moving the session's version, as no
+// cache depends on it. Version is the invalidation contract for session
+// keys.
+type Store interface {
+	CreateSession(storage.Session) error
+	Session(key string) (storage.Session, error)
+	UpdateSession(key string, change func(*storage.Session)) error
+	TouchSession(key string, when time.Time) error
+	DeleteSession(key string) error
+	storage.Versions
+}
+
 // Manager creates, finds and ends sessions.
 type Manager struct {
-	store    *store.Store
+	store    Store
 	codec    *Codec
 	settings Settings
 	cache    *cache
@@ -55,7 +69,7 @@ type touch struct {
 var ErrNoSession = errors.New("session: no valid session")
 
 // NewManager starts a manager; Close stops its background writer.
-func NewManager(st *store.Store, codec *Codec, s Settings) *Manager {
+func NewManager(st Store, codec *Codec, s Settings) *Manager {
 	if s.IdleTimeout <= 0 {
 		s.IdleTimeout = DefaultIdleTimeout
 	}

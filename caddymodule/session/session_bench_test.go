@@ -30,7 +30,7 @@ func hotPathManager(b *testing.B) (*Manager, *store.Store) {
 func hotPathSession(b *testing.B, m *Manager) string {
 	b.Helper()
 	a := storage.Account{ID: "u-benchaccount", Email: "bench@example.nl"}
-	if err := m.store.CreateAccount(a); err != nil {
+	if err := m.store.(*store.Store).CreateAccount(a); err != nil {
 		b.Fatal(err)
 	}
 	raw, _, err := m.Create(a, "12345678")

@@ -129,13 +129,3 @@ func (s *Store) Counter(key string) (storage.Counter, error) {
 func (s *Store) DeleteCounter(key string) error {
 	return s.updateQuiet(func(txn *badger.Txn) error { return del(txn, prefixCounter+key) })
 }
-
-// SetPassword replaces an account's password hash, which ends its
-// sessions (UpdateAccount).
-func (s *Store) SetPassword(accountID, hash string, when time.Time) (storage.Account, error) {
-	return s.UpdateAccount(accountID, func(a *storage.Account) error {
-		a.PasswordHash = hash
-		a.PasswordChangedAt = when
-		return nil
-	})
-}

@@ -24,7 +24,7 @@ func TestSessionNeedsTheCurrentCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	a, err := st.SetPassword("jan", "new", time.Now())
+	a, err := st.UpdateAccount("jan", func(a *storage.Account) error { a.PasswordHash = "new"; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestLoginsRacingAPasswordChangeLeaveNoOldSession(t *testing.T) {
 		}
 		wg.Go(func() {
 			<-start
-			if _, err := st.SetPassword(id, "new", time.Now()); err != nil {
+			if _, err := st.UpdateAccount(id, func(a *storage.Account) error { a.PasswordHash = "new"; return nil }); err != nil {
 				t.Error(err)
 			}
 		})

@@ -151,6 +151,13 @@ func (g *spaceGuard) flushNeed() uint64 {
 	return 2*logs + 1<<20
 }
 
+// Health reports whether the store takes writes, with its path and free
+// space, for /healthz.
+func (s *Store) Health() (ok bool, detail string) {
+	sp := s.Space()
+	return !sp.Full, sp.String()
+}
+
 // Space measures the free space now and says whether writes are refused.
 // It costs one statfs, so a health check may call it on every request.
 func (s *Store) Space() Space {

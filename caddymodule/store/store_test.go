@@ -1,12 +1,14 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -141,27 +143,37 @@ func TestVersionsMoveForWhatAWriteTouched(t *testing.T) {
 func TestSAMLStateIsSingleUseAndSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	st := openTest(t, dir)
+	ctx := context.Background()
 	until := time.Now().Add(time.Hour)
-	if err := st.PutSAMLRequest("req1", map[string]string{"account": "a"}, until); err != nil {
+	if err := st.TrackRequest(ctx, eherkenning.TrackedRequest{ID: "req1", AccountID: "a", ExpiresAt: until}); err != nil {
 		t.Fatal(err)
 	}
-	first, err := st.MarkAssertionSeen("assertion1", until)
+	first, err := st.MarkAssertionSeen(ctx, "assertion1", until)
 	if err != nil || !first {
 		t.Fatalf("first mark: %v %v", first, err)
+	}
+	parked := eherkenning.ParkedResult{Result: eherkenning.Result{KvK: "12345678"}, ExpiresAt: until}
+	if err := st.ParkResult(ctx, "hash1", parked); err != nil {
+		t.Fatal(err)
 	}
 	st.Close()
 
 	st = openTest(t, dir)
 	defer st.Close()
-	if first, _ := st.MarkAssertionSeen("assertion1", until); first {
+	if first, _ := st.MarkAssertionSeen(ctx, "assertion1", until); first {
 		t.Fatal("a replayed assertion looked new after a restart")
 	}
-	var got map[string]string
-	if err := st.TakeSAMLRequest("req1", &got); err != nil || got["account"] != "a" {
+	if got, err := st.TakeRequest(ctx, "req1"); err != nil || got.AccountID != "a" {
 		t.Fatalf("take after restart: %v %v", got, err)
 	}
-	if err := st.TakeSAMLRequest("req1", &got); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := st.TakeRequest(ctx, "req1"); !errors.Is(err, eherkenning.ErrUnknownRequest) {
 		t.Fatalf("second take: %v", err)
+	}
+	if got, err := st.TakeParkedResult(ctx, "hash1"); err != nil || got.Result.KvK != "12345678" || !got.ExpiresAt.Equal(until) {
+		t.Fatalf("parked result after restart: %+v %v", got, err)
+	}
+	if _, err := st.TakeParkedResult(ctx, "hash1"); !errors.Is(err, eherkenning.ErrUnknownResult) {
+		t.Fatalf("second take of a parked result: %v", err)
 	}
 }
 
@@ -173,7 +185,7 @@ func TestConcurrentAssertionMarks(t *testing.T) {
 	firsts := 0
 	for range 20 {
 		wg.Go(func() {
-			if first, err := st.MarkAssertionSeen("same", time.Now().Add(time.Hour)); err == nil && first {
+			if first, err := st.MarkAssertionSeen(context.Background(), "same", time.Now().Add(time.Hour)); err == nil && first {
 				mu.Lock()
 				firsts++
 				mu.Unlock()

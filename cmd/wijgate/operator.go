@@ -19,8 +19,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wijtechniek/wijgate/caddymodule"
-	"github.com/wijtechniek/wijgate/caddymodule/account"
-	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
 // defaultConfigFile is the config the operator commands read when
@@ -153,16 +151,12 @@ func withOperator(c *cobra.Command, method, uri string, body, result any, direct
 		return fmt.Errorf("no server answered at %s, and %w", addr, err)
 	}
 	fmt.Fprintf(c.ErrOrStderr(), "no server answered at %s; using the store %s (from %s)\n", addr, dir, source)
-	st, err := store.Open(store.Options{Dir: dir})
+	op, closeStore, err := caddymodule.OpenOperator(dir)
 	if err != nil {
 		return fmt.Errorf("opening the store %s: %w", dir, err)
 	}
-	defer st.Close()
-	hasher, err := account.NewHasher(account.HasherOptions{})
-	if err != nil {
-		return err
-	}
-	return direct(&caddymodule.Operator{Accounts: &account.Service{Store: st, Hasher: hasher}})
+	defer closeStore()
+	return direct(op)
 }
 
 // serverMessage is the server's own message in an admin API error, which
