@@ -476,7 +476,7 @@ func TestMetadata(t *testing.T) {
 	if err := os.WriteFile(f, md, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(bin, "--noout", "--nonet", "--schema", "../eherkenning/testdata/xsd/saml-schema-metadata-2.0.xsd", f).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "--noout", "--nonet", "--schema", filepath.Join("..", "..", "testdata", "xsd", "saml-schema-metadata-2.0.xsd"), f).CombinedOutput(); err != nil {
 		t.Fatalf("metadata does not validate: %s", out)
 	}
 }
