@@ -207,8 +207,9 @@ func xmllint(t *testing.T, schema string, doc []byte) {
 }
 
 // TestGeneratedXMLValidates validates our metadata, catalogue,
-// AuthnRequest and ArtifactResolve against the XSDs, and checks the
-// profile's extra rules on the metadata.
+// AuthnRequest (with and without RequestedAuthnContext) and ArtifactResolve
+// against the official XSDs, and checks the profile's extra rules on the
+// metadata.
 func TestGeneratedXMLValidates(t *testing.T) {
 	for _, same := range []bool{false, true} {
 		h := newHarness(t, harnessOpts{sameKeyPair: same, responseBinding: map[bool]string{true: BindingHTTPPost}[same]})
@@ -253,6 +254,17 @@ func TestGeneratedXMLValidates(t *testing.T) {
 
 		start := h.start(t)
 		xmllint(t, "saml-schema-protocol-2.0.xsd", []byte(decodeField(t, start, "SAMLRequest")))
+		withContext := h.cfg
+		withContext.RequestedAuthnContext = true
+		sp, err := New(withContext, h.store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		contextStart, err := sp.StartLogin(context.Background(), "a", "b", "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		xmllint(t, "saml-schema-protocol-2.0.xsd", []byte(decodeField(t, contextStart, "SAMLRequest")))
 
 		var captured []byte
 		ars := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
