@@ -357,7 +357,8 @@ func mustDecode(s string) []byte {
 }
 
 // TestArtifactResolution: the artifact has the profile's format, the ARS
-// wants text/xml and a signed request, and each artifact resolves once.
+// wants text/xml and a signed request, the answer is valid against the
+// official SAML protocol schema, and each artifact resolves once.
 func TestArtifactResolution(t *testing.T) {
 	e := newEnv(t, "")
 	k := testKeys(t)
