@@ -57,7 +57,7 @@ vulncheck: tools vulndb
 FUZZTIME ?=
 FUZZ := ./caddymodule/eherkenning:FuzzHandleResponse:3000 ./caddymodule/eherkenning:FuzzArtifactResponse:600 \
 	./caddymodule/eherkenning:FuzzBrokerMetadata:10000 ./caddymodule/eherkenning:FuzzDecrypt:200 \
-	./caddymodule/ehsim:FuzzSSO:20000
+	./devmodules/ehsim:FuzzSSO:20000
 
 fuzz:
 	@for t in $(FUZZ); do \

@@ -99,7 +99,7 @@ func (s *switchableBroker) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 // plain page. When the broker is back, the next try loads it and all is
 // well again.
 func TestBrokerDown(t *testing.T) {
-	fixture, err := os.ReadFile("eherkenning/testdata/broker-metadata-onewelcome-staging.xml")
+	fixture, err := os.ReadFile(filepath.Join("..", "testdata", "broker-metadata-onewelcome-staging.xml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func validateMetadata(t *testing.T, md []byte) {
 	if err := os.WriteFile(f, md, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	schema := filepath.Join("eherkenning", "testdata", "xsd", "saml-schema-metadata-2.0.xsd")
+	schema := filepath.Join("..", "testdata", "xsd", "saml-schema-metadata-2.0.xsd")
 	if out, err := exec.Command(bin, "--noout", "--nonet", "--schema", schema, f).CombinedOutput(); err != nil {
 		t.Fatalf("our metadata does not validate: %v\n%s\n%s", err, out, md)
 	}

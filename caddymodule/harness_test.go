@@ -26,7 +26,7 @@ import (
 )
 
 // gateway is a real Caddy server, started in this process from a
-// Caddyfile under testdata/, with a recording upstream behind it.
+// Caddyfile in the top-level testdata/, with a recording upstream behind it.
 type gateway struct {
 	t        *testing.T
 	URL      string // the portal and guarded apps, http://127.0.0.1:<port>
@@ -117,7 +117,7 @@ func loadGatewayErr(t *testing.T, name string, p gatewayParams) error {
 	return caddy.Load(cfg, true)
 }
 
-// startGateway adapts testdata/<name> and loads it into Caddy.
+// startGateway adapts the top-level testdata/<name> and loads it into Caddy.
 func startGateway(t *testing.T, name string, p gatewayParams) *gateway {
 	t.Helper()
 	g := &gateway{t: t, Upstream: newRecorder(t), SMTP: mailtest.NewServer(t)}
@@ -143,7 +143,7 @@ func (g *gateway) adapt(name string, p gatewayParams) []byte {
 	g.URL = fmt.Sprintf("http://127.0.0.1:%d", p.Port)
 	g.Admin = fmt.Sprintf("http://127.0.0.1:%d", p.AdminPort)
 
-	raw, err := os.ReadFile("testdata/" + name)
+	raw, err := os.ReadFile("../testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}

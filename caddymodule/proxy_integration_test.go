@@ -22,7 +22,7 @@ import (
 // The header contract at the proxy layer: what a client could slip past
 // the guard through the proxy (upgrades, trailers, Connection tokens,
 // legacy identity headers, encoded paths), tried against a real Caddy
-// with testdata/proxy.caddyfile in front of proxyUpstream.
+// with the top-level testdata/proxy.caddyfile in front of proxyUpstream.
 
 // seenRequest is one request as the upstream app received it.
 type seenRequest struct {
@@ -102,8 +102,8 @@ func acceptWebSocket(w http.ResponseWriter, r *http.Request) {
 	_ = rw.Flush()
 }
 
-// startProxyGateway runs testdata/proxy.caddyfile in front of a fresh
-// proxyUpstream.
+// startProxyGateway runs the top-level testdata/proxy.caddyfile in front
+// of a fresh proxyUpstream.
 func startProxyGateway(t *testing.T) (*gateway, *proxyUpstream) {
 	t.Helper()
 	up := &proxyUpstream{}

@@ -17,7 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/wijtechniek/wijgate/caddymodule/ehsim"
+	"github.com/wijtechniek/wijgate/devmodules/ehsim"
 )
 
 func init() {

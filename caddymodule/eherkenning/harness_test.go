@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wijtechniek/wijgate/caddymodule/ehsim"
+	"github.com/wijtechniek/wijgate/devmodules/ehsim"
 )
 
 // memStore is an in-memory StateStore for tests.

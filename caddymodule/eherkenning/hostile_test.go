@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
-	"github.com/wijtechniek/wijgate/caddymodule/ehsim"
+	"github.com/wijtechniek/wijgate/devmodules/ehsim"
 )
 
 const billionLaughs = `<?xml version="1.0"?>

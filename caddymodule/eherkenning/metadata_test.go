@@ -26,7 +26,7 @@ const fixtureEntityID = "urn:etoegang:HM:00000003520354760000:entities:9632"
 
 func readFixture(t testing.TB) []byte {
 	t.Helper()
-	b, err := os.ReadFile("testdata/broker-metadata-onewelcome-staging.xml")
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "broker-metadata-onewelcome-staging.xml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,8 @@ func TestBrokerMetadataRefresh(t *testing.T) {
 	}
 }
 
-// xmllint validates a document against one of the schemas in testdata/xsd.
+// xmllint validates a document against one of the schemas in the
+// top-level testdata/xsd.
 // It needs xmllint (Debian package libxml2-utils); the test fails without
 // it, because schema validity is a requirement.
 func xmllint(t *testing.T, schema string, doc []byte) {
@@ -199,15 +200,16 @@ func xmllint(t *testing.T, schema string, doc []byte) {
 	if err := os.WriteFile(f, doc, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(bin, "--noout", "--nonet", "--schema", filepath.Join("testdata", "xsd", schema), f).CombinedOutput()
+	out, err := exec.Command(bin, "--noout", "--nonet", "--schema", filepath.Join("..", "..", "testdata", "xsd", schema), f).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s does not validate: %v\n%s\n%s", schema, err, out, doc)
 	}
 }
 
 // TestGeneratedXMLValidates validates our metadata, catalogue,
-// AuthnRequest and ArtifactResolve against the XSDs, and checks the
-// profile's extra rules on the metadata.
+// AuthnRequest (with and without RequestedAuthnContext) and ArtifactResolve
+// against the official XSDs, and checks the profile's extra rules on the
+// metadata.
 func TestGeneratedXMLValidates(t *testing.T) {
 	for _, same := range []bool{false, true} {
 		h := newHarness(t, harnessOpts{sameKeyPair: same, responseBinding: map[bool]string{true: BindingHTTPPost}[same]})
@@ -251,7 +253,18 @@ func TestGeneratedXMLValidates(t *testing.T) {
 		}
 
 		start := h.start(t)
-		xmllint(t, "wijgate-samlp-subset.xsd", []byte(decodeField(t, start, "SAMLRequest")))
+		xmllint(t, "saml-schema-protocol-2.0.xsd", []byte(decodeField(t, start, "SAMLRequest")))
+		withContext := h.cfg
+		withContext.RequestedAuthnContext = true
+		sp, err := New(withContext, h.store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		contextStart, err := sp.StartLogin(context.Background(), "a", "b", "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		xmllint(t, "saml-schema-protocol-2.0.xsd", []byte(decodeField(t, contextStart, "SAMLRequest")))
 
 		var captured []byte
 		ars := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -281,7 +294,7 @@ func TestGeneratedXMLValidates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		xmllint(t, "wijgate-samlp-subset.xsd", out)
+		xmllint(t, "saml-schema-protocol-2.0.xsd", out)
 	}
 }
 

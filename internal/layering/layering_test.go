@@ -11,10 +11,10 @@ import (
 const module = "github.com/wijtechniek/wijgate"
 
 // forbidden are the development packages: the Caddy modules for `make run`
-// and tests, the simulator's engine, and the examples for app owners.
+// and tests with the simulator's engine below them (devmodules/ehsim), and
+// the examples for app owners.
 var forbidden = []string{
 	module + "/devmodules",
-	module + "/caddymodule/ehsim",
 	module + "/examples",
 }
 
@@ -55,5 +55,26 @@ func TestAdapterImportsNoDevelopmentCode(t *testing.T) {
 	}
 	if seen != 1 {
 		t.Fatalf("go list did not list the adapter itself:\n%s", out)
+	}
+}
+
+// TestDevelopmentPackagesAreForbidden lists the packages below devmodules
+// and examples, the simulator's engine among them, and fails on any that
+// the adapter would be allowed to import.
+func TestDevelopmentPackagesAreForbidden(t *testing.T) {
+	out, err := exec.Command("go", "list", module+"/devmodules/...", module+"/examples/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	simulator := false
+	for line := range strings.Lines(string(out)) {
+		pkg := strings.TrimSpace(line)
+		if !isForbidden(pkg) {
+			t.Errorf("the adapter may import the development package %s", pkg)
+		}
+		simulator = simulator || pkg == module+"/devmodules/ehsim"
+	}
+	if !simulator {
+		t.Fatalf("go list did not list the simulator's engine:\n%s", out)
 	}
 }

@@ -28,7 +28,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
-	"github.com/wijtechniek/wijgate/caddymodule/ehsim"
+	"github.com/wijtechniek/wijgate/devmodules/ehsim"
 )
 
 type pair struct {
@@ -363,7 +363,8 @@ func mustDecode(s string) []byte {
 }
 
 // TestArtifactResolution: the artifact has the profile's format, the ARS
-// wants text/xml and a signed request, and each artifact resolves once.
+// wants text/xml and a signed request, the answer is valid against the
+// official SAML protocol schema, and each artifact resolves once.
 func TestArtifactResolution(t *testing.T) {
 	e := newEnv(t, "")
 	k := testKeys(t)
@@ -446,6 +447,21 @@ func TestArtifactResolution(t *testing.T) {
 	if n := strings.Count(body, "<ds:Signature"); n < 4 {
 		t.Errorf("%d signatures; want ArtifactResponse, Response, Assertion and Advice signed", n)
 	}
+	answer := etree.NewDocument()
+	if err := answer.ReadFromString(body); err != nil {
+		t.Fatal(err)
+	}
+	artifactResponse := answer.FindElement("//ArtifactResponse")
+	if artifactResponse == nil {
+		t.Fatalf("no ArtifactResponse in %s", body)
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(artifactResponse.Copy())
+	out, err := doc.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	xmllint(t, "saml-schema-protocol-2.0.xsd", out)
 	if _, body := post("text/xml", resolve(k["sp"].key, k["sp"].cert)); strings.Contains(body, "<samlp:Response") {
 		t.Fatal("artifact resolved twice")
 	}
@@ -474,16 +490,24 @@ func TestMetadata(t *testing.T) {
 	if n := strings.Count(s, `use="signing"`); n != 2 {
 		t.Errorf("%d signing keys, want 2", n)
 	}
+	xmllint(t, "saml-schema-metadata-2.0.xsd", md)
+}
+
+// xmllint validates a document against one of the schemas in the
+// top-level testdata/xsd. It needs xmllint (Debian package
+// libxml2-utils).
+func xmllint(t *testing.T, schema string, doc []byte) {
+	t.Helper()
 	bin, err := exec.LookPath("xmllint")
 	if err != nil {
 		t.Fatal("xmllint is required for schema validation: apt-get install libxml2-utils")
 	}
-	f := filepath.Join(t.TempDir(), "md.xml")
-	if err := os.WriteFile(f, md, 0o600); err != nil {
+	f := filepath.Join(t.TempDir(), "doc.xml")
+	if err := os.WriteFile(f, doc, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(bin, "--noout", "--nonet", "--schema", "../eherkenning/testdata/xsd/saml-schema-metadata-2.0.xsd", f).CombinedOutput(); err != nil {
-		t.Fatalf("metadata does not validate: %s", out)
+	if out, err := exec.Command(bin, "--noout", "--nonet", "--schema", filepath.Join("..", "..", "testdata", "xsd", schema), f).CombinedOutput(); err != nil {
+		t.Fatalf("%s does not validate: %s\n%s", schema, out, doc)
 	}
 }
 
