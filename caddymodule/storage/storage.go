@@ -17,6 +17,12 @@ var ErrExists = errors.New("storage: already exists")
 // trying it, because what it writes to is (nearly) full.
 var ErrStorageFull = errors.New("storage: storage full")
 
+// ErrUnavailable wraps an error of reaching a shared engine (a database
+// that is down or does not answer in time), as opposed to one it answered.
+// Callers show a plain "busy or under maintenance" page and try nothing
+// half: the engine wrote nothing of the operation.
+var ErrUnavailable = errors.New("storage: unavailable")
+
 // ErrStale means the account's credentials changed (or it was disabled or
 // removed) since they were read for the login that wanted this session.
 var ErrStale = errors.New("storage: credentials changed since they were checked")

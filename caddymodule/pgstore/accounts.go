@@ -1,0 +1,177 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
+)
+
+// CreateAccount writes a new account; ErrExists if its email (or ID) is
+// taken.
+func (s *Store) CreateAccount(a storage.Account) error {
+	return s.write(func(ctx context.Context, tx pgx.Tx, ch *changed) error {
+		ch.add(a.ID)
+		rec, err := encode(a)
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, "INSERT INTO account (id, email, record) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", a.ID, a.Email, rec)
+		if err == nil && tag.RowsAffected() == 0 {
+			return storage.ErrExists
+		}
+		return err
+	})
+}
+
+// Account reads an account by ID.
+func (s *Store) Account(id string) (a storage.Account, err error) {
+	err = s.read(func(ctx context.Context) error {
+		a, err = scanRecord[storage.Account](s.pool.QueryRow(ctx, "SELECT record FROM account WHERE id = $1", id))
+		return err
+	})
+	return a, err
+}
+
+// AccountByEmail reads an account by its normalised email.
+func (s *Store) AccountByEmail(email string) (a storage.Account, err error) {
+	err = s.read(func(ctx context.Context) error {
+		a, err = scanRecord[storage.Account](s.pool.QueryRow(ctx, "SELECT record FROM account WHERE email = $1", email))
+		return err
+	})
+	return a, err
+}
+
+// UpdateAccount applies change to the account under a row lock. The email
+// and the credential version cannot be changed by hand: a change of the
+// credentials moves the version and deletes every session of the account
+// in the same transaction. A login creating a session holds the account's
+// row lock too (CreateSession), so the two take turns.
+func (s *Store) UpdateAccount(id string, change func(*storage.Account) error) (a storage.Account, err error) {
+	err = s.write(func(ctx context.Context, tx pgx.Tx, ch *changed) error {
+		ch.add(id)
+		a, err = scanRecord[storage.Account](tx.QueryRow(ctx, "SELECT record FROM account WHERE id = $1 FOR UPDATE", id))
+		if err != nil {
+			return err
+		}
+		before := a
+		if err := change(&a); err != nil {
+			return err
+		}
+		a.Email = before.Email
+		a.CredentialVersion = before.CredentialVersion
+		if storage.CredentialsDiffer(before, a) {
+			a.CredentialVersion++
+			rows, err := tx.Query(ctx, "DELETE FROM session WHERE account_id = $1 RETURNING key", id)
+			if err != nil {
+				return err
+			}
+			keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return err
+			}
+			ch.add(keys...)
+		}
+		rec, err := encode(a)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, "UPDATE account SET record = $2 WHERE id = $1", id, rec)
+		return err
+	})
+	return a, err
+}
+
+// Accounts lists every account, ordered by ID.
+func (s *Store) Accounts() (out []storage.Account, err error) {
+	err = s.read(func(ctx context.Context) error {
+		out, err = collectRecords[storage.Account](s.pool.Query(ctx, "SELECT record FROM account ORDER BY id"))
+		return err
+	})
+	return out, err
+}
+
+// CreateSession writes a new session only while its account has the
+// session's credential version and is not disabled (ErrStale otherwise),
+// holding the account's row in share mode until it commits: a credential
+// change waits for it and then ends the new session too. A new session is
+// in no cache yet, so no version moves.
+func (s *Store) CreateSession(ss storage.Session) error {
+	return s.write(func(ctx context.Context, tx pgx.Tx, _ *changed) error {
+		a, err := scanRecord[storage.Account](tx.QueryRow(ctx, "SELECT record FROM account WHERE id = $1 FOR SHARE", ss.AccountID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return storage.ErrStale
+		}
+		if err != nil {
+			return err
+		}
+		if a.Disabled || a.CredentialVersion != ss.CredentialVersion {
+			return storage.ErrStale
+		}
+		rec, err := encode(ss)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, "INSERT INTO session (key, account_id, expires_at, record) VALUES ($1, $2, $3, $4)",
+			ss.Key, ss.AccountID, expiry(ss.ExpiresAt), rec)
+		return err
+	})
+}
+
+// Session reads a live session by key.
+func (s *Store) Session(key string) (ss storage.Session, err error) {
+	err = s.read(func(ctx context.Context) error {
+		ss, err = scanRecord[storage.Session](s.pool.QueryRow(ctx, "SELECT record FROM session WHERE key = $1 AND expires_at > now()", key))
+		return err
+	})
+	return ss, err
+}
+
+// UpdateSession applies change to a live session; ErrNotFound once it is
+// gone, so a change never resurrects a revoked session.
+func (s *Store) UpdateSession(key string, change func(*storage.Session)) error {
+	return s.write(func(ctx context.Context, tx pgx.Tx, ch *changed) error {
+		ss, err := scanRecord[storage.Session](tx.QueryRow(ctx, "SELECT record FROM session WHERE key = $1 AND expires_at > now() FOR UPDATE", key))
+		if err != nil {
+			return err
+		}
+		ch.add(key)
+		change(&ss)
+		rec, err := encode(ss)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, "UPDATE session SET record = $2, expires_at = $3 WHERE key = $1", key, rec, expiry(ss.ExpiresAt))
+		return err
+	})
+}
+
+// TouchSession records activity on a session without moving its version
+// (no cache depends on it); ErrNotFound once the session is gone.
+func (s *Store) TouchSession(key string, when time.Time) error {
+	return s.write(func(ctx context.Context, tx pgx.Tx, _ *changed) error {
+		ss, err := scanRecord[storage.Session](tx.QueryRow(ctx, "SELECT record FROM session WHERE key = $1 AND expires_at > now() FOR UPDATE", key))
+		if err != nil || !when.After(ss.LastSeen) {
+			return err
+		}
+		ss.LastSeen = when
+		rec, err := encode(ss)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, "UPDATE session SET record = $2 WHERE key = $1", key, rec)
+		return err
+	})
+}
+
+// DeleteSession removes a session; deleting a missing one is not an error.
+func (s *Store) DeleteSession(key string) error {
+	return s.write(func(ctx context.Context, tx pgx.Tx, ch *changed) error {
+		ch.add(key)
+		_, err := tx.Exec(ctx, "DELETE FROM session WHERE key = $1", key)
+		return err
+	})
+}

@@ -1,0 +1,337 @@
+// Package pgstore is the PostgreSQL engine: wijgate's records in one
+// database that any number of wijgate processes share. It implements the
+// same storage interfaces as the badger engine (the contract suite in
+// storage/storagetest runs against both); every user action is one
+// transaction, and what must happen once (a code, an artifact, an
+// invitation, a parked result) is taken with a row lock or an atomic
+// statement, never read-then-write. Caches in every process learn of each
+// other's writes through LISTEN/NOTIFY (versions.go).
+package pgstore
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
+)
+
+// Options open a Store.
+type Options struct {
+	// URL is the connection string (postgres://…).
+	URL string
+	// Logger gets the change feed's and the sweeper's messages; nil
+	// silences them.
+	Logger *zap.Logger
+	// Timeout bounds each operation, so that a database that stops
+	// answering fails requests instead of holding them. Zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+}
+
+// DefaultTimeout bounds one storage operation.
+const DefaultTimeout = 5 * time.Second
+
+// sweepInterval is how often expired rows are deleted. Reads never see
+// them before that: every read of an expiring record asks for
+// expires_at > now().
+const sweepInterval = 10 * time.Minute
+
+// Store is an open PostgreSQL database with wijgate's records in it.
+type Store struct {
+	pool     *pgxpool.Pool
+	logger   *zap.Logger
+	timeout  time.Duration
+	versions *versions
+	stop     context.CancelFunc
+	done     chan struct{}
+}
+
+// Open connects, brings the schema up to date and starts following other
+// processes' writes. It fails when the database cannot be reached; the
+// caller decides whether to wait and try again.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", redactedErr(err))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	s := &Store{pool: pool, logger: o.Logger, timeout: o.Timeout, done: make(chan struct{})}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, unavailable(err)
+	}
+	var bg context.Context
+	bg, s.stop = context.WithCancel(context.Background())
+	s.versions = newVersions()
+	feed, err := s.versions.follow(ctx, bg, cfg.ConnConfig, o.Logger)
+	if err != nil {
+		s.stop()
+		pool.Close()
+		return nil, unavailable(err)
+	}
+	go func() {
+		defer close(s.done)
+		ticker := time.NewTicker(sweepInterval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-bg.Done():
+				<-feed
+				return
+			case <-ticker.C:
+				s.sweep()
+			}
+		}
+	}()
+	return s, nil
+}
+
+// Close stops following other processes' writes and closes the pool.
+func (s *Store) Close() error {
+	s.stop()
+	<-s.done
+	s.pool.Close()
+	return nil
+}
+
+// redactedErr keeps a password in a connection string out of messages.
+func redactedErr(err error) error {
+	return errors.New(strings.SplitN(err.Error(), "://", 2)[0] + ": cannot parse the connection string")
+}
+
+// Health reports whether the database answers, for /healthz.
+func (s *Store) Health() (ok bool, detail string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.pool.Ping(ctx); err != nil {
+		return false, "postgres unreachable: " + err.Error()
+	}
+	if !s.versions.trusted.Load() {
+		return false, "postgres reachable, change feed catching up"
+	}
+	st := s.pool.Stat()
+	return true, "postgres ok (" + strconv.Itoa(int(st.TotalConns())) + " connections)"
+}
+
+// Version is the cache-invalidation contract (storage.Versions).
+func (s *Store) Version(key string) uint64 { return s.versions.of(key) }
+
+func (s *Store) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.timeout)
+}
+
+// changed records the keys a transaction touched.
+type changed struct{ keys []string }
+
+func (c *changed) add(keys ...string) { c.keys = append(c.keys, keys...) }
+
+// maxRetries bounds how often a transaction that lost a deadlock or a
+// serialization race runs again.
+const maxRetries = 8
+
+// write runs fn in one transaction. The keys fn names are announced to
+// every process (NOTIFY, delivered only if the transaction commits) and
+// their versions move here after the commit. They move on failure as
+// well: a reload too many is harmless, a stale cache is not.
+func (s *Store) write(fn func(ctx context.Context, tx pgx.Tx, ch *changed) error) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var ch changed
+	var err error
+	for range maxRetries {
+		ch.keys = ch.keys[:0]
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if err := fn(ctx, tx, &ch); err != nil {
+				return err
+			}
+			return announce(ctx, tx, ch.keys)
+		})
+		if !retryable(err) {
+			break
+		}
+	}
+	for _, k := range ch.keys {
+		s.versions.moved(k)
+	}
+	return mapErr(err)
+}
+
+// read runs one query function with the operation timeout.
+func (s *Store) read(fn func(ctx context.Context) error) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	return mapErr(fn(ctx))
+}
+
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
+
+// mapErr turns pgx's errors into the storage contract's.
+func mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return storage.ErrNotFound
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return err
+	}
+	return unavailable(err)
+}
+
+// unavailable marks an error of reaching the database, as opposed to one
+// the database answered.
+func unavailable(err error) error {
+	var pgErr *pgconn.PgError
+	if err == nil || errors.As(err, &pgErr) || errors.Is(err, storage.ErrUnavailable) {
+		return err
+	}
+	for _, known := range []error{storage.ErrNotFound, storage.ErrExists, storage.ErrStale} {
+		if errors.Is(err, known) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %v", storage.ErrUnavailable, err)
+}
+
+// lock serialises transactions on one name (an organisation, an address)
+// until the transaction ends; names that hash alike only wait for each
+// other.
+func lock(ctx context.Context, tx pgx.Tx, name string) error {
+	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", name)
+	return err
+}
+
+// expiry is a record's expiry as stored: a zero time never expires.
+func expiry(t time.Time) pgtype.Timestamptz {
+	if t.IsZero() {
+		return pgtype.Timestamptz{InfinityModifier: pgtype.Infinity, Valid: true}
+	}
+	return pgtype.Timestamptz{Time: t, Valid: true}
+}
+
+func encode(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+// scanRecord reads one JSON record.
+func scanRecord[T any](row pgx.Row) (T, error) {
+	var raw []byte
+	if err := row.Scan(&raw); err != nil {
+		var zero T
+		return zero, err
+	}
+	return decode[T](raw)
+}
+
+func decode[T any](raw []byte) (T, error) {
+	var v T
+	err := json.Unmarshal(raw, &v)
+	return v, err
+}
+
+// collectRecords reads the JSON records a query returns.
+func collectRecords[T any](rows pgx.Rows, err error) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (T, error) { return scanRecord[T](row) })
+}
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrationLock names the advisory lock that makes replicas starting
+// together take turns at the schema.
+const migrationLock = 0x77696a67617465 // "wijgate"
+
+// migrate applies the embedded migrations not applied yet, in order, each
+// in one transaction with its row in schema_migration, under a session
+// advisory lock: a second replica starting at the same time waits, then
+// finds nothing left to do.
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
+		return err
+	}
+	defer func() { _, _ = conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", migrationLock) }()
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migration (
+		version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: the name must start with its number", base)
+		}
+		sql, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, "INSERT INTO schema_migration (version, name) VALUES ($1, $2) ON CONFLICT DO NOTHING", version, base)
+			if err != nil || tag.RowsAffected() == 0 {
+				return err
+			}
+			_, err = tx.Exec(ctx, string(sql))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", base, err)
+		}
+	}
+	return nil
+}
+
+// expiring are the tables whose rows expire, swept by sweep.
+var expiring = []string{"session", "code", "flow", "counter", "invitation", "audit", "saml_request", "saml_seen", "parked_result"}
+
+// sweep deletes expired rows.
+func (s *Store) sweep() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, table := range expiring {
+		if _, err := s.pool.Exec(ctx, "DELETE FROM "+table+" WHERE expires_at <= now()"); err != nil {
+			s.logger.Warn("deleting expired records", zap.String("table", table), zap.Error(err))
+			return
+		}
+	}
+}
