@@ -254,6 +254,13 @@ func (s *recordingSender) Send(_ context.Context, m mail.Message) error {
 	return nil
 }
 
+// failWith makes Send fail with err from now on; nil lets it work again.
+func (s *recordingSender) failWith(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = err
+}
+
 // messages are the messages sent so far.
 func (s *recordingSender) messages() []mail.Message {
 	s.mu.Lock()
