@@ -106,6 +106,13 @@ func (b *browser) get(path string) *httptest.ResponseRecorder {
 	return b.do(httptest.NewRequest(http.MethodGet, "https://portal.example.nl"+path, nil))
 }
 
+// getFrom requests path as a client at remoteAddr ("127.0.0.1:50000").
+func (b *browser) getFrom(remoteAddr, path string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodGet, "https://portal.example.nl"+path, nil)
+	r.RemoteAddr = remoteAddr
+	return b.do(r)
+}
+
 // post submits a form to path as the portal's own page would: same-origin,
 // with the browser's anti-forgery token unless form carries one.
 func (b *browser) post(path string, form url.Values) *httptest.ResponseRecorder {
