@@ -244,3 +244,98 @@ func TestRegistrationWhileTheMailServerFails(t *testing.T) {
 	wantRedirect(t, b.registerAction("send", "email", "anna@example.nl"), "/register?sent=1")
 	h.mail.lastCode(t, "anna@example.nl")
 }
+
+// TestRegistrationCodeLimits: a code dies after MaxCodeAttempts wrong
+// tries; wrong codes for the address count on across new codes, and at
+// MaxCodeGuesses even the right code waits, with 429 and Retry-After.
+func TestRegistrationCodeLimits(t *testing.T) {
+	t.Parallel()
+	h := newPortalHarness(t)
+	b := h.browser()
+	wantRedirect(t, b.registerAction("send", "email", "anna@example.nl"), "/register?sent=1")
+	code := h.mail.lastCode(t, "anna@example.nl")
+	for i := 1; i < account.MaxCodeAttempts; i++ {
+		wantPage(t, b.registerAction("verify", "code", otherCode(code)), http.StatusBadRequest, Dutch, "code.wrong")
+	}
+	wantPage(t, b.registerAction("verify", "code", otherCode(code)), http.StatusBadRequest, Dutch, "code.exhausted")
+	wantPage(t, b.registerAction("verify", "code", code), http.StatusBadRequest, Dutch, "code.expired")
+
+	wantRedirect(t, b.registerAction("resend"), "/register?sent=1")
+	code = h.mail.lastCode(t, "anna@example.nl")
+	for i := account.MaxCodeAttempts + 1; i < account.MaxCodeGuesses; i++ {
+		wantPage(t, b.registerAction("verify", "code", otherCode(code)), http.StatusBadRequest, Dutch, "code.wrong")
+	}
+	for _, typed := range []string{otherCode(code), code} {
+		rec := b.registerAction("verify", "code", typed)
+		wantPage(t, rec, http.StatusTooManyRequests, Dutch, "code.guesslimit")
+		if rec.Header().Get("Retry-After") == "" {
+			t.Error("no Retry-After with the guess limit")
+		}
+	}
+	if strings.Contains(b.get("/register").Body.String(), `autocomplete="new-password"`) {
+		t.Fatal("the right code was taken during the guess limit")
+	}
+}
+
+// TestRegistrationSendLimit: the sixth code for an address within the
+// window is refused with 429, Retry-After and a wait in minutes, and is
+// not sent.
+func TestRegistrationSendLimit(t *testing.T) {
+	t.Parallel()
+	h := newPortalHarness(t)
+	b := h.browser()
+	wantRedirect(t, b.registerAction("send", "email", "anna@example.nl"), "/register?sent=1")
+	for i := 1; i < account.CodeSendLimit; i++ {
+		wantRedirect(t, b.registerAction("resend"), "/register?sent=1")
+	}
+	rec := b.registerAction("resend")
+	wantPage(t, rec, http.StatusTooManyRequests, Dutch, "code.limited")
+	if got := rec.Header().Get("Retry-After"); got != "600" {
+		t.Errorf("Retry-After %q, want 600", got)
+	}
+	if !strings.Contains(rec.Body.String(), strings.ReplaceAll(Dutch.T("wait.minutes"), "{n}", "10")) {
+		t.Errorf("the wait is not said in minutes:\n%s", rec.Body)
+	}
+	if n := len(h.mail.messages()); n != account.CodeSendLimit {
+		t.Fatalf("%d codes sent, want %d", n, account.CodeSendLimit)
+	}
+	h.advance(account.CodeSendWindow)
+	wantRedirect(t, b.registerAction("resend"), "/register?sent=1")
+}
+
+// TestRegistrationFlowExpires: a registration left for longer than
+// flowLifetime starts again at the address step.
+func TestRegistrationFlowExpires(t *testing.T) {
+	t.Parallel()
+	h := newPortalHarness(t)
+	b := h.browser()
+	wantRedirect(t, b.registerAction("send", "email", "anna@example.nl"), "/register?sent=1")
+	wantRedirect(t, b.registerAction("verify", "code", h.mail.lastCode(t, "anna@example.nl")), "/register?verified=1")
+	h.advance(flowLifetime)
+	wantPage(t, b.registerAction("create", "password", testPassword, "password2", testPassword, "name", "Anna de Vries"),
+		http.StatusConflict, Dutch, "form.outofstep", "register.send")
+	if _, err := h.accounts.AccountByEmail("anna@example.nl"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("an expired registration made the account: %v", err)
+	}
+}
+
+// TestRegistrationInEnglish: a person who chose English gets the code in
+// English and an account that remembers the language.
+func TestRegistrationInEnglish(t *testing.T) {
+	t.Parallel()
+	h := newPortalHarness(t)
+	b := h.browser()
+	wantPage(t, b.get("/register?lang=en"), http.StatusOK, English, "register.title", "register.send")
+	wantRedirect(t, b.registerAction("send", "email", "anna@example.nl"), "/register?sent=1")
+	code := h.mail.lastCode(t, "anna@example.nl")
+	want := mail.VerificationCodeMessage(mail.LangEN, "anna@example.nl", code, string(account.PurposeRegister), account.CodeValidity)
+	if msgs := h.mail.messages(); len(msgs) != 1 || msgs[0] != want {
+		t.Fatalf("sent %+v, want the English code message", msgs)
+	}
+	wantPage(t, b.registerAction("verify", "code", otherCode(code)), http.StatusBadRequest, English, "code.wrong")
+	wantRedirect(t, b.registerAction("verify", "code", code), "/register?verified=1")
+	wantRedirect(t, b.registerAction("create", "password", testPassword, "password2", testPassword, "name", "Anna de Vries"), "/dashboard")
+	if a, err := h.accounts.AccountByEmail("anna@example.nl"); err != nil || a.Lang != "en" {
+		t.Fatalf("the account: %+v, %v", a, err)
+	}
+}
