@@ -1,11 +1,14 @@
 package portal
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wijtechniek/wijgate/caddymodule/session"
 )
 
 // TestDashboardHandler: without a session it leads to the login with the
@@ -71,5 +74,28 @@ func TestActiveOrganisationSwitchRefusals(t *testing.T) {
 	wantPage(t, b.post("/dashboard/active", url.Values{"kvk": {"87654321"}, "csrf": {""}}), http.StatusForbidden, Dutch, "form.expired")
 	if s, err := h.sessions.Lookup(b.session()); err != nil || s.ActiveOrg != "" {
 		t.Fatalf("a refused switch changed the session: %+v, %v", s, err)
+	}
+}
+
+// TestDashboardNeedsALiveSession: a session stops opening the dashboard
+// when its account is disabled or it was idle too long.
+func TestDashboardNeedsALiveSession(t *testing.T) {
+	t.Parallel()
+	h := newPortalHarness(t)
+	h.account("jan@example.nl", "Jan Jansen")
+	h.account("piet@example.nl", "Piet Pietersen")
+	jan, piet := h.loggedIn("jan@example.nl"), h.loggedIn("piet@example.nl")
+
+	if _, err := h.accounts.Disable("piet@example.nl"); err != nil {
+		t.Fatal(err)
+	}
+	wantRedirect(t, piet.get("/dashboard"), h.portal.LoginURL("/dashboard"))
+	wantRedirect(t, piet.get("/"), "/account")
+
+	wantPage(t, jan.get("/dashboard"), http.StatusOK, Dutch, "dashboard.title")
+	h.advance(session.DefaultIdleTimeout + time.Second)
+	wantRedirect(t, jan.get("/dashboard"), h.portal.LoginURL("/dashboard"))
+	if _, err := h.sessions.Lookup(jan.session()); !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("the idle session lives on: %v", err)
 	}
 }
