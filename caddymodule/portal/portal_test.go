@@ -2,6 +2,7 @@ package portal
 
 import (
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -64,7 +65,7 @@ func TestCrossOriginFormPostsAreRefused(t *testing.T) {
 	rf := newRefusedForms(t)
 	for _, fp := range formPaths {
 		for _, header := range [][2]string{{"Sec-Fetch-Site", "cross-site"}, {"Sec-Fetch-Site", "same-site"}, {"Origin", "https://evil.example"}} {
-			r := rf.b.formRequest(fp.path, cloneForm(fp.form))
+			r := rf.b.formRequest(fp.path, maps.Clone(fp.form))
 			r.Header.Del("Sec-Fetch-Site")
 			r.Header.Set(header[0], header[1])
 			wantPage(t, rf.b.do(r), http.StatusForbidden, Dutch, "form.expired")
@@ -89,14 +90,14 @@ func TestFormsNeedTheirToken(t *testing.T) {
 			"empty":       {""},
 			"wrong token": {strings.Repeat("A", 26)},
 		} {
-			form := cloneForm(fp.form)
+			form := maps.Clone(fp.form)
 			form["csrf"] = token
 			t.Run(fp.path+" "+name, func(t *testing.T) {
 				wantPage(t, rf.b.post(fp.path, form), http.StatusForbidden, Dutch, "form.expired")
 			})
 		}
 		// The right token, but the cookie it must match is gone.
-		form := cloneForm(fp.form)
+		form := maps.Clone(fp.form)
 		form.Set("csrf", rf.b.csrf())
 		r := rf.b.formRequest(fp.path, form)
 		noCookie := rf.h.browser()
@@ -106,21 +107,13 @@ func TestFormsNeedTheirToken(t *testing.T) {
 	}
 }
 
-func cloneForm(f url.Values) url.Values {
-	out := url.Values{}
-	for k, v := range f {
-		out[k] = append([]string(nil), v...)
-	}
-	return out
-}
-
 // TestOversizedFormIsRefused: a form body larger than maxFormBytes is
 // answered 413 before any handler reads it.
 func TestOversizedFormIsRefused(t *testing.T) {
 	t.Parallel()
 	rf := newRefusedForms(t)
 	for _, fp := range formPaths {
-		form := cloneForm(fp.form)
+		form := maps.Clone(fp.form)
 		form.Set("padding", strings.Repeat("x", maxFormBytes))
 		wantPage(t, rf.b.post(fp.path, form), http.StatusRequestEntityTooLarge, Dutch, "form.toolarge")
 		rf.nothingHappened(t, fp.path)
