@@ -228,8 +228,8 @@ func TestRegistrationKeepsTheReturnAddress(t *testing.T) {
 }
 
 // TestRegistrationWhileTheMailServerFails: the person stays at the
-// address step with the address kept and is offered a new code; nothing
-// counts as sent.
+// address step with the address kept and is offered a new code; the
+// failed sends do not count toward the send limit.
 func TestRegistrationWhileTheMailServerFails(t *testing.T) {
 	t.Parallel()
 	h := newPortalHarness(t)
@@ -240,9 +240,19 @@ func TestRegistrationWhileTheMailServerFails(t *testing.T) {
 	if !strings.Contains(rec.Body.String(), `value="anna@example.nl"`) {
 		t.Fatalf("the address is lost:\n%s", rec.Body)
 	}
+	// Failed sends use none of the address's codes.
+	for range account.CodeSendLimit {
+		wantPage(t, b.registerAction("send", "email", "anna@example.nl"), http.StatusServiceUnavailable, Dutch, "mail.failed")
+	}
 	h.mail.failWith(nil)
 	wantRedirect(t, b.registerAction("send", "email", "anna@example.nl"), "/register?sent=1")
 	h.mail.lastCode(t, "anna@example.nl")
+	for i := 1; i < account.CodeSendLimit; i++ {
+		wantRedirect(t, b.registerAction("resend"), "/register?sent=1")
+	}
+	if n := len(h.mail.messages()); n != account.CodeSendLimit {
+		t.Fatalf("%d codes sent after the mail server came back, want %d", n, account.CodeSendLimit)
+	}
 }
 
 // TestRegistrationCodeLimits: a code dies after MaxCodeAttempts wrong
