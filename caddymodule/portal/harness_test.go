@@ -2,10 +2,12 @@ package portal
 
 import (
 	"context"
+	"html/template"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,7 +48,7 @@ func newPortalHarness(t testing.TB, opts ...harnessOptions) *portalHarness {
 		t.Fatal(err)
 	}
 	h := &portalHarness{t: t, store: st, mail: &recordingSender{}}
-	codec, err := session.NewCodec("__Host-wijgate", session.NewKeyPair())
+	codec, err := session.NewCodec(sessionCookieName, session.NewKeyPair())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func newPortalHarness(t testing.TB, opts ...harnessOptions) *portalHarness {
 		Codes:   &account.Codes{Store: st, Key: []byte("0123456789abcdef0123456789abcdef"), Now: h.now},
 		Limits:  &account.Limits{Store: st, Now: h.now},
 		Mailer:  h.mail,
-		Cookie:  CookieSettings{Name: "__Host-wijgate"},
+		Cookie:  CookieSettings{Name: sessionCookieName},
 		Returns: returns,
 		Now:     h.now,
 	}
@@ -104,19 +106,32 @@ func (b *browser) get(path string) *httptest.ResponseRecorder {
 	return b.do(httptest.NewRequest(http.MethodGet, "https://portal.example.nl"+path, nil))
 }
 
+// getFrom requests path as a client at remoteAddr ("127.0.0.1:50000").
+func (b *browser) getFrom(remoteAddr, path string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodGet, "https://portal.example.nl"+path, nil)
+	r.RemoteAddr = remoteAddr
+	return b.do(r)
+}
+
 // post submits a form to path as the portal's own page would: same-origin,
 // with the browser's anti-forgery token unless form carries one.
 func (b *browser) post(path string, form url.Values) *httptest.ResponseRecorder {
 	if form == nil {
 		form = url.Values{}
 	}
+	return b.do(b.formRequest(path, form))
+}
+
+// formRequest is the request post sends, for a test that changes it
+// before passing it to do.
+func (b *browser) formRequest(path string, form url.Values) *http.Request {
 	if _, ok := form["csrf"]; !ok {
 		form.Set("csrf", b.csrf())
 	}
 	r := httptest.NewRequest(http.MethodPost, "https://portal.example.nl"+path, strings.NewReader(form.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	r.Header.Set("Sec-Fetch-Site", "same-origin")
-	return b.do(r)
+	return r
 }
 
 // do sends r with the browser's cookies and keeps the ones it gets back.
@@ -157,6 +172,17 @@ func (b *browser) csrf() string {
 	return c.Value
 }
 
+// session is the browser's session cookie value, "" when it has none.
+func (b *browser) session() string {
+	if c, ok := b.cookies[sessionCookieName]; ok {
+		return c.Value
+	}
+	return ""
+}
+
+// sessionCookieName is the session cookie's name in the harness.
+const sessionCookieName = "__Host-wijgate"
+
 // account creates an account with a password that passes the rules.
 func (h *portalHarness) account(email, name string) storage.Account {
 	h.t.Helper()
@@ -181,6 +207,42 @@ func (h *portalHarness) loggedIn(email string) *browser {
 	return b
 }
 
+// linkOrg makes the account an eHerkenning-verified admin of a company.
+func (h *portalHarness) linkOrg(accountID, kvk, name string) {
+	h.t.Helper()
+	if _, err := h.orgs.Link(accountID, org.Verified{KvK: kvk, Name: name, Level: "loa3", Pseudonym: "ps-" + accountID}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// pageText is a catalogue text as a page shows it, HTML-escaped.
+func pageText(lang Lang, key string) string { return template.HTMLEscapeString(lang.T(key)) }
+
+// wantPage fails the test unless rec answered status with an HTML page in
+// lang that shows the catalogue texts of keys.
+func wantPage(t testing.TB, rec *httptest.ResponseRecorder, status int, lang Lang, keys ...string) {
+	t.Helper()
+	if rec.Code != status {
+		t.Fatalf("status %d, want %d\n%s", rec.Code, status, rec.Body)
+	}
+	if got := rec.Header().Get("Content-Language"); got != string(lang) {
+		t.Errorf("Content-Language %q, want %q", got, lang)
+	}
+	for _, key := range keys {
+		if !strings.Contains(rec.Body.String(), pageText(lang, key)) {
+			t.Errorf("the page lacks %s %q:\n%s", key, lang.T(key), rec.Body)
+		}
+	}
+}
+
+// wantRedirect fails the test unless rec sends the browser on to location.
+func wantRedirect(t testing.TB, rec *httptest.ResponseRecorder, location string) {
+	t.Helper()
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != location {
+		t.Fatalf("%d to %q, want 303 to %q\n%s", rec.Code, rec.Header().Get("Location"), location, rec.Body)
+	}
+}
+
 // recordingSender keeps the messages the portal sends; fail makes Send
 // return an error instead.
 type recordingSender struct {
@@ -197,6 +259,20 @@ func (s *recordingSender) Send(_ context.Context, m mail.Message) error {
 	}
 	s.sent = append(s.sent, m)
 	return nil
+}
+
+// failWith makes Send fail with err from now on; nil lets it work again.
+func (s *recordingSender) failWith(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = err
+}
+
+// messages are the messages sent so far.
+func (s *recordingSender) messages() []mail.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sent)
 }
 
 var codePattern = regexp.MustCompile(`\b[0-9]{3}[ -]?[0-9]{3}\b`)
