@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -42,8 +41,10 @@ func now() time.Time { return clock() }
 // account store, the session cookie keys and settings, the password
 // hasher and the portal. Configure it with the `wijgate` global option.
 type App struct {
-	// Storage is the badger directory that holds accounts and sessions.
-	// Default: a `wijgate` folder in Caddy's data directory.
+	// Storage is where every record lives: a badger directory (the
+	// default: a `wijgate` folder in Caddy's data directory), or a
+	// PostgreSQL URL (postgres://…), which several wijgate processes can
+	// share. {env.*} and {file.*} placeholders are replaced.
 	Storage string `json:"storage,omitempty"`
 
 	// StorageReserve is the free space, in bytes, that the storage's
@@ -154,19 +155,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	dir := repl.ReplaceAll(a.Storage, "")
-	if dir == "" {
-		dir = filepath.Join(caddy.AppDataDir(), "wijgate")
-	}
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return fmt.Errorf("storage %q: %w", a.Storage, err)
-	}
-	st, err := openPooledStore(dir, a.StorageReserve, a.logger)
+	location, err := ResolveStorage(a.Storage)
 	if err != nil {
 		return err
 	}
-	a.engine, a.storeKey = st, dir
+	st, err := openPooledEngine(ctx, location, a.StorageReserve, a.logger)
+	if err != nil {
+		return err
+	}
+	a.engine, a.storeKey = st, location
 
 	keys, err := a.cookieKeys(repl)
 	if err != nil {

@@ -1,18 +1,46 @@
 package caddymodule
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/wijtechniek/wijgate/caddymodule/pgstore"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
-// storePool shares one open store per directory between configurations.
-// On reload Caddy provisions the new config before cleaning up the old
-// one, and badger locks its directory, so a second Open would fail.
+// storePool shares one open engine per storage location between
+// configurations. On reload Caddy provisions the new config before
+// cleaning up the old one, and badger locks its directory, so a second
+// Open would fail; a PostgreSQL engine keeps its connections and its
+// change feed.
 var storePool = caddy.NewUsagePool()
+
+// openPooledEngine opens the engine at a resolved storage location, or
+// shares the one already open there.
+func openPooledEngine(ctx caddy.Context, location string, reserve uint64, logger *zap.Logger) (engine, error) {
+	if !isPostgres(location) {
+		return openPooledStore(location, reserve, logger)
+	}
+	v, _, err := storePool.LoadOrNew(location, func() (caddy.Destructor, error) {
+		st, err := pgstore.Open(ctx, pgstore.Options{URL: location, Logger: logger.Named("postgres")})
+		if err != nil {
+			return nil, fmt.Errorf("storage %s: %w", RedactStorage(location), err)
+		}
+		return pooledPostgres{st}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(pooledPostgres).Store, nil
+}
+
+// pooledPostgres closes the engine once the last config using it is gone.
+type pooledPostgres struct{ *pgstore.Store }
+
+func (p pooledPostgres) Destruct() error { return p.Close() }
 
 // gcInterval is how often the value log is checked for garbage.
 const gcInterval = 10 * time.Minute

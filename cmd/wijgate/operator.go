@@ -98,24 +98,22 @@ func (cfg *serverConfig) adminAddress(flagAddr string) string {
 	return caddy.DefaultAdminListen
 }
 
-// storeDir is the store a server started from cfg opens, resolved as the
+// storeLocation is the storage a server started from cfg opens, resolved as the
 // wijgate app resolves it, or an error saying why there is none to use.
-func (cfg *serverConfig) storeDir(flagDir string) (dir, source string, err error) {
+func (cfg *serverConfig) storeLocation(flagDir string) (location, source string, err error) {
+	var setting string
 	switch {
 	case flagDir != "":
-		dir, source = flagDir, "--storage"
+		setting, source = flagDir, "--storage"
 	case cfg == nil:
 		return "", "", fmt.Errorf("there is no %s here to find the server's store in: run this where the server's Caddyfile is, or name it with --config (or the store with --storage)", defaultConfigFile)
 	case cfg.Apps.WijGate == nil:
 		return "", "", fmt.Errorf("%s has no wijgate app, so it names no store: name the server's config with --config (or the store with --storage)", cfg.file)
 	default:
-		dir, source = caddy.NewReplacer().ReplaceAll(cfg.Apps.WijGate.Storage, ""), cfg.file
-		if dir == "" {
-			dir = filepath.Join(caddy.AppDataDir(), "wijgate")
-		}
+		setting, source = cfg.Apps.WijGate.Storage, cfg.file
 	}
-	dir, err = filepath.Abs(dir)
-	return dir, source, err
+	location, err = caddymodule.ResolveStorage(setting)
+	return location, source, err
 }
 
 // withOperator runs an operator command through the admin API of a
@@ -146,14 +144,14 @@ func withOperator(c *cobra.Command, method, uri string, body, result any, direct
 	}
 
 	flagDir, _ := c.Flags().GetString("storage")
-	dir, source, err := cfg.storeDir(flagDir)
+	dir, source, err := cfg.storeLocation(flagDir)
 	if err != nil {
 		return fmt.Errorf("no server answered at %s, and %w", addr, err)
 	}
-	fmt.Fprintf(c.ErrOrStderr(), "no server answered at %s; using the store %s (from %s)\n", addr, dir, source)
+	fmt.Fprintf(c.ErrOrStderr(), "no server answered at %s; using the store %s (from %s)\n", addr, caddymodule.RedactStorage(dir), source)
 	op, closeStore, err := caddymodule.OpenOperator(dir)
 	if err != nil {
-		return fmt.Errorf("opening the store %s: %w", dir, err)
+		return fmt.Errorf("opening the store %s: %w", caddymodule.RedactStorage(dir), err)
 	}
 	defer closeStore()
 	return direct(op)
