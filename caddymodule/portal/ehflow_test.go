@@ -282,33 +282,33 @@ func TestEHerkenningLinksTheOrganisation(t *testing.T) {
 // answer it saw is used up.
 func TestEHerkenningCompleteOnlyForTheStarter(t *testing.T) {
 	t.Parallel()
-	h := newEHHarness(t)
-	jan := h.account("jan@example.nl", "Jan Jansen")
-	piet := h.account("piet@example.nl", "Piet Pieters")
-
 	for _, c := range []struct {
 		name      string
-		presenter func(starter *browser) *browser
+		presenter func(h *ehHarness, starter *browser) *browser
 	}{
-		{"another browser of the same account", func(*browser) *browser { return h.loggedIn("jan@example.nl") }},
-		{"another account with the starter's secret", func(starter *browser) *browser {
+		{"another browser of the same account", func(h *ehHarness, _ *browser) *browser { return h.loggedIn("jan@example.nl") }},
+		{"another account with the starter's secret", func(h *ehHarness, starter *browser) *browser {
 			b := h.loggedIn("piet@example.nl")
 			b.cookies[ehBindingCookie] = starter.cookies[ehBindingCookie]
 			return b
 		}},
-		{"no session, with the starter's secret", func(starter *browser) *browser {
+		{"no session, with the starter's secret", func(h *ehHarness, starter *browser) *browser {
 			b := h.browser()
 			b.cookies[ehBindingCookie] = starter.cookies[ehBindingCookie]
 			return b
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			h := newEHHarness(t)
+			jan := h.account("jan@example.nl", "Jan Jansen")
+			piet := h.account("piet@example.nl", "Piet Pieters")
 			starter := h.loggedIn("jan@example.nl").english()
 			complete := h.parked(t, starter)
-			wantPage(t, c.presenter(starter).english().get(complete), http.StatusForbidden, English.T("eh.otherbrowser"))
+			wantPage(t, c.presenter(h, starter).english().get(complete), http.StatusForbidden, English.T("eh.otherbrowser"))
 			for _, a := range []string{jan.ID, piet.ID} {
 				if _, ok := h.membership(ehCompany, a); ok {
-					t.Fatalf("%s: the company was linked to %s", c.name, a)
+					t.Fatalf("the company was linked to %s", a)
 				}
 			}
 			wantPage(t, starter.get(complete), http.StatusBadRequest, English.T("eh.expired"))
