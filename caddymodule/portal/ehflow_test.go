@@ -14,8 +14,8 @@ import (
 	"testing"
 
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
-	"github.com/wijtechniek/wijgate/caddymodule/ehsim"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
+	"github.com/wijtechniek/wijgate/devmodules/ehsim"
 )
 
 // The eHerkenning pages with the broker simulator on a local HTTP server
