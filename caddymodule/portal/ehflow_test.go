@@ -202,7 +202,7 @@ func TestEHerkenningPages(t *testing.T) {
 
 	b := h.browser().english()
 	rec := b.get("/eherkenning")
-	wantPage(t, rec, http.StatusOK, English.T("eh.lead"), English.T("eh.button"))
+	wantTexts(t, rec, http.StatusOK, English.T("eh.lead"), English.T("eh.button"))
 	wantMarkup(t, rec, `action="/eherkenning/start"`, `name="csrf" value="`+b.cookies[csrfCookie].Value+`"`)
 
 	rec = b.get(ehStartPath)
@@ -217,10 +217,10 @@ func TestEHerkenningPages(t *testing.T) {
 	// Logging in on the way goes on to eHerkenning: the page posts its
 	// form by itself.
 	rec = b.post("/login", url.Values{"email": {"jan@example.nl"}, "password": {testPassword}, "return": {ehStartPath}})
-	wantPage(t, rec, http.StatusOK, English.T("eh.continue"))
+	wantTexts(t, rec, http.StatusOK, English.T("eh.continue"))
 	wantMarkup(t, rec, `action="/eherkenning/start" data-autosubmit`)
 
-	wantPage(t, b.post(ehStartPath, url.Values{"csrf": {"ABCDEFGHIJKLMNOPQRSTUVWXYZ"}}), http.StatusForbidden, English.T("form.expired"))
+	wantTexts(t, b.post(ehStartPath, url.Values{"csrf": {"ABCDEFGHIJKLMNOPQRSTUVWXYZ"}}), http.StatusForbidden, English.T("form.expired"))
 	if _, ok := b.cookies[ehBindingCookie]; ok {
 		t.Error("a start without the form's token set the binding cookie")
 	}
@@ -243,9 +243,9 @@ func TestEHerkenningNotConfigured(t *testing.T) {
 	h := newPortalHarness(t)
 	h.account("jan@example.nl", "Jan Jansen")
 	b := h.loggedIn("jan@example.nl").english()
-	wantPage(t, b.post(ehStartPath, nil), http.StatusServiceUnavailable, English.T("eh.notconfigured"))
-	wantPage(t, b.get("/eherkenning/complete?t=x"), http.StatusServiceUnavailable, English.T("eh.notconfigured"))
-	wantPage(t, b.get(acsPath+"?SAMLart=x"), http.StatusServiceUnavailable, English.T("eh.notconfigured"))
+	wantTexts(t, b.post(ehStartPath, nil), http.StatusServiceUnavailable, English.T("eh.notconfigured"))
+	wantTexts(t, b.get("/eherkenning/complete?t=x"), http.StatusServiceUnavailable, English.T("eh.notconfigured"))
+	wantTexts(t, b.get(acsPath+"?SAMLart=x"), http.StatusServiceUnavailable, English.T("eh.notconfigured"))
 }
 
 // TestEHerkenningLinksTheOrganisation: the browser and account that
@@ -261,7 +261,7 @@ func TestEHerkenningLinksTheOrganisation(t *testing.T) {
 		t.Fatal("the ACS linked the company before the browser came back")
 	}
 	rec := b.get(complete)
-	wantPage(t, rec, http.StatusOK, English.T("eh.success.title"), English.T("eh.success.lead"), ehCompanyName)
+	wantTexts(t, rec, http.StatusOK, English.T("eh.success.title"), English.T("eh.success.lead"), ehCompanyName)
 	m, ok := h.membership(ehCompany, jan.ID)
 	if !ok || m.Role != org.RoleAdmin || m.Anchor != org.AnchorEH3 || m.Level != "loa3" || m.Pseudonym == "" {
 		t.Fatalf("membership after the login: %+v (%v)", m, ok)
@@ -272,8 +272,8 @@ func TestEHerkenningLinksTheOrganisation(t *testing.T) {
 	wantMarkup(t, b.get("/dashboard"), "<h2>"+ehCompanyName+" <span", `href="/org/`+ehCompany+`"`)
 
 	// The parked answer is collected once.
-	wantPage(t, b.get(complete), http.StatusBadRequest, English.T("eh.expired"))
-	wantPage(t, b.get("/eherkenning/complete?t=made-up"), http.StatusBadRequest, English.T("eh.expired"))
+	wantTexts(t, b.get(complete), http.StatusBadRequest, English.T("eh.expired"))
+	wantTexts(t, b.get("/eherkenning/complete?t=made-up"), http.StatusBadRequest, English.T("eh.expired"))
 }
 
 // TestEHerkenningCompleteOnlyForTheStarter: the completion page links
@@ -305,13 +305,13 @@ func TestEHerkenningCompleteOnlyForTheStarter(t *testing.T) {
 			piet := h.account("piet@example.nl", "Piet Pieters")
 			starter := h.loggedIn("jan@example.nl").english()
 			complete := h.parked(t, starter)
-			wantPage(t, c.presenter(h, starter).english().get(complete), http.StatusForbidden, English.T("eh.otherbrowser"))
+			wantTexts(t, c.presenter(h, starter).english().get(complete), http.StatusForbidden, English.T("eh.otherbrowser"))
 			for _, a := range []string{jan.ID, piet.ID} {
 				if _, ok := h.membership(ehCompany, a); ok {
 					t.Fatalf("the company was linked to %s", a)
 				}
 			}
-			wantPage(t, starter.get(complete), http.StatusBadRequest, English.T("eh.expired"))
+			wantTexts(t, starter.get(complete), http.StatusBadRequest, English.T("eh.expired"))
 		})
 	}
 }
@@ -334,7 +334,7 @@ func TestEHerkenningRefusedAnswers(t *testing.T) {
 		{ehsim.ScenarioLevelTooLow, http.StatusForbidden, "eh.leveltoolow"},
 	} {
 		rec := h.acs(b, h.startLogin(t, b, ehCompany, c.scenario))
-		wantPage(t, rec, c.status, English.T(c.text))
+		wantTexts(t, rec, c.status, English.T(c.text))
 		if loc := rec.Header().Get("Location"); loc != "" {
 			t.Errorf("%s: sent on to %q", c.scenario, loc)
 		}
@@ -345,7 +345,7 @@ func TestEHerkenningRefusedAnswers(t *testing.T) {
 	if first.Code != http.StatusSeeOther {
 		t.Fatalf("ACS: %d\n%s", first.Code, first.Body)
 	}
-	wantPage(t, h.acs(b, back), http.StatusBadRequest, English.T("eh.expired"))
+	wantTexts(t, h.acs(b, back), http.StatusBadRequest, English.T("eh.expired"))
 	if _, ok := h.membership(ehCompany, jan.ID); ok {
 		t.Error("the ACS linked the company itself")
 	}

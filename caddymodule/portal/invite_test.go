@@ -46,7 +46,7 @@ func TestInvitationAccepted(t *testing.T) {
 
 	b := h.loggedIn("kees@example.nl").english()
 	rec := b.get(path)
-	wantPage(t, rec, http.StatusOK, English.T("invite.lead"), testOrgName, "Declaratie Systeem", English.T("invite.accept"))
+	wantTexts(t, rec, http.StatusOK, English.T("invite.lead"), testOrgName, "Declaratie Systeem", English.T("invite.accept"))
 	wantMarkup(t, rec, `action="/invite/`+token+`"`)
 
 	wantRedirect(t, b.post(path, nil), "/dashboard")
@@ -63,8 +63,8 @@ func TestInvitationAccepted(t *testing.T) {
 	// The dashboard acts for the organisation just joined, with its app.
 	wantMarkup(t, b.get("/dashboard"), "<h2>"+testOrgName+" <span", "Declaratie Systeem")
 
-	wantPage(t, b.post(path, nil), http.StatusNotFound, English.T("invite.invalid"))
-	wantPage(t, b.get(path), http.StatusNotFound, English.T("invite.invalid"))
+	wantTexts(t, b.post(path, nil), http.StatusNotFound, English.T("invite.invalid"))
+	wantTexts(t, b.get(path), http.StatusNotFound, English.T("invite.invalid"))
 }
 
 // TestInvitationForAnotherAddress: an invitation opened by another
@@ -80,11 +80,11 @@ func TestInvitationForAnotherAddress(t *testing.T) {
 
 	b := h.loggedIn("klaas@example.nl").english()
 	rec := b.get("/invite/" + token)
-	wantPage(t, rec, http.StatusOK, English.T("invite.otheremail"), English.T("logout"))
+	wantTexts(t, rec, http.StatusOK, English.T("invite.otheremail"), English.T("logout"))
 	if strings.Contains(rec.Body.String(), `action="/invite/`+token+`"`) {
 		t.Errorf("the wrong account is offered the accept button:\n%s", rec.Body)
 	}
-	wantPage(t, b.post("/invite/"+token, nil), http.StatusForbidden, English.T("invite.otheremail"))
+	wantTexts(t, b.post("/invite/"+token, nil), http.StatusForbidden, English.T("invite.otheremail"))
 	if _, ok := h.membership(testKvK, klaas.ID); ok {
 		t.Fatal("the wrong account became a member")
 	}
@@ -107,10 +107,10 @@ func TestInvitationExpired(t *testing.T) {
 
 	h.advance(org.InvitationValidity + 1)
 	b := h.loggedIn("kees@example.nl").english()
-	wantPage(t, b.get("/invite/"+token), http.StatusNotFound, English.T("invite.invalid"))
-	wantPage(t, b.post("/invite/"+token, nil), http.StatusNotFound, English.T("invite.invalid"))
+	wantTexts(t, b.get("/invite/"+token), http.StatusNotFound, English.T("invite.invalid"))
+	wantTexts(t, b.post("/invite/"+token, nil), http.StatusNotFound, English.T("invite.invalid"))
 	if _, ok := h.membership(testKvK, kees.ID); ok {
 		t.Fatal("an expired invitation made a member")
 	}
-	wantPage(t, b.get("/invite/NOSUCHTOKEN"), http.StatusNotFound, English.T("invite.invalid"))
+	wantTexts(t, b.get("/invite/NOSUCHTOKEN"), http.StatusNotFound, English.T("invite.invalid"))
 }

@@ -34,7 +34,7 @@ func TestNoAccessPage(t *testing.T) {
 	for _, reason := range []string{"no_right", "admin_only", "assurance"} {
 		rec := httptest.NewRecorder()
 		h.portal.NoAccess(rec, guardRequest(), NoAccessInfo{App: "Declaratie Systeem", Reason: reason, OrgKvK: testKvK, OrgName: testOrgName})
-		wantPage(t, rec, http.StatusForbidden, English.T("noaccess.title"), English.T("noaccess."+reason),
+		wantTexts(t, rec, http.StatusForbidden, English.T("noaccess.title"), English.T("noaccess."+reason),
 			"Declaratie Systeem", testOrgName+" (KvK "+testKvK+")", English.T("noaccess.admins"), "Jan Jansen <jan@example.nl>")
 		wantMarkup(t, rec, `href="https://portal.example.nl/dashboard"`)
 		for _, hidden := range []string{"Piet Pieters", "Oud Beheerder"} {
@@ -53,7 +53,7 @@ func TestNoAccessPage(t *testing.T) {
 	// Without an organisation there is nobody to name.
 	rec := httptest.NewRecorder()
 	h.portal.NoAccess(rec, guardRequest(), NoAccessInfo{App: "Declaratie Systeem", Reason: "assurance"})
-	wantPage(t, rec, http.StatusForbidden, English.T("noaccess.assurance"))
+	wantTexts(t, rec, http.StatusForbidden, English.T("noaccess.assurance"))
 	if strings.Contains(rec.Body.String(), English.T("noaccess.admins")) || strings.Contains(rec.Body.String(), "KvK") {
 		t.Errorf("a refusal without an organisation names one:\n%s", rec.Body)
 	}
@@ -66,7 +66,7 @@ func TestRefusedPage(t *testing.T) {
 	h := newPortalHarness(t)
 	rec := httptest.NewRecorder()
 	h.portal.Refused(rec, guardRequest(), http.StatusBadRequest, "guard.ambiguous_path")
-	wantPage(t, rec, http.StatusBadRequest, English.T("error.title"), English.T("guard.ambiguous_path"))
+	wantTexts(t, rec, http.StatusBadRequest, English.T("error.title"), English.T("guard.ambiguous_path"))
 	if cc := rec.Header().Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("Cache-Control %q", cc)
 	}
@@ -75,5 +75,5 @@ func TestRefusedPage(t *testing.T) {
 	r := guardRequest()
 	r.Header.Del("Cookie")
 	h.portal.Refused(rec, r, http.StatusBadRequest, "guard.ambiguous_path")
-	wantPage(t, rec, http.StatusBadRequest, Dutch.T("guard.ambiguous_path"))
+	wantTexts(t, rec, http.StatusBadRequest, Dutch.T("guard.ambiguous_path"))
 }

@@ -98,9 +98,9 @@ func (h *portalHarness) invitations(kvk string) []storage.Invitation {
 	return invs
 }
 
-// wantPage checks the answer's status and that its body shows each text,
+// wantTexts checks the answer's status and that its body shows each text,
 // as the page escapes it.
-func wantPage(t *testing.T, rec *httptest.ResponseRecorder, status int, texts ...string) {
+func wantTexts(t *testing.T, rec *httptest.ResponseRecorder, status int, texts ...string) {
 	t.Helper()
 	if rec.Code != status {
 		t.Fatalf("status %d, want %d\n%s", rec.Code, status, rec.Body)
@@ -120,13 +120,5 @@ func wantMarkup(t *testing.T, rec *httptest.ResponseRecorder, markup ...string) 
 		if !strings.Contains(rec.Body.String(), m) {
 			t.Errorf("the page lacks %s:\n%s", m, rec.Body)
 		}
-	}
-}
-
-// wantRedirect checks a 303 to location.
-func wantRedirect(t *testing.T, rec *httptest.ResponseRecorder, location string) {
-	t.Helper()
-	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != location {
-		t.Fatalf("answer %d to %q, want 303 to %q\n%s", rec.Code, rec.Header().Get("Location"), location, rec.Body)
 	}
 }

@@ -25,7 +25,7 @@ func TestOrgAdminPage(t *testing.T) {
 	h.account("buiten@example.nl", "Buiten Staander")
 
 	rec := h.loggedIn("jan@example.nl").english().get("/org/" + testKvK)
-	wantPage(t, rec, http.StatusOK, "Manage: "+testOrgName, "KvK "+testKvK,
+	wantTexts(t, rec, http.StatusOK, "Manage: "+testOrgName, "KvK "+testKvK,
 		"Jan Jansen", "jan@example.nl", English.T("orgadmin.you"),
 		"Piet Pieters", "piet@example.nl", "kees@example.nl", "Declaratie Systeem",
 		"invited kees@example.nl (apps: Declaratie Systeem)", "accepted the invitation")
@@ -33,7 +33,7 @@ func TestOrgAdminPage(t *testing.T) {
 
 	before := len(h.audit(testKvK))
 	rec = h.loggedIn("piet@example.nl").english().get("/org/" + testKvK)
-	wantPage(t, rec, http.StatusForbidden, English.T("error.forbidden"))
+	wantTexts(t, rec, http.StatusForbidden, English.T("error.forbidden"))
 	if strings.Contains(rec.Body.String(), "kees@example.nl") {
 		t.Error("a member's refusal shows the invitations")
 	}
@@ -43,16 +43,16 @@ func TestOrgAdminPage(t *testing.T) {
 
 	before = len(h.audit(testKvK))
 	rec = h.loggedIn("buiten@example.nl").english().get("/org/" + testKvK)
-	wantPage(t, rec, http.StatusForbidden, English.T("error.forbidden"))
+	wantTexts(t, rec, http.StatusForbidden, English.T("error.forbidden"))
 	if after := len(h.audit(testKvK)); after != before {
 		t.Errorf("an outsider's attempt wrote into the organisation's log: %d entries, was %d", after, before)
 	}
 
 	wantRedirect(t, h.browser().get("/org/"+testKvK), "https://portal.example.nl/login?return=%2Forg%2F"+testKvK)
 	admin := h.loggedIn("jan@example.nl").english()
-	wantPage(t, admin.get("/org/1234"), http.StatusBadRequest, English.T("orgadmin.badkvk"))
-	wantPage(t, admin.get("/org/"+testKvK+"?page=0"), http.StatusBadRequest, English.T("orgadmin.badpage"))
-	wantPage(t, admin.get("/org/"+testKvK+"?page=x"), http.StatusBadRequest, English.T("orgadmin.badpage"))
+	wantTexts(t, admin.get("/org/1234"), http.StatusBadRequest, English.T("orgadmin.badkvk"))
+	wantTexts(t, admin.get("/org/"+testKvK+"?page=0"), http.StatusBadRequest, English.T("orgadmin.badpage"))
+	wantTexts(t, admin.get("/org/"+testKvK+"?page=x"), http.StatusBadRequest, English.T("orgadmin.badpage"))
 }
 
 // TestOrgAdminAuditPaging: the log shows auditPageSize entries a page,
@@ -94,7 +94,7 @@ func TestOrgAdminAuditPaging(t *testing.T) {
 			strings.Contains(second, newer), strings.Contains(second, `rel="next"`))
 	}
 	beyond := b.get("/org/" + testKvK + "?page=9")
-	wantPage(t, beyond, http.StatusOK, English.T("orgadmin.noaudit"))
+	wantTexts(t, beyond, http.StatusOK, English.T("orgadmin.noaudit"))
 	if !strings.Contains(beyond.Body.String(), newer) {
 		t.Error("a page beyond the end has no way back to the newest")
 	}
@@ -125,7 +125,7 @@ func TestOrgInvite(t *testing.T) {
 	if e := h.lastAudit(testKvK); e.Action != "invite" || e.Actor != jan.ID || e.Target != "kees@example.nl" || e.Detail != "apps: declaratie,rie" {
 		t.Errorf("invitation logged as %+v", e)
 	}
-	wantPage(t, admin.get("/org/"+testKvK+"?done=invite"), http.StatusOK, English.T("orgadmin.invited"))
+	wantTexts(t, admin.get("/org/"+testKvK+"?done=invite"), http.StatusOK, English.T("orgadmin.invited"))
 
 	for _, c := range []struct {
 		form url.Values
@@ -134,15 +134,15 @@ func TestOrgInvite(t *testing.T) {
 		{url.Values{"email": {"geen-adres"}}, English.T("errors.summary")},
 		{url.Values{"email": {"klaas@example.nl"}, "apps": {"boekhouding"}}, English.T("orgadmin.unknownapp")},
 	} {
-		wantPage(t, admin.post(path, c.form), http.StatusBadRequest, c.text, English.T("orgadmin.sendinvite"))
+		wantTexts(t, admin.post(path, c.form), http.StatusBadRequest, c.text, English.T("orgadmin.sendinvite"))
 	}
 	if n := len(h.invitations(testKvK)); n != 1 {
 		t.Errorf("bad input left %d invitations", n)
 	}
 
 	member := h.loggedIn("piet@example.nl").english()
-	wantPage(t, member.post(path, url.Values{"email": {"klaas@example.nl"}}), http.StatusForbidden, English.T("error.forbidden"))
-	wantPage(t, member.post(path, url.Values{"email": {"geen-adres"}}), http.StatusForbidden, English.T("error.forbidden"))
+	wantTexts(t, member.post(path, url.Values{"email": {"klaas@example.nl"}}), http.StatusForbidden, English.T("error.forbidden"))
+	wantTexts(t, member.post(path, url.Values{"email": {"geen-adres"}}), http.StatusForbidden, English.T("error.forbidden"))
 	if n := len(h.invitations(testKvK)); n != 1 {
 		t.Errorf("a member's invitation was stored: %d invitations", n)
 	}
@@ -154,7 +154,7 @@ func TestOrgInvite(t *testing.T) {
 	h.mail.mu.Lock()
 	h.mail.fail = errors.New("smtp: connection refused")
 	h.mail.mu.Unlock()
-	wantPage(t, admin.post(path, url.Values{"email": {"klaas@example.nl"}}), http.StatusServiceUnavailable, English.T("mail.failed"))
+	wantTexts(t, admin.post(path, url.Values{"email": {"klaas@example.nl"}}), http.StatusServiceUnavailable, English.T("mail.failed"))
 	if n := len(h.invitations(testKvK)); n != 1 {
 		t.Errorf("an invitation whose mail failed stayed: %d invitations", n)
 	}
@@ -178,10 +178,10 @@ func TestOrgWithdraw(t *testing.T) {
 	}
 
 	member := h.loggedIn("piet@example.nl").english()
-	wantPage(t, member.post("/org/"+testKvK+"/withdraw/"+kees.ID, nil), http.StatusForbidden, English.T("error.forbidden"))
+	wantTexts(t, member.post("/org/"+testKvK+"/withdraw/"+kees.ID, nil), http.StatusForbidden, English.T("error.forbidden"))
 	admin := h.loggedIn("jan@example.nl").english()
 	// Another organisation's invitation, named under one's own.
-	wantPage(t, admin.post("/org/"+testKvK+"/withdraw/"+klaas.ID, nil), http.StatusForbidden, English.T("error.forbidden"))
+	wantTexts(t, admin.post("/org/"+testKvK+"/withdraw/"+klaas.ID, nil), http.StatusForbidden, English.T("error.forbidden"))
 	if len(h.invitations(testKvK)) != 1 || len(h.invitations(otherKvK)) != 1 {
 		t.Fatal("a refused withdrawal took an invitation")
 	}
@@ -196,7 +196,7 @@ func TestOrgWithdraw(t *testing.T) {
 	if e := h.lastAudit(testKvK); e.Action != "withdraw_invitation" || e.Target != "kees@example.nl" || e.Actor != jan.ID {
 		t.Errorf("the withdrawal logged as %+v", e)
 	}
-	wantPage(t, admin.get("/org/"+testKvK+"?done=withdraw"), http.StatusOK, English.T("orgadmin.saved"),
+	wantTexts(t, admin.get("/org/"+testKvK+"?done=withdraw"), http.StatusOK, English.T("orgadmin.saved"),
 		"withdrew the invitation for kees@example.nl")
 }
 
@@ -229,15 +229,15 @@ func TestOrgSetApps(t *testing.T) {
 		t.Errorf("no apps ticked left %v", got)
 	}
 
-	wantPage(t, admin.post("/org/"+testKvK+"/apps/"+piet.ID, url.Values{"apps": {"boekhouding"}}),
+	wantTexts(t, admin.post("/org/"+testKvK+"/apps/"+piet.ID, url.Values{"apps": {"boekhouding"}}),
 		http.StatusBadRequest, English.T("orgadmin.unknownapp"))
-	wantPage(t, admin.post("/org/"+testKvK+"/apps/"+klaas.ID, url.Values{"apps": {"rie"}}),
+	wantTexts(t, admin.post("/org/"+testKvK+"/apps/"+klaas.ID, url.Values{"apps": {"rie"}}),
 		http.StatusForbidden, English.T("error.forbidden"))
 	if got := apps(otherKvK, klaas.ID); len(got) != 0 {
 		t.Errorf("another organisation's member got %v", got)
 	}
 	member := h.loggedIn("kees@example.nl").english()
-	wantPage(t, member.post("/org/"+testKvK+"/apps/"+kees.ID, url.Values{"apps": {"declaratie", "rie"}}),
+	wantTexts(t, member.post("/org/"+testKvK+"/apps/"+kees.ID, url.Values{"apps": {"declaratie", "rie"}}),
 		http.StatusForbidden, English.T("error.forbidden"))
 	if got := apps(testKvK, kees.ID); len(got) != 0 {
 		t.Errorf("a member gave themselves %v", got)
@@ -269,23 +269,23 @@ func TestOrgSetRole(t *testing.T) {
 	}
 
 	// Piet is an admin by invitation: Jan is the only verified one.
-	wantPage(t, admin.post("/org/"+testKvK+"/role/"+jan.ID, url.Values{"role": {"member"}}),
+	wantTexts(t, admin.post("/org/"+testKvK+"/role/"+jan.ID, url.Values{"role": {"member"}}),
 		http.StatusConflict, English.T("orgadmin.lastadmin"))
 	invitedAdmin := h.loggedIn("piet@example.nl").english()
-	wantPage(t, invitedAdmin.post("/org/"+testKvK+"/role/"+jan.ID, url.Values{"role": {"member"}}),
+	wantTexts(t, invitedAdmin.post("/org/"+testKvK+"/role/"+jan.ID, url.Values{"role": {"member"}}),
 		http.StatusConflict, English.T("orgadmin.lastadmin"))
 	if role(jan.ID) != "admin" {
 		t.Fatal("the last verified admin was demoted")
 	}
 
-	wantPage(t, admin.post("/org/"+testKvK+"/role/"+piet.ID, url.Values{"role": {"owner"}}),
+	wantTexts(t, admin.post("/org/"+testKvK+"/role/"+piet.ID, url.Values{"role": {"owner"}}),
 		http.StatusBadRequest, English.T("orgadmin.badrole"))
 	wantRedirect(t, admin.post("/org/"+testKvK+"/role/"+piet.ID, url.Values{"role": {"member"}}), "/org/"+testKvK+"?done=role")
 	if role(piet.ID) != "member" {
 		t.Errorf("demoted admin has role %q", role(piet.ID))
 	}
 	member := h.loggedIn("piet@example.nl").english()
-	wantPage(t, member.post("/org/"+testKvK+"/role/"+piet.ID, url.Values{"role": {"admin"}}),
+	wantTexts(t, member.post("/org/"+testKvK+"/role/"+piet.ID, url.Values{"role": {"admin"}}),
 		http.StatusForbidden, English.T("error.forbidden"))
 	if role(piet.ID) != "member" {
 		t.Error("a member made themselves admin")
@@ -303,7 +303,7 @@ func TestOrgRemove(t *testing.T) {
 	admin := h.loggedIn("jan@example.nl").english()
 
 	member := h.loggedIn("piet@example.nl").english()
-	wantPage(t, member.post("/org/"+testKvK+"/remove/"+kees.ID, nil), http.StatusForbidden, English.T("error.forbidden"))
+	wantTexts(t, member.post("/org/"+testKvK+"/remove/"+kees.ID, nil), http.StatusForbidden, English.T("error.forbidden"))
 	if _, ok := h.membership(testKvK, kees.ID); !ok {
 		t.Fatal("a member removed a colleague")
 	}
@@ -315,9 +315,9 @@ func TestOrgRemove(t *testing.T) {
 	if e := h.lastAudit(testKvK); e.Action != "remove" || e.Target != piet.ID || e.Actor != jan.ID {
 		t.Errorf("the removal logged as %+v", e)
 	}
-	wantPage(t, admin.get("/org/"+testKvK+"?done=remove"), http.StatusOK, "removed Piet Pieters")
+	wantTexts(t, admin.get("/org/"+testKvK+"?done=remove"), http.StatusOK, "removed Piet Pieters")
 
-	wantPage(t, admin.post("/org/"+testKvK+"/remove/"+jan.ID, nil), http.StatusConflict, English.T("orgadmin.lastadmin"))
+	wantTexts(t, admin.post("/org/"+testKvK+"/remove/"+jan.ID, nil), http.StatusConflict, English.T("orgadmin.lastadmin"))
 	if _, ok := h.membership(testKvK, jan.ID); !ok {
 		t.Fatal("the last verified admin was removed")
 	}
@@ -341,12 +341,12 @@ func TestOrgActionBadInput(t *testing.T) {
 	piet := h.member(jan, testKvK, "piet@example.nl", "Piet Pieters", "rie")
 	admin := h.loggedIn("jan@example.nl").english()
 
-	wantPage(t, admin.post("/org/1234567/apps/"+piet.ID, url.Values{"apps": {"declaratie"}}), http.StatusBadRequest, English.T("orgadmin.badkvk"))
-	wantPage(t, admin.post("/org/"+testKvK+"/apps/u.piet", url.Values{"apps": {"declaratie"}}), http.StatusBadRequest, English.T("orgadmin.badtarget"))
-	wantPage(t, admin.post("/org/"+testKvK+"/apps/"+strings.Repeat("a", maxTargetInput+1), nil), http.StatusBadRequest, English.T("orgadmin.badtarget"))
-	wantPage(t, admin.post("/org/"+testKvK+"/role", url.Values{"role": {"admin"}}), http.StatusBadRequest, English.T("orgadmin.badtarget"))
-	wantPage(t, admin.post("/org/"+testKvK+"/promote/"+piet.ID, nil), http.StatusNotFound, English.T("error.notfound"))
-	wantPage(t, admin.post("/org/"+testKvK+"/apps/"+piet.ID, url.Values{"apps": {"declaratie"}, "csrf": {"ABCDEFGHIJKLMNOPQRSTUVWXYZ"}}),
+	wantTexts(t, admin.post("/org/1234567/apps/"+piet.ID, url.Values{"apps": {"declaratie"}}), http.StatusBadRequest, English.T("orgadmin.badkvk"))
+	wantTexts(t, admin.post("/org/"+testKvK+"/apps/u.piet", url.Values{"apps": {"declaratie"}}), http.StatusBadRequest, English.T("orgadmin.badtarget"))
+	wantTexts(t, admin.post("/org/"+testKvK+"/apps/"+strings.Repeat("a", maxTargetInput+1), nil), http.StatusBadRequest, English.T("orgadmin.badtarget"))
+	wantTexts(t, admin.post("/org/"+testKvK+"/role", url.Values{"role": {"admin"}}), http.StatusBadRequest, English.T("orgadmin.badtarget"))
+	wantTexts(t, admin.post("/org/"+testKvK+"/promote/"+piet.ID, nil), http.StatusNotFound, English.T("error.notfound"))
+	wantTexts(t, admin.post("/org/"+testKvK+"/apps/"+piet.ID, url.Values{"apps": {"declaratie"}, "csrf": {"ABCDEFGHIJKLMNOPQRSTUVWXYZ"}}),
 		http.StatusForbidden, English.T("form.expired"))
 	wantRedirect(t, h.browser().post("/org/"+testKvK+"/apps/"+piet.ID, url.Values{"apps": {"declaratie"}}),
 		"https://portal.example.nl/login?return=%2Fdashboard")
