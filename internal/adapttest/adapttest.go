@@ -59,9 +59,28 @@ func Run(t *testing.T, dir string) {
 				}
 				return
 			}
-			t.Errorf("%s differs from what the code makes of it now (%s=1 rewrites it); got:\n%s", file, UpdateEnv, got)
+			t.Errorf("%s differs from what the code makes of it now (%s=1 rewrites it) %s; all of it:\n%s",
+				file, UpdateEnv, firstDifference(got, want), got)
 		})
 	}
+}
+
+// firstDifference says where got first differs from want, by line.
+func firstDifference(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := range max(len(g), len(w)) {
+		var gl, wl string
+		if i < len(g) {
+			gl = g[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if gl != wl {
+			return fmt.Sprintf("at line %d:\n\tgot  %s\n\twant %s", i+1, gl, wl)
+		}
+	}
+	return ""
 }
 
 // outcome is the golden file's sections for a Caddyfile.
