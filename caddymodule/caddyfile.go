@@ -86,6 +86,9 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return d.Errf("storage_reserve: %q is not a size such as 64MiB", v)
 			}
+			if n == 0 {
+				return d.Errf("storage_reserve: 0 would be the default; leave the option out for that")
+			}
 			a.StorageReserve = n
 		case "idle_timeout", "lifetime", "audit_retention":
 			dur, err := durationArg(d, opt)
@@ -141,7 +144,8 @@ func oneArg(d *caddyfile.Dispenser) (string, error) {
 }
 
 // durationArg reads the single argument of option as a duration; which
-// durations make sense is Validate's to say.
+// durations make sense is Validate's to say. Zero is refused here: in
+// JSON it is the option left out, so the Caddyfile could not say it.
 func durationArg(d *caddyfile.Dispenser, option string) (caddy.Duration, error) {
 	v, err := oneArg(d)
 	if err != nil {
@@ -150,6 +154,9 @@ func durationArg(d *caddyfile.Dispenser, option string) (caddy.Duration, error) 
 	dur, err := caddy.ParseDuration(v)
 	if err != nil {
 		return 0, d.Errf("%s: %q is not a duration such as 30m", option, v)
+	}
+	if dur == 0 {
+		return 0, d.Errf("%s: 0 would be the default; leave the option out for that", option)
 	}
 	return caddy.Duration(dur), nil
 }
