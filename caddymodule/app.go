@@ -245,7 +245,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return err
 }
 
-// Validate checks settings that Provision took as given.
+// Validate checks the settings Provision takes as given. The rest are
+// checked by Provision as it builds from them (cookie keys, files, mail,
+// portal_url, return_hosts, the eHerkenning service provider): each rule
+// once, for a Caddyfile and JSON alike.
 func (a *App) Validate() error {
 	if a.CookieDomain != "" && strings.HasPrefix(a.CookieName, "__Host-") {
 		return errors.New("cookie_name: a __Host- cookie cannot have cookie_domain")
@@ -257,24 +260,15 @@ func (a *App) Validate() error {
 		checkSessionDuration("lifetime", time.Duration(a.Lifetime)),
 		checkAuditRetention(time.Duration(a.AuditRetention)),
 	}
-	for _, k := range a.CookieKeys {
-		rules = append(rules, checkCookieKey(k))
-	}
 	for _, name := range a.StripHeaders {
 		if err := checkHeaderName(name); err != nil {
 			rules = append(rules, fmt.Errorf("strip_headers: %w", err))
 		}
 	}
 	if c := a.EHerkenning; c != nil {
-		for _, o := range []struct{ option, value string }{
-			{"entity_id", c.EntityID}, {"service_id", c.ServiceID}, {"service_uuid", c.ServiceUUID},
-			{"acs_url", c.ACSURL}, {"min_level", c.MinLevel}, {"broker_metadata", c.BrokerMetadata},
-		} {
-			if o.value != "" {
-				rules = append(rules, checkEHerkenningOption(o.option, o.value))
-			}
-		}
-		rules = append(rules, checkMetadataRefresh(time.Duration(c.MetadataRefresh)))
+		rules = append(rules,
+			checkServiceUUID(c.ServiceUUID),
+			checkMetadataRefresh(time.Duration(c.MetadataRefresh)))
 	}
 	for _, err := range rules {
 		if err != nil {

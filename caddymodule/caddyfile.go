@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"fmt"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -11,8 +10,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
-
-	"github.com/wijtechniek/wijgate/caddymodule/portal"
 )
 
 func init() {
@@ -53,7 +50,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	return httpcaddyfile.App{Name: "wijgate", Value: caddyconfig.JSON(app, nil)}, nil
 }
 
-// UnmarshalCaddyfile reads the global `wijgate` block.
+// UnmarshalCaddyfile reads the global `wijgate` block. It reads syntax
+// only: what a value means is checked once, by Provision and Validate, so
+// a JSON configuration gets the same answer.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
 	if d.NextArg() {
@@ -61,78 +60,59 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		switch opt := d.Val(); opt {
-		case "storage", "cookie_name", "cookie_domain", "portal_url":
-			var v string
-			if !d.Args(&v) || d.NextArg() {
-				return d.ArgErr()
+		case "storage", "cookie_name", "cookie_domain", "portal_url", "cookie_key":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
 			}
-			var err error
 			switch opt {
 			case "storage":
 				a.Storage = v
 			case "cookie_name":
-				a.CookieName, err = v, checkCookieName(v)
+				a.CookieName = v
 			case "cookie_domain":
-				a.CookieDomain, err = v, checkCookieDomain(v)
+				a.CookieDomain = v
 			case "portal_url":
 				a.PortalURL = v
-				_, err = portal.NewReturnPolicy(v, nil)
-			}
-			if err != nil {
-				return d.WrapErr(err)
+			case "cookie_key":
+				a.CookieKeys = append(a.CookieKeys, v)
 			}
 		case "storage_reserve":
-			var v string
-			if !d.Args(&v) || d.NextArg() {
-				return d.ArgErr()
+			v, err := oneArg(d)
+			if err != nil {
+				return err
 			}
 			n, err := humanize.ParseBytes(v)
-			if err != nil || n == 0 {
+			if err != nil {
 				return d.Errf("storage_reserve: %q is not a size such as 64MiB", v)
 			}
+			if n == 0 {
+				return d.Errf("storage_reserve: 0 would be the default; leave the option out for that")
+			}
 			a.StorageReserve = n
-		case "cookie_key":
-			var v string
-			if !d.Args(&v) || d.NextArg() {
-				return d.ArgErr()
+		case "idle_timeout", "lifetime", "audit_retention":
+			dur, err := durationArg(d, opt)
+			if err != nil {
+				return err
 			}
-			if err := checkCookieKey(v); err != nil {
-				return d.WrapErr(err)
+			switch opt {
+			case "idle_timeout":
+				a.IdleTimeout = dur
+			case "lifetime":
+				a.Lifetime = dur
+			case "audit_retention":
+				a.AuditRetention = dur
 			}
-			a.CookieKeys = append(a.CookieKeys, v)
-		case "idle_timeout", "lifetime":
-			var v string
-			if !d.Args(&v) || d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 || checkSessionDuration(opt, dur) != nil {
-				return d.Errf("%s: %q is not a duration between 1s and 720h", opt, v)
-			}
-			if opt == "idle_timeout" {
-				a.IdleTimeout = caddy.Duration(dur)
-			} else {
-				a.Lifetime = caddy.Duration(dur)
-			}
-		case "audit_retention":
-			var v string
-			if !d.Args(&v) || d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 || checkAuditRetention(dur) != nil {
-				return d.Errf("audit_retention: %q is not a duration of 24h or more", v)
-			}
-			a.AuditRetention = caddy.Duration(dur)
-		case "return_hosts":
+		case "return_hosts", "strip_headers":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
-			if _, err := portal.NewReturnPolicy("", args); err != nil {
-				return d.WrapErr(err)
+			if opt == "return_hosts" {
+				a.ReturnHosts = append(a.ReturnHosts, args...)
+			} else {
+				a.StripHeaders = append(a.StripHeaders, args...)
 			}
-			a.ReturnHosts = append(a.ReturnHosts, args...)
 		case "mail":
 			if d.NextArg() {
 				return d.ArgErr()
@@ -147,22 +127,38 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := a.unmarshalEHerkenning(d); err != nil {
 				return err
 			}
-		case "strip_headers":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			for _, name := range args {
-				if err := checkHeaderName(name); err != nil {
-					return d.Errf("strip_headers: %w", err)
-				}
-			}
-			a.StripHeaders = append(a.StripHeaders, args...)
 		default:
 			return d.Errf("unknown wijgate option %q", opt)
 		}
 	}
 	return nil
+}
+
+// oneArg reads the single argument of the option at hand.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	var v string
+	if !d.Args(&v) || d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return v, nil
+}
+
+// durationArg reads the single argument of option as a duration; which
+// durations make sense is Validate's to say. Zero is refused here: in
+// JSON it is the option left out, so the Caddyfile could not say it.
+func durationArg(d *caddyfile.Dispenser, option string) (caddy.Duration, error) {
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return 0, d.Errf("%s: %q is not a duration such as 30m", option, v)
+	}
+	if dur == 0 {
+		return 0, d.Errf("%s: 0 would be the default; leave the option out for that", option)
+	}
+	return caddy.Duration(dur), nil
 }
 
 // unmarshalMail reads the `mail` block:
@@ -192,9 +188,17 @@ func (a *App) unmarshalMail(d *caddyfile.Dispenser) error {
 			m.AllowRemote = true
 			continue
 		}
-		var v string
-		if !d.Args(&v) || d.NextArg() {
-			return d.ArgErr()
+		if opt == "timeout" {
+			dur, err := durationArg(d, "mail timeout")
+			if err != nil {
+				return err
+			}
+			m.Timeout = dur
+			continue
+		}
+		v, err := oneArg(d)
+		if err != nil {
+			return err
 		}
 		switch opt {
 		case "from":
@@ -206,16 +210,7 @@ func (a *App) unmarshalMail(d *caddyfile.Dispenser) error {
 		case "password":
 			m.Password = v
 		case "security":
-			if v != "starttls" && v != "tls" && v != "none" {
-				return d.Errf("mail security %q: want starttls, tls or none", v)
-			}
 			m.Security = v
-		case "timeout":
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("mail timeout %q is not a positive duration", v)
-			}
-			m.Timeout = caddy.Duration(dur)
 		case "hello":
 			m.HelloName = v
 		case "outbox":
@@ -223,10 +218,6 @@ func (a *App) unmarshalMail(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unknown mail option %q", opt)
 		}
-	}
-	// At the block's closing brace, which names its end.
-	if err := m.checkDelivery(); err != nil {
-		return d.WrapErr(err)
 	}
 	return nil
 }
@@ -266,38 +257,35 @@ func (a *App) unmarshalEHerkenning(d *caddyfile.Dispenser) error {
 		"artifact_client_cert": &c.ArtifactClientCert, "artifact_client_key": &c.ArtifactClientKey,
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		opt := d.Val()
-		if opt == "requested_authn_context" {
+		switch opt := d.Val(); {
+		case opt == "requested_authn_context":
 			if d.NextArg() {
 				return d.ArgErr()
 			}
 			c.RequestedAuthnContext = true
-			continue
-		}
-		var v string
-		if !d.Args(&v) || d.NextArg() {
-			return d.ArgErr()
-		}
-		switch {
-		case fields[opt] != nil:
-			if err := checkEHerkenningOption(opt, v); err != nil {
-				return d.WrapErr(err)
-			}
-			*fields[opt] = v
-		case opt == "broker_metadata_cert":
-			c.BrokerMetadataCerts = append(c.BrokerMetadataCerts, v)
 		case opt == "metadata_refresh":
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 || checkMetadataRefresh(dur) != nil {
-				return d.Errf("metadata_refresh %q: want a duration of at least 1m", v)
+			dur, err := durationArg(d, opt)
+			if err != nil {
+				return err
 			}
-			c.MetadataRefresh = caddy.Duration(dur)
-		case opt == "attribute_consuming_service_index":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return d.Errf("attribute_consuming_service_index %q: want a number", v)
+			c.MetadataRefresh = dur
+		case fields[opt] != nil, opt == "broker_metadata_cert", opt == "attribute_consuming_service_index":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
 			}
-			c.AttributeConsumingServiceIndex = n
+			switch opt {
+			case "broker_metadata_cert":
+				c.BrokerMetadataCerts = append(c.BrokerMetadataCerts, v)
+			case "attribute_consuming_service_index":
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return d.Errf("attribute_consuming_service_index: %q is not a number", v)
+				}
+				c.AttributeConsumingServiceIndex = n
+			default:
+				*fields[opt] = v
+			}
 		default:
 			return d.Errf("unknown eherkenning option %q", opt)
 		}
@@ -323,26 +311,12 @@ func (a *App) unmarshalEHerkenning(d *caddyfile.Dispenser) error {
 //	}
 func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var handler Handler
-	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	if handler.Portal {
-		// The first portal's place is kept for the whole Caddyfile, so
-		// a second one names both.
-		here := fmt.Sprintf("%s:%d", h.File(), h.Line())
-		if first, ok := h.State[portalPlaceKey].(string); ok {
-			return nil, h.Errf("wijgate portal: a second portal handler (the first is at %s); serve the portal on one site only", first)
-		}
-		h.State[portalPlaceKey] = here
-	}
-	return &handler, nil
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return &handler, err
 }
 
-// portalPlaceKey keeps the first portal's place in the Caddyfile adapter's
-// state.
-const portalPlaceKey = "wijgate.portal"
-
-// UnmarshalCaddyfile reads the `wijgate` directive.
+// UnmarshalCaddyfile reads the `wijgate` directive, syntax only, as the
+// global option.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -350,9 +324,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Portal = true
 		} else {
 			h.App = d.Val()
-			if err := checkAppName(h.App); err != nil {
-				return d.WrapErr(err)
-			}
 		}
 		if d.NextArg() {
 			return d.ArgErr()
@@ -364,25 +335,21 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		switch opt := d.Val(); opt {
 		case "app", "name", "url", "require", "min_assurance":
-			var v string
-			if !d.Args(&v) || d.NextArg() {
-				return d.ArgErr()
+			v, err := oneArg(d)
+			if err != nil {
+				return err
 			}
-			var err error
 			switch opt {
 			case "app":
-				h.App, err = v, checkAppName(v)
+				h.App = v
 			case "name":
 				h.Name = v
 			case "url":
-				h.URL, err = v, checkAppURL(v)
+				h.URL = v
 			case "require":
-				h.Require, err = v, checkRequire(v)
+				h.Require = v
 			case "min_assurance":
-				h.MinAssurance, err = v, checkMinAssurance(v)
-			}
-			if err != nil {
-				return d.WrapErr(err)
+				h.MinAssurance = v
 			}
 		case "admin_only", "websocket", "allow_encoded_slashes":
 			if d.NextArg() {
@@ -401,30 +368,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(facts) == 0 {
 				return d.ArgErr()
 			}
-			for _, f := range facts {
-				if _, err := checkFact("headers", f); err != nil {
-					return d.WrapErr(err)
-				}
-			}
 			h.Headers = append(h.Headers, facts...)
 		case "alias":
-			var header, f string
-			if !d.Args(&header, &f) || d.NextArg() {
+			var header, fact string
+			if !d.Args(&header, &fact) || d.NextArg() {
 				return d.ArgErr()
-			}
-			if err := checkAlias(header, f); err != nil {
-				return d.WrapErr(err)
 			}
 			if h.Aliases == nil {
 				h.Aliases = map[string]string{}
 			}
-			h.Aliases[header] = f
+			h.Aliases[header] = fact
 		default:
 			return d.Errf("unknown wijgate option %q", opt)
 		}
-	}
-	if !h.Portal && h.App == "" {
-		return d.Err("wijgate: name the guarded app, or use `wijgate portal`")
 	}
 	return nil
 }

@@ -14,13 +14,13 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
-	"github.com/wijtechniek/wijgate/caddymodule/session"
 )
 
-// The rules for configuration values live here, one function each. Both
-// the Caddyfile reader (which can name the line) and Validate (which JSON
-// configurations pass through too) call them, and every message starts
-// with the option's name.
+// The rules for configuration values live here, one function each, and
+// each is called once: by Validate, or by Provision where it needs what
+// Provision resolves or builds. The Caddyfile reader reads syntax only, so
+// a Caddyfile and its JSON get the same answer. Every message starts with
+// the option's name.
 
 // hasPlaceholder reports whether v is resolved only when provisioned
 // ({env.*}, {file.*}), so it cannot be checked before.
@@ -79,11 +79,12 @@ func checkFact(option, name string) (contract.Fact, error) {
 	return f, nil
 }
 
-// checkAlias refuses an alias the app would never receive under that
-// name, or one that would overwrite a header wijgate owns. A '_' is
-// refused: Go, nginx and Apache drop or fold such names, so the app would
-// not see it, and a client's copy under the '-' spelling could reach it.
-func checkAlias(header, fact string) error {
+// checkAliasHeader refuses an alias header the app would never receive
+// under that name, or one that would overwrite a header wijgate owns. A
+// '_' is refused: Go, nginx and Apache drop or fold such names, so the app
+// would not see it, and a client's copy under the '-' spelling could reach
+// it.
+func checkAliasHeader(header string) error {
 	if err := checkHeaderName(header); err != nil {
 		return fmt.Errorf("alias: %w", err)
 	}
@@ -93,8 +94,7 @@ func checkAlias(header, fact string) error {
 	if strings.HasPrefix(strings.ToLower(header), identityPrefix) || strings.EqualFold(header, "cookie") || strings.EqualFold(header, "host") {
 		return fmt.Errorf("alias %q: choose a header name outside X-Wij-*, Cookie and Host", header)
 	}
-	_, err := checkFact("alias "+header, fact)
-	return err
+	return nil
 }
 
 // checkSessionDuration is the rule for idle_timeout and lifetime; zero
@@ -117,7 +117,7 @@ func checkAuditRetention(d time.Duration) error {
 
 func checkMetadataRefresh(d time.Duration) error {
 	if d != 0 && d < time.Minute {
-		return fmt.Errorf("metadata_refresh: %s is shorter than 1m", d)
+		return fmt.Errorf("eherkenning metadata_refresh: %s is shorter than 1m", d)
 	}
 	return nil
 }
@@ -144,52 +144,14 @@ func checkCookieDomain(domain string) error {
 	return nil
 }
 
-// checkCookieKey checks a literal key pair; a placeholder is checked when
-// it is resolved. The message never repeats the key.
-func checkCookieKey(raw string) error {
-	if hasPlaceholder(raw) {
-		return nil
-	}
-	if _, err := session.ParseKeyPair(strings.TrimSpace(raw)); err != nil {
-		return fmt.Errorf("cookie_key: %w", err)
-	}
-	return nil
-}
-
 var reServiceUUID = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// checkEHerkenningOption checks one literal value of the eherkenning
-// block; values with placeholders are checked by the service provider
-// once resolved.
-func checkEHerkenningOption(option, v string) error {
-	if hasPlaceholder(v) {
-		return nil
-	}
-	var err error
-	switch option {
-	case "entity_id":
-		_, err = eherkenning.ParseEntityID(v)
-	case "service_id":
-		_, _, err = eherkenning.ParseServiceID(v)
-	case "service_uuid":
-		if !reServiceUUID.MatchString(v) {
-			err = fmt.Errorf("%q is not a UUID", v)
-		}
-	case "acs_url":
-		err = eherkenning.CheckACSURL(v)
-	case "min_level":
-		if eherkenning.NormalizeLevel(v) == "" {
-			err = fmt.Errorf("%q: want loa2, loa2plus, loa3 or loa4", v)
-		}
-	case "broker_metadata":
-		// A file path is checked when provisioned, where the server runs;
-		// anything with a scheme must be http(s).
-		if strings.Contains(v, "://") {
-			err = eherkenning.CheckMetadataURL(v)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("eherkenning %s: %w", option, err)
+// checkServiceUUID refuses a service UUID that is not one; the service
+// provider only needs it set. The other eHerkenning identifiers are
+// checked by the service provider itself, when provisioned.
+func checkServiceUUID(v string) error {
+	if v != "" && !hasPlaceholder(v) && !reServiceUUID.MatchString(v) {
+		return fmt.Errorf("eherkenning service_uuid: %q is not a UUID", v)
 	}
 	return nil
 }

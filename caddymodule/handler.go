@@ -146,7 +146,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// Validate checks the handler's own settings.
+// Validate checks the handler's own settings; the facts it sends were
+// looked up by Provision.
 func (h *Handler) Validate() error {
 	if h.Portal && h.App != "" {
 		return errors.New("a wijgate handler is either the portal or guards an app, not both")
@@ -171,8 +172,8 @@ func (h *Handler) Validate() error {
 	if err := checkMinAssurance(h.MinAssurance); err != nil {
 		return err
 	}
-	for header, f := range h.Aliases {
-		if err := checkAlias(header, f); err != nil {
+	for header := range h.Aliases {
+		if err := checkAliasHeader(header); err != nil {
 			return err
 		}
 	}

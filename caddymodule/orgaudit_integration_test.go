@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
 	"github.com/wijtechniek/wijgate/caddymodule/org"
@@ -197,10 +198,14 @@ func TestAuditRetentionOption(t *testing.T) {
 	if want := e.At.Add(720 * time.Hour).Truncate(time.Second); !e.ExpiresAt.Equal(want) {
 		t.Fatalf("expires at %v, want %v", e.ExpiresAt, want)
 	}
-	for _, bad := range []string{"1h", "two years", "0", "1h 2h"} {
+	for _, bad := range []string{"two years", "0", "1h 2h"} {
 		cfg := "{\n\twijgate {\n\t\taudit_retention " + bad + "\n\t}\n}\n"
 		if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil); err == nil {
 			t.Errorf("audit_retention %s was accepted", bad)
 		}
+	}
+	// A duration shorter than a day is Validate's to refuse.
+	if err := (&App{AuditRetention: caddy.Duration(time.Hour)}).Validate(); err == nil {
+		t.Error("audit_retention 1h was accepted")
 	}
 }

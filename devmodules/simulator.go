@@ -67,8 +67,12 @@ type wijgateApp interface {
 	Now() time.Time
 }
 
-// Provision builds the simulator with keys from the store.
+// Provision builds the simulator with keys from the store. The required
+// options are checked first, before any key is made.
 func (s *Simulator) Provision(ctx caddy.Context) error {
+	if s.BaseURL == "" || s.SPMetadata == "" {
+		return errors.New("eherkenning_simulator: base_url and sp_metadata are required")
+	}
 	v, err := ctx.App("wijgate")
 	if err != nil {
 		return err
@@ -114,14 +118,6 @@ func (s *Simulator) Provision(ctx caddy.Context) error {
 	} else {
 		s.logger.Warn("the eHerkenning simulator is on, for loopback clients only: it is a stand-in broker for development and tests",
 			zap.String("base_url", s.BaseURL))
-	}
-	return nil
-}
-
-// Validate checks the configuration.
-func (s *Simulator) Validate() error {
-	if s.BaseURL == "" || s.SPMetadata == "" {
-		return errors.New("eherkenning_simulator: base_url and sp_metadata are required")
 	}
 	return nil
 }
@@ -217,7 +213,6 @@ func (s *Simulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Simulator)(nil)
-	_ caddy.Validator             = (*Simulator)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Simulator)(nil)
 	_ caddyfile.Unmarshaler       = (*Simulator)(nil)
 )

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 )
@@ -26,9 +27,6 @@ func TestSimulatorCaddyfile(t *testing.T) {
 	if s != want {
 		t.Fatalf("parsed %+v, want %+v", s, want)
 	}
-	if err := s.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	for _, bad := range []string{
 		`eherkenning_simulator extra`,
 		`eherkenning_simulator {
@@ -48,10 +46,10 @@ func TestSimulatorCaddyfile(t *testing.T) {
 			t.Errorf("accepted %q", bad)
 		}
 	}
-	if err := (&Simulator{BaseURL: "http://localhost:8080/ehsim/"}).Validate(); err == nil {
+	if err := (&Simulator{BaseURL: "http://localhost:8080/ehsim/"}).Provision(caddy.Context{}); err == nil {
 		t.Error("accepted a simulator without sp_metadata")
 	}
-	if err := (&Simulator{SPMetadata: "http://localhost:8080/eherkenning/metadata"}).Validate(); err == nil {
+	if err := (&Simulator{SPMetadata: "http://localhost:8080/eherkenning/metadata"}).Provision(caddy.Context{}); err == nil {
 		t.Error("accepted a simulator without base_url")
 	}
 }
