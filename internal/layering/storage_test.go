@@ -8,7 +8,7 @@ import (
 )
 
 // engines are the store engines: the only packages that know a database.
-var engines = []string{module + "/caddymodule/store"}
+var engines = []string{module + "/caddymodule/store", module + "/caddymodule/pgstore"}
 
 // wiring may open an engine: the adapter, which hands it to the services,
 // and the benchmark, which seeds millions of accounts straight into one.
