@@ -1,0 +1,168 @@
+// Package storagetest is the storage contract suite: every behaviour the
+// services' storage interfaces document, checked against one engine.
+// Each engine's tests call Run; only tests import this package.
+package storagetest
+
+import (
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
+	"github.com/wijtechniek/wijgate/caddymodule/org"
+	"github.com/wijtechniek/wijgate/caddymodule/session"
+	"github.com/wijtechniek/wijgate/caddymodule/token"
+)
+
+// Engine is a store engine: the storage of every service, the adapter's
+// secrets and a health line. It is the list of caddymodule's engine
+// interface, which cannot be imported from there; caddymodule's tests
+// check that the two lists agree.
+type Engine interface {
+	account.Store
+	account.CodeStore
+	account.CounterStore
+	session.Store
+	org.Store
+	eherkenning.StateStore
+	token.KeyStore
+	// Health reports whether the engine takes writes, in a few words.
+	Health() (ok bool, detail string)
+}
+
+// SharedVersions is implemented by an engine whose version counters are
+// shared by several keys (the badger store hashes keys into slots). The
+// contract allows a needless move, which costs a reload; the suite then
+// forgives a key that moved because it shares a counter with a key that
+// had to move, and still fails a key that had to move and did not.
+type SharedVersions interface {
+	SharesVersion(a, b string) bool
+}
+
+// racers is how many goroutines race for one record in the concurrency
+// tests: enough to collide on two cores, few enough that an engine
+// retrying lost transactions (badger, 16 times) never runs out of tries,
+// as each retry follows a commit of another racer.
+const racers = 12
+
+// Run runs the contract suite; open returns a fresh, empty engine for
+// each subtest and closes it when the test ends.
+func Run(t *testing.T, open func(t *testing.T) Engine) {
+	for _, tc := range []struct {
+		name string
+		test func(t *testing.T, e Engine)
+	}{
+		{"AccountEmailIsUnique", testAccountEmailIsUnique},
+		{"ConcurrentRegistrationsOfOneEmail", testConcurrentRegistrationsOfOneEmail},
+		{"AccountsAreFoundByIDAndEmail", testAccountsAreFoundByIDAndEmail},
+		{"UpdateAccountRunsTheChangeInOneTransaction", testUpdateAccountRunsTheChangeInOneTransaction},
+		{"ConcurrentAccountUpdatesAreAllKept", testConcurrentAccountUpdatesAreAllKept},
+		{"SessionNeedsTheCurrentCredentials", testSessionNeedsTheCurrentCredentials},
+		{"LoginsRacingAPasswordChangeLeaveNoOldSession", testLoginsRacingAPasswordChangeLeaveNoOldSession},
+		{"Flows", testFlows},
+		{"Sessions", testSessions},
+		{"VersionsMoveForWhatAWriteTouched", testVersionsMoveForWhatAWriteTouched},
+		{"VersionMovesAfterTheCommit", testVersionMovesAfterTheCommit},
+		{"UseCodeSeesTheCodeAndTheGuesses", testUseCodeSeesTheCodeAndTheGuesses},
+		{"GuessCountLastsItsWindow", testGuessCountLastsItsWindow},
+		{"ConcurrentUsesConsumeACodeOnce", testConcurrentUsesConsumeACodeOnce},
+		{"ConcurrentWrongGuessesAreAllCounted", testConcurrentWrongGuessesAreAllCounted},
+		{"Counters", testCounters},
+		{"ConcurrentCounterUpdatesAreAllKept", testConcurrentCounterUpdatesAreAllKept},
+		{"LinkOrganisation", testLinkOrganisation},
+		{"LinkOrganisationNamesTheSamePseudonym", testLinkOrganisationNamesTheSamePseudonym},
+		{"UpdateMembers", testUpdateMembers},
+		{"ConcurrentMemberChangesAreSerialised", testConcurrentMemberChangesAreSerialised},
+		{"Invitations", testInvitations},
+		{"ConcurrentTakesGiveAnInvitationOnce", testConcurrentTakesGiveAnInvitationOnce},
+		{"AuditIsNewestFirstInPages", testAuditIsNewestFirstInPages},
+		{"GroupAuditFoldsAGroupIntoOneEntry", testGroupAuditFoldsAGroupIntoOneEntry},
+		{"ConcurrentGroupedAttemptsAreCountedExactly", testConcurrentGroupedAttemptsAreCountedExactly},
+		{"TrackedRequestsAreTakenOnce", testTrackedRequestsAreTakenOnce},
+		{"AssertionsAreSeenFirstOnce", testAssertionsAreSeenFirstOnce},
+		{"ParkedResultsAreTakenOnce", testParkedResultsAreTakenOnce},
+		{"Secrets", testSecrets},
+		{"ConcurrentFirstSecretsAgree", testConcurrentFirstSecretsAgree},
+		{"Health", testHealth},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.test(t, open(t))
+		})
+	}
+}
+
+// now is a time as an engine can store it: PostgreSQL keeps microseconds.
+func now() time.Time { return time.Now().Truncate(time.Microsecond) }
+
+// race runs f in n goroutines released together and returns what each
+// returned.
+func race(n int, f func(i int) error) []error {
+	start := make(chan struct{})
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// succeeded counts the nil errors.
+func succeeded(errs []error) int {
+	n := 0
+	for _, err := range errs {
+		if err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// same reports whether two records are equal, times compared as instants
+// (an engine may hand them back in another location) and an empty slice
+// as equal to a nil one (an engine may not tell them apart).
+func same(a, b any) bool { return sameValue(reflect.ValueOf(a), reflect.ValueOf(b)) }
+
+var timeType = reflect.TypeFor[time.Time]()
+
+func sameValue(a, b reflect.Value) bool {
+	if a.Type() != b.Type() {
+		return false
+	}
+	if a.Type() == timeType {
+		return a.Interface().(time.Time).Equal(b.Interface().(time.Time))
+	}
+	switch a.Kind() {
+	case reflect.Struct:
+		for i := range a.NumField() {
+			if !sameValue(a.Field(i), b.Field(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Slice:
+		if a.Len() != b.Len() {
+			return false
+		}
+		for i := range a.Len() {
+			if !sameValue(a.Index(i), b.Index(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Pointer:
+		if a.IsNil() || b.IsNil() {
+			return a.IsNil() == b.IsNil()
+		}
+		return sameValue(a.Elem(), b.Elem())
+	default:
+		return reflect.DeepEqual(a.Interface(), b.Interface())
+	}
+}
