@@ -126,7 +126,7 @@ func testConcurrentGroupedAttemptsAreCountedExactly(t *testing.T, e Engine) {
 	day := now().Add(24 * time.Hour)
 	errs := race(racers, func(int) error {
 		r := refusal(now(), kvk, "piet")
-		return e.GroupAudit("piet", r, countInto(r), day)
+		return e.GroupAudit("piet", r, func(into *storage.AuditEntry) { yield(); countInto(r)(into) }, day)
 	})
 	for _, err := range errs {
 		if err != nil {

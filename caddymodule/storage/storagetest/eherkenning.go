@@ -25,22 +25,13 @@ func testTrackedRequestsAreTakenOnce(t *testing.T, e Engine) {
 		t.Fatalf("an unknown request: %v, want ErrUnknownRequest", err)
 	}
 
-	r.ID = "_req2"
-	if err := e.TrackRequest(ctx, r); err != nil {
-		t.Fatal(err)
-	}
-	errs := race(racers, func(int) error {
-		_, err := e.TakeRequest(ctx, "_req2")
+	exactlyOnce(t, eherkenning.ErrUnknownRequest, func(id string) error {
+		r.ID = id
+		return e.TrackRequest(ctx, r)
+	}, func(id string, _ int) error {
+		_, err := e.TakeRequest(ctx, id)
 		return err
 	})
-	if n := succeeded(errs); n != 1 {
-		t.Fatalf("%d of %d concurrent takes got the request", n, racers)
-	}
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, eherkenning.ErrUnknownRequest) {
-			t.Fatalf("a take that lost: %v, want ErrUnknownRequest", err)
-		}
-	}
 }
 
 func testAssertionsAreSeenFirstOnce(t *testing.T, e Engine) {
@@ -55,21 +46,13 @@ func testAssertionsAreSeenFirstOnce(t *testing.T, e Engine) {
 		}
 	}
 	seenBefore := errors.New("seen before")
-	errs := race(racers, func(int) error {
-		first, err := e.MarkAssertionSeen(ctx, "issuer/same", until)
+	exactlyOnce(t, seenBefore, func(string) error { return nil }, func(key string, _ int) error {
+		first, err := e.MarkAssertionSeen(ctx, key, until)
 		if err == nil && !first {
 			return seenBefore
 		}
 		return err
 	})
-	if n := succeeded(errs); n != 1 {
-		t.Fatalf("%d of %d concurrent marks saw the assertion first", n, racers)
-	}
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, seenBefore) {
-			t.Fatal(err)
-		}
-	}
 }
 
 func testParkedResultsAreTakenOnce(t *testing.T, e Engine) {
@@ -96,19 +79,10 @@ func testParkedResultsAreTakenOnce(t *testing.T, e Engine) {
 		t.Fatalf("an unknown result: %v, want ErrUnknownResult", err)
 	}
 
-	if err := e.ParkResult(ctx, "hash2", p); err != nil {
-		t.Fatal(err)
-	}
-	errs := race(racers, func(int) error {
-		_, err := e.TakeParkedResult(ctx, "hash2")
+	exactlyOnce(t, eherkenning.ErrUnknownResult, func(key string) error {
+		return e.ParkResult(ctx, key, p)
+	}, func(key string, _ int) error {
+		_, err := e.TakeParkedResult(ctx, key)
 		return err
 	})
-	if n := succeeded(errs); n != 1 {
-		t.Fatalf("%d of %d concurrent takes got the result", n, racers)
-	}
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, eherkenning.ErrUnknownResult) {
-			t.Fatalf("a take that lost: %v, want ErrUnknownResult", err)
-		}
-	}
 }

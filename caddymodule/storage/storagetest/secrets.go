@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -43,18 +44,28 @@ func testSecrets(t *testing.T, e Engine) {
 // Replicas starting together each generate a key; all must end up
 // signing with the same one.
 func testConcurrentFirstSecretsAgree(t *testing.T, e Engine) {
-	values := make([][]byte, racers)
+	values := make([][][]byte, records)
+	for k := range values {
+		values[k] = make([][]byte, racers)
+	}
 	errs := race(racers, func(i int) error {
-		v, err := e.Secret("signing", func() ([]byte, error) { return []byte(rand.Text()), nil })
-		values[i] = v
-		return err
+		for k := range values {
+			v, err := e.Secret(fmt.Sprint("signing", k), func() ([]byte, error) { yield(); return []byte(rand.Text()), nil })
+			if err != nil {
+				return err
+			}
+			values[k][i] = v
+		}
+		return nil
 	})
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	for i, v := range values {
-		if len(v) == 0 || !bytes.Equal(v, values[0]) {
-			t.Fatalf("racer %d got secret %q, racer 0 %q", i, v, values[0])
+	for k, got := range values {
+		for i, v := range got {
+			if len(v) == 0 || !bytes.Equal(v, got[0]) {
+				t.Fatalf("secret %d: racer %d got %q, racer 0 %q", k, i, v, got[0])
+			}
 		}
 	}
 }

@@ -4,8 +4,12 @@
 package storagetest
 
 import (
+	"errors"
+	"fmt"
 	"reflect"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +50,10 @@ type SharedVersions interface {
 // retrying lost transactions (badger, 16 times) never runs out of tries,
 // as each retry follows a commit of another racer.
 const racers = 12
+
+// records is how many records a race is run for: the racers take them
+// in the same order, so they arrive at each together, over and over.
+const records = 100
 
 // Run runs the contract suite; open returns a fresh, empty engine for
 // each subtest and closes it when the test ends.
@@ -97,22 +105,64 @@ func Run(t *testing.T, open func(t *testing.T) Engine) {
 // now is a time as an engine can store it: PostgreSQL keeps microseconds.
 func now() time.Time { return time.Now().Truncate(time.Microsecond) }
 
-// race runs f in n goroutines released together and returns what each
-// returned.
+// race runs f in n goroutines and returns what each returned. The
+// goroutines wait for each other at the start, so that as many as there
+// are processors set off at the same instant.
 func race(n int, f func(i int) error) []error {
-	start := make(chan struct{})
+	var arrived atomic.Int32
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			<-start
+			arrived.Add(1)
+			for arrived.Load() < int32(n) {
+				runtime.Gosched()
+			}
 			errs[i] = f(i)
 		})
 	}
-	close(start)
 	wg.Wait()
 	return errs
 }
+
+// exactlyOnce makes records records with prepare, then races racers
+// goroutines that each take them all with take, and fails unless each
+// record was taken by one racer while the others failed with lost.
+func exactlyOnce(t *testing.T, lost error, prepare func(key string) error, take func(key string, racer int) error) {
+	t.Helper()
+	keys := make([]string, records)
+	for k := range keys {
+		keys[k] = fmt.Sprint("race", k)
+		if err := prepare(keys[k]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wins := make([]atomic.Int32, records)
+	errs := race(racers, func(i int) error {
+		for k, key := range keys {
+			switch err := take(key, i); {
+			case err == nil:
+				wins[k].Add(1)
+			case !errors.Is(err, lost):
+				return fmt.Errorf("a racer that lost %s: %w, want %w", key, err, lost)
+			}
+		}
+		return nil
+	})
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for k, key := range keys {
+		if n := wins[k].Load(); n != 1 {
+			t.Fatalf("%d of %d racers took %s, want one", n, racers, key)
+		}
+	}
+}
+
+// yield lets the other racers run while a change function holds what it
+// was given, so that an engine reading outside the transaction that
+// writes is caught every time, not by luck of the scheduler.
+func yield() { runtime.Gosched() }
 
 // succeeded counts the nil errors.
 func succeeded(errs []error) int {
