@@ -21,9 +21,8 @@ import (
 )
 
 // Engine is a store engine: the storage of every service, the adapter's
-// secrets and a health line. It is the list of caddymodule's engine
-// interface, which cannot be imported from there; caddymodule's tests
-// check that the two lists agree.
+// secrets and a health line. It lists what caddymodule's unexported
+// engine interface lists; a test there checks that the two agree.
 type Engine interface {
 	account.Store
 	account.CodeStore
@@ -55,8 +54,8 @@ const racers = 12
 // in the same order, so they arrive at each together, over and over.
 const records = 100
 
-// Run runs the contract suite; open returns a fresh, empty engine for
-// each subtest and closes it when the test ends.
+// Run runs the contract suite, its subtests in parallel; open returns a
+// fresh, empty engine for each subtest and closes it when the test ends.
 func Run(t *testing.T, open func(t *testing.T) Engine) {
 	for _, tc := range []struct {
 		name string
@@ -161,7 +160,7 @@ func exactlyOnce(t *testing.T, lost error, prepare func(key string) error, take 
 
 // yield lets the other racers run while a change function holds what it
 // was given, so that an engine reading outside the transaction that
-// writes is caught every time, not by luck of the scheduler.
+// writes is caught by the suite, not by luck of the scheduler.
 func yield() { runtime.Gosched() }
 
 // succeeded counts the nil errors.
