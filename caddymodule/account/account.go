@@ -38,7 +38,9 @@ var ErrInvalidCredentials = errors.New("invalid email or password")
 // Store is what the account rules need from storage. UpdateAccount runs
 // change on the current record in one transaction; when the change moves
 // the credentials (storage.CredentialsDiffer), it moves CredentialVersion
-// and ends every session of the account in that transaction too.
+// and ends every session of the account in that transaction too. The
+// change cannot move the email or CredentialVersion. Accounts lists them
+// by ID.
 type Store interface {
 	CreateAccount(storage.Account) error
 	Account(id string) (storage.Account, error)

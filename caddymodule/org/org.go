@@ -47,7 +47,10 @@ var ErrInvalidKvK = errors.New("org: a KvK number has 8 digits")
 type Store interface {
 	// LinkOrganisation creates or updates the organisation and makes the
 	// account an eh3-anchored admin of it, in one transaction, returning
-	// the accounts that arrived earlier with the same pseudonym.
+	// the accounts that arrived earlier with the same pseudonym. An
+	// organisation already there keeps its CreatedAt, and its Name and
+	// RSIN where o has none; a membership already there keeps its Since
+	// and Apps.
 	LinkOrganisation(o storage.Organisation, m storage.Membership) (samePseudonym []string, err error)
 	Organisation(kvk string) (storage.Organisation, error)
 	Organisations() ([]storage.Organisation, error)
@@ -65,10 +68,11 @@ type Store interface {
 	TakeInvitation(id string, check func(storage.Invitation) error) (storage.Invitation, error)
 	AppendAudit(e storage.AuditEntry, expires time.Time) error
 	// GroupAudit records e, or lets merge fold it into the entry of the
-	// same group already in the log.
+	// same group (in e's organisation) already in the log, which keeps
+	// its place and then lasts until expires.
 	GroupAudit(group string, e storage.AuditEntry, merge func(into *storage.AuditEntry), expires time.Time) error
-	// Audit lists limit entries, newest first, after skipping skip; more
-	// tells whether older ones follow.
+	// Audit lists limit entries, newest (by At) first, after skipping
+	// skip; more tells whether older ones follow.
 	Audit(kvk string, skip, limit int) (entries []storage.AuditEntry, more bool, err error)
 }
 

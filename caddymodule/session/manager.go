@@ -37,8 +37,11 @@ type Settings struct {
 // session only while its account still has the session's
 // CredentialVersion and is not disabled (storage.ErrStale otherwise);
 // TouchSession moves LastSeen without moving the session's version, as no
-// cache depends on it. Version is the invalidation contract for session
-// keys.
+// cache depends on it, and never back (touches are written late, in any
+// order). UpdateSession and TouchSession of a session that is gone get
+// storage.ErrNotFound, so a late write never revives a revoked session;
+// deleting a missing session is no error. Version is the invalidation
+// contract for session keys.
 type Store interface {
 	CreateSession(storage.Session) error
 	Session(key string) (storage.Session, error)

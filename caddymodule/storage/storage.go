@@ -30,9 +30,12 @@ var ErrStale = errors.New("storage: credentials changed since they were checked"
 // Versions is the cache-invalidation contract. Version is a number that
 // moves after every committed write that can make something cached about
 // key stale. key is an account ID (its record, its memberships and their
-// organisations) or a session key (the session). A cache reads the version
-// before it reads the records and trusts what it holds while the version
-// is unchanged.
+// organisations) or a session key (the session). In the process that
+// wrote, it has moved by the time the write returns, and not before the
+// write is visible; the versions of keys the write did not touch stay
+// (but for keys sharing a counter with one it touched), so one logout
+// does not empty every cache. A cache reads the version before it reads
+// the records and trusts what it holds while the version is unchanged.
 //
 // An engine shared by several processes must move the version for writes
 // made by any of them. While it cannot vouch for that (it lost its feed of
