@@ -14,7 +14,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
@@ -167,7 +170,7 @@ func (s *Store) write(fn func(ctx context.Context, tx pgx.Tx, ch *changed) error
 			if err := fn(ctx, tx, &ch); err != nil {
 				return err
 			}
-			return announce(ctx, tx, ch.keys)
+			return s.versions.announce(ctx, tx, ch.keys)
 		})
 		if !retryable(err) {
 			break
@@ -191,7 +194,10 @@ func retryable(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
 }
 
-// mapErr turns pgx's errors into the storage contract's.
+// mapErr turns pgx's errors into the storage contract's: no row is
+// ErrNotFound, an error of reaching the database wraps ErrUnavailable,
+// and every other error (a refusal from a caller's change or check
+// function, an answer of the database) passes unchanged.
 func mapErr(err error) error {
 	switch {
 	case err == nil:
@@ -199,26 +205,31 @@ func mapErr(err error) error {
 	case errors.Is(err, pgx.ErrNoRows):
 		return storage.ErrNotFound
 	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return err
-	}
 	return unavailable(err)
 }
 
-// unavailable marks an error of reaching the database, as opposed to one
-// the database answered.
+// unavailable wraps ErrUnavailable around an error of reaching the
+// database: no connection, a broken one, no answer in time, or a server
+// shutting down or starting up.
 func unavailable(err error) error {
-	var pgErr *pgconn.PgError
-	if err == nil || errors.As(err, &pgErr) || errors.Is(err, storage.ErrUnavailable) {
+	if err == nil || errors.Is(err, storage.ErrUnavailable) || !unreachable(err) {
 		return err
 	}
-	for _, known := range []error{storage.ErrNotFound, storage.ErrExists, storage.ErrStale} {
-		if errors.Is(err, known) {
-			return err
-		}
-	}
 	return fmt.Errorf("%w: %v", storage.ErrUnavailable, err)
+}
+
+func unreachable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08: connection exception; 57P: operator intervention
+		// (shutdown, crash, starting up).
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, puddle.ErrClosedPool)
 }
 
 // lock serialises transactions on one name (an organisation, an address)

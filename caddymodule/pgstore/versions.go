@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"hash/maphash"
 	"strings"
@@ -19,16 +20,23 @@ const channel = "wijgate_changed"
 // maxPayload keeps one notification under PostgreSQL's 8000-byte limit.
 const maxPayload = 7000
 
-// announce sends, inside tx, the keys a write touched; PostgreSQL delivers
-// them to every listening process when, and only if, tx commits.
-func announce(ctx context.Context, tx pgx.Tx, keys []string) error {
+// announce sends, inside tx, the keys a write touched, after the store's
+// origin; PostgreSQL delivers them to every listening store when, and only
+// if, tx commits. The writing store moves them itself after the commit
+// and skips its own notification, which would move them a second time.
+func (v *versions) announce(ctx context.Context, tx pgx.Tx, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
 	var b strings.Builder
+	b.WriteString(v.origin)
 	flush := func() error {
 		if b.Len() == 0 {
 			return nil
 		}
 		_, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", channel, b.String())
 		b.Reset()
+		b.WriteString(v.origin)
 		return err
 	}
 	for _, k := range keys {
@@ -37,9 +45,7 @@ func announce(ctx context.Context, tx pgx.Tx, keys []string) error {
 				return err
 			}
 		}
-		if b.Len() > 0 {
-			b.WriteByte('\n')
-		}
+		b.WriteByte('\n')
 		b.WriteString(k)
 	}
 	return flush()
@@ -56,9 +62,11 @@ const untrustedBit = 1 << 63
 // versions are per-key change counters, hashed into slots, moved by this
 // process's writes and by the notifications of every other process's.
 type versions struct {
-	seed  maphash.Seed
-	all   atomic.Uint64
-	slots [versionSlots]atomic.Uint64
+	// origin starts this store's notifications, so it can skip its own.
+	origin string
+	seed   maphash.Seed
+	all    atomic.Uint64
+	slots  [versionSlots]atomic.Uint64
 	// trusted is false while the change feed is down: another process's
 	// write may then go unseen, so Version gives a new number on every
 	// call and no cache trusts what it holds.
@@ -66,7 +74,7 @@ type versions struct {
 	untrusted atomic.Uint64
 }
 
-func newVersions() *versions { return &versions{seed: maphash.MakeSeed()} }
+func newVersions() *versions { return &versions{origin: rand.Text(), seed: maphash.MakeSeed()} }
 
 func (v *versions) of(key string) uint64 {
 	if !v.trusted.Load() {
@@ -149,7 +157,11 @@ func (v *versions) receive(ctx context.Context, conn *pgx.Conn) error {
 		cancel()
 		switch {
 		case err == nil:
-			for k := range strings.SplitSeq(n.Payload, "\n") {
+			origin, keys, _ := strings.Cut(n.Payload, "\n")
+			if origin == v.origin {
+				continue
+			}
+			for k := range strings.SplitSeq(keys, "\n") {
 				v.moved(k)
 			}
 		case ctx.Err() != nil:
