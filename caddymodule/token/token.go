@@ -82,7 +82,7 @@ type wireClaims struct {
 	ID        string   `json:"jti"`
 }
 
-// KeyStore persists the key set. *store.Store satisfies it.
+// KeyStore persists the key set; every storage engine satisfies it.
 type KeyStore interface {
 	// Secret returns the value stored under name, storing generate's
 	// result first when there is none; concurrent first calls agree.
