@@ -229,14 +229,22 @@ func emptyTarget(ctx context.Context, dst recordStore, to string, force bool) er
 }
 
 // checkCopyLocation refuses a location that is neither a PostgreSQL URL
-// nor a path: a URL of another scheme would otherwise be taken for a
-// directory name.
+// nor a path (a URL of another scheme would be taken for a directory
+// name), and a PostgreSQL URL that cannot be read, before anything quotes
+// it with its password.
 func checkCopyLocation(flag, location string) error {
 	if location == "" {
 		return fmt.Errorf("%s is missing: name a badger directory or a postgres:// URL", flag)
 	}
-	if !isPostgres(location) && strings.Contains(location, "://") {
-		return fmt.Errorf("%s %s is neither a badger directory nor a postgres:// URL", flag, RedactStorage(location))
+	scheme, _, isURL := strings.Cut(location, "://")
+	if isPostgres(location) {
+		if _, err := url.Parse(location); err != nil {
+			return fmt.Errorf("%s: the postgres:// URL cannot be read; write it as postgres://user:password@host:port/database", flag)
+		}
+		return nil
+	}
+	if isURL {
+		return fmt.Errorf("%s: a %s:// URL is neither a badger directory nor a postgres:// URL", flag, scheme)
 	}
 	return nil
 }
