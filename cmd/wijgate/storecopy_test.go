@@ -72,6 +72,10 @@ func TestStoreCopyMovesAServerBetweenEngines(t *testing.T) {
 	if err == nil || !strings.Contains(out, "already holds") || !strings.Contains(out, "--force") {
 		t.Fatalf("copying into a store that holds records: %v\n%s", err, out)
 	}
+	out, err = run(t, "", nil, "store", "copy", "--from", pgURL, "--to", moved, "--force")
+	if err != nil || !strings.Contains(out, "copied; both sides hold the same records") {
+		t.Fatalf("copying over it with --force: %v\n%s", err, out)
+	}
 	useStorage(t, s, moved)
 	s.start()
 	expectGuarded(t, s, cookie, email)
