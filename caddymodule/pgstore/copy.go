@@ -136,9 +136,15 @@ func (s *Store) CountRecords(ctx context.Context, liveAfter time.Time) (storage.
 	return counts, err
 }
 
+// batchTimeout bounds one WriteRecords, so that a database that stops
+// answering fails a copy instead of holding it.
+const batchTimeout = time.Minute
+
 // WriteRecords writes a batch of records, with the columns they imply, in
 // one transaction. A record that has expired already is left out.
 func (s *Store) WriteRecords(ctx context.Context, batch []storage.Record) error {
+	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
+	defer cancel()
 	now := time.Now()
 	var b pgx.Batch
 	for _, r := range batch {

@@ -54,43 +54,45 @@ func (s *Store) VisitRecords(ctx context.Context, fn func(storage.Record) error)
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			p := []byte(kp.prefix)
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true, PrefetchSize: 64})
-			err := func() error {
-				defer it.Close()
-				for it.Seek(p); it.ValidForPrefix(p); it.Next() {
-					item := it.Item()
-					r := storage.Record{Kind: kp.kind, Key: string(item.Key()[len(p):])}
-					if r.Kind == storage.KindSecret && r.Key == storage.CopyMarker {
-						continue
-					}
-					if exp := item.ExpiresAt(); exp != 0 {
-						r.ExpiresAt = time.Unix(int64(exp), 0)
-					}
-					if r.Kind == storage.KindAudit {
-						r.Group = groups[string(item.Key())]
-						r.Key, _, _ = strings.Cut(r.Key, "/")
-					}
-					value, err := item.ValueCopy(nil)
-					if err != nil {
-						return err
-					}
-					r.Value = value
-					if len(r.Value) == 0 {
-						r.Value = nil
-					}
-					if err := fn(r); err != nil {
-						return err
-					}
-				}
-				return nil
-			}()
-			if err != nil {
+			if err := visitPrefix(txn, kp.kind, kp.prefix, groups, fn); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// visitPrefix hands fn the records of one kind. An audit entry's key
+// becomes its organisation, and its group is found in groups.
+func visitPrefix(txn *badger.Txn, kind storage.Kind, prefix string, groups map[string]string, fn func(storage.Record) error) error {
+	p := []byte(prefix)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true, PrefetchSize: 64})
+	defer it.Close()
+	for it.Seek(p); it.ValidForPrefix(p); it.Next() {
+		item := it.Item()
+		r := storage.Record{Kind: kind, Key: string(item.Key()[len(p):])}
+		if kind == storage.KindSecret && r.Key == storage.CopyMarker {
+			continue
+		}
+		if exp := item.ExpiresAt(); exp != 0 {
+			r.ExpiresAt = time.Unix(int64(exp), 0)
+		}
+		if kind == storage.KindAudit {
+			r.Group = groups[string(item.Key())]
+			r.Key, _, _ = strings.Cut(r.Key, "/")
+		}
+		value, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if len(value) > 0 {
+			r.Value = value
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // auditGroups maps the key of every audit entry that heads a group to the
