@@ -301,19 +301,51 @@ func (p *Portal) serverError(w http.ResponseWriter, r *http.Request, lang Lang, 
 
 // currentUser returns the logged-in account behind the request's cookie.
 func (p *Portal) currentUser(r *http.Request) (storage.Account, storage.Session, bool) {
+	a, s, err := p.user(r)
+	return a, s, err == nil
+}
+
+// signedIn returns the logged-in account behind the request's cookie, or
+// answers for it: without one, the login page with ret to return to; while
+// the storage cannot be reached, the 503 page, since the person may well be
+// logged in.
+func (p *Portal) signedIn(w http.ResponseWriter, r *http.Request, ret string) (storage.Account, storage.Session, bool) {
+	a, s, err := p.user(r)
+	switch {
+	case err == nil:
+		return a, s, true
+	case isUnavailable(err):
+		p.Unavailable(w, r, "reading the logged-in account", err)
+	default:
+		http.Redirect(w, r, p.LoginURL(ret), http.StatusSeeOther)
+	}
+	return a, s, false
+}
+
+// errNotSignedIn means the request carries no live session of an account
+// that may use it.
+var errNotSignedIn = errors.New("portal: not signed in")
+
+func (p *Portal) user(r *http.Request) (storage.Account, storage.Session, error) {
 	c, err := r.Cookie(p.cfg.Cookie.Name)
 	if err != nil {
-		return storage.Account{}, storage.Session{}, false
+		return storage.Account{}, storage.Session{}, errNotSignedIn
 	}
 	s, err := p.cfg.Sessions.Lookup(c.Value)
+	if isUnavailable(err) {
+		return storage.Account{}, storage.Session{}, err
+	}
 	if err != nil {
-		return storage.Account{}, storage.Session{}, false
+		return storage.Account{}, storage.Session{}, errNotSignedIn
 	}
 	a, err := p.cfg.Accounts.Account(s.AccountID)
-	if err != nil || a.Disabled || a.CredentialVersion != s.CredentialVersion {
-		return storage.Account{}, storage.Session{}, false
+	if isUnavailable(err) {
+		return storage.Account{}, storage.Session{}, err
 	}
-	return a, s, true
+	if err != nil || a.Disabled || a.CredentialVersion != s.CredentialVersion {
+		return storage.Account{}, storage.Session{}, errNotSignedIn
+	}
+	return a, s, nil
 }
 
 // startSession logs the account in with a fresh session ID and cookie.
