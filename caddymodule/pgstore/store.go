@@ -145,10 +145,14 @@ func newStore(ctx context.Context, o Options) (*Store, *pgx.ConnConfig, context.
 	return s, cfg.ConnConfig, bg, nil
 }
 
-// connect brings the schema up to date and starts the change feed, each
-// attempt bounded by the operation timeout.
+// connectTimeout bounds one attempt to connect, which may wait for
+// another replica's migrations; a server that does not answer at all must
+// not hold a start for longer.
+const connectTimeout = 30 * time.Second
+
+// connect brings the schema up to date and starts the change feed.
 func (s *Store) connect(ctx, bg context.Context, cc *pgx.ConnConfig) (feed <-chan struct{}, err error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	if err := migrate(ctx, s.pool); err != nil {
 		return nil, unavailable(err)
