@@ -65,8 +65,10 @@ func hotPathGuard(b *testing.B) (*Handler, string) {
 	}
 	accounts, orgs := domainServices(st, nil, 0)
 	a := &App{engine: st, sessions: sessions, accounts: accounts, orgs: orgs, tokens: tokens,
-		stripper: newHeaderStripper(nil), ownCookies: contract.Cookies(hotPathCookie), identity: newIdentityCache(),
+		stripper: newHeaderStripper(nil), ownCookies: contract.Cookies(hotPathCookie), identity: newIdentityCache(DefaultStorageOutageGrace, time.Now),
 		lastIssuer: new(atomic.Pointer[string])}
+	a.ready = new(atomic.Bool)
+	a.ready.Store(true)
 	a.registerApp(AppInfo{Name: "bench"}, nil)
 	now := time.Now()
 	acct := storage.Account{ID: "u-bench", Email: "jan@example.nl", Name: "Jan Jänssen",
