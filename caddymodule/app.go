@@ -219,7 +219,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	a.stripper = newHeaderStripper(a.StripHeaders)
-	a.identity = newIdentityCache(a.outageGrace(), now)
+	a.identity = newIdentityCache(a.outageGrace())
 	a.lastIssuer = new(atomic.Pointer[string])
 	a.ready = new(atomic.Bool)
 	if s.returns, err = portal.NewReturnPolicy(a.PortalURL, a.ReturnHosts); err != nil {

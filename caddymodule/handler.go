@@ -220,7 +220,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return h.unauthenticated(w, r)
 	}
-	id, err := a.identity.get(a.engine, a.accounts, a.orgs, a.appNames, s.AccountID)
+	// Lookup set LastSeen to this request's time.
+	id, err := a.identity.get(a.engine, a.accounts, a.orgs, a.appNames, s.AccountID, s.LastSeen)
 	if errors.Is(err, storage.ErrUnavailable) {
 		return h.storageUnavailable(w, r, "reading an account", err)
 	}

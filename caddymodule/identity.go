@@ -74,18 +74,18 @@ type identityCache struct {
 	mu    sync.RWMutex
 	m     map[string]*identity
 	grace time.Duration
-	now   func() time.Time
 }
 
-func newIdentityCache(grace time.Duration, now func() time.Time) *identityCache {
-	return &identityCache{m: make(map[string]*identity), grace: grace, now: now}
+func newIdentityCache(grace time.Duration) *identityCache {
+	return &identityCache{m: make(map[string]*identity), grace: grace}
 }
 
 // get returns the account's identity, reading the store when the cached
-// one is missing or stale. apps lists every app configured in guards.
-func (c *identityCache) get(versions storage.Versions, accounts *account.Service, orgs *org.Service, apps func() []string, accountID string) (*identity, error) {
+// one is missing or stale. apps lists every app configured in guards; now
+// is the request's time (the guard has it from the session lookup, which
+// spares the hot path a clock read).
+func (c *identityCache) get(versions storage.Versions, accounts *account.Service, orgs *org.Service, apps func() []string, accountID string, now time.Time) (*identity, error) {
 	version := versions.Version(accountID)
-	now := c.now()
 	c.mu.RLock()
 	cached := c.m[accountID]
 	c.mu.RUnlock()

@@ -53,27 +53,27 @@ func TestIdentityServedForTheOutageGrace(t *testing.T) {
 		}
 	}
 	clk := &testClock{now: time.Now()}
-	cache := newIdentityCache(10*time.Second, clk.Now)
+	cache := newIdentityCache(10 * time.Second)
 	apps := func() []string { return nil }
-	if _, err := cache.get(u, accounts, orgs, apps, "u-cached"); err != nil {
+	if _, err := cache.get(u, accounts, orgs, apps, "u-cached", clk.Now()); err != nil {
 		t.Fatal(err)
 	}
 
 	u.down.Store(true)
 	clk.Add(9 * time.Second)
-	if id, err := cache.get(u, accounts, orgs, apps, "u-cached"); err != nil || id.email != "u-cached@example.nl" {
+	if id, err := cache.get(u, accounts, orgs, apps, "u-cached", clk.Now()); err != nil || id.email != "u-cached@example.nl" {
 		t.Fatalf("9 s into a 10 s grace: %v, %v", id, err)
 	}
-	if _, err := cache.get(u, accounts, orgs, apps, "u-other"); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := cache.get(u, accounts, orgs, apps, "u-other", clk.Now()); !errors.Is(err, storage.ErrUnavailable) {
 		t.Fatalf("an identity not cached during the outage: err = %v, want ErrUnavailable", err)
 	}
 	clk.Add(2 * time.Second)
-	if _, err := cache.get(u, accounts, orgs, apps, "u-cached"); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := cache.get(u, accounts, orgs, apps, "u-cached", clk.Now()); !errors.Is(err, storage.ErrUnavailable) {
 		t.Fatalf("11 s into a 10 s grace: err = %v, want ErrUnavailable", err)
 	}
 
 	u.down.Store(false)
-	if _, err := cache.get(u, accounts, orgs, apps, "u-cached"); err != nil {
+	if _, err := cache.get(u, accounts, orgs, apps, "u-cached", clk.Now()); err != nil {
 		t.Fatalf("the store is back: %v", err)
 	}
 }
