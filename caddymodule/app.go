@@ -184,6 +184,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	// A running configuration holds the engine already: this is a reload.
+	_, reloading := storePool.References(location)
 	st, err := openPooledEngine(ctx, location, a.StorageReserve, a.logger)
 	if err != nil {
 		return err
@@ -235,6 +237,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	err = a.serve(repl, &s)
 	if !errors.Is(err, storage.ErrUnavailable) {
 		return err
+	}
+	if reloading {
+		// The running configuration goes on serving cached sessions
+		// through the outage; this one could serve nobody until it ends.
+		return fmt.Errorf("storage %s cannot be reached; the running configuration stays: %w", RedactStorage(location), err)
 	}
 	a.logger.Warn("the storage does not answer: every page answers 503 until it does",
 		zap.String("storage", RedactStorage(location)), zap.Error(err))

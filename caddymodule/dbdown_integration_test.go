@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -63,6 +65,21 @@ func expectBusyPage(t *testing.T, what string, resp *http.Response, body, text s
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, text) {
 		t.Fatalf("%s: %d, want 503 with %q\n%s", what, resp.StatusCode, text, body)
 	}
+}
+
+// tryReload posts the same config to the admin API and returns its answer.
+func (g *gateway) tryReload() (int, string) {
+	g.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, g.Admin+"/load", bytes.NewReader(g.config))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Cache-Control", "must-revalidate")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
 
 // waitFor polls until ok says yes, failing the test after the deadline.
@@ -208,6 +225,11 @@ func TestPostgresOutageWhileServing(t *testing.T) {
 	// Logged in, but the dashboard cannot be read: not the login page.
 	resp, body = known.answer(known.page("/dashboard"))
 	expectBusyPage(t, "dashboard during the outage", resp, body, busyDutch)
+	// A reload now would make a server that serves nobody until the
+	// database is back: it is refused and the running configuration stays.
+	if status, body := g.tryReload(); status == http.StatusOK || !strings.Contains(body, "the running configuration stays") {
+		t.Fatalf("reload during the outage: %d %s", status, body)
+	}
 
 	if err := srv.Resume(); err != nil {
 		t.Fatal(err)
