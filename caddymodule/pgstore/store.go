@@ -180,9 +180,12 @@ func (s *Store) keepConnecting(bg context.Context, cc *pgx.ConnConfig, since tim
 		case <-time.After(wait):
 		}
 		feed, err := s.connect(bg, bg, cc)
-		if err == nil {
+		switch {
+		case err == nil:
 			s.logger.Info("PostgreSQL answers: serving", zap.Duration("waited", time.Since(since)))
 			return feed
+		case bg.Err() != nil:
+			return nil
 		}
 		wait = min(2*wait, lastConnectWait)
 		s.notConnected(since, wait, err)
