@@ -4,6 +4,7 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -22,9 +23,11 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
+	"github.com/wijtechniek/wijgate/caddymodule/mail"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/portal"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/token"
 )
 
@@ -103,6 +106,14 @@ type App struct {
 	// portal shows at /dev/mail. One of the two is required.
 	Mail *MailConfig `json:"mail,omitempty"`
 
+	// StorageOutageGrace is how long the guard keeps letting a logged-in
+	// person through while the storage (PostgreSQL) cannot be reached,
+	// counted from when the storage last confirmed their session and
+	// account. Within it, a logout, a disabled account or a withdrawn
+	// right on another replica is not seen; after it, guarded requests
+	// answer 503 until the storage is back. Default 60s.
+	StorageOutageGrace caddy.Duration `json:"storage_outage_grace,omitempty"`
+
 	// EHerkenning configures verification of organisations through the
 	// eHerkenning broker. Without it, organisations can only be joined by
 	// invitation.
@@ -132,6 +143,14 @@ type App struct {
 	lastIssuer *atomic.Pointer[string]
 	// brokerWatch keeps the eHerkenning broker's metadata loaded.
 	brokerWatch *brokerWatch
+	// ready is set once what needs the store's secrets is built (serve);
+	// until then waiting answers every request.
+	ready   *atomic.Bool
+	waiting *portal.Waiting
+	// stopStarting ends keepServing, which closes starting when it has
+	// returned; both nil when serve succeeded in Provision.
+	stopStarting context.CancelFunc
+	starting     chan struct{}
 }
 
 // CaddyModule returns the Caddy module information.
@@ -142,7 +161,13 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision opens the store and builds the shared services.
+// Provision opens the store and builds the shared services. What needs
+// the store's secrets (the cookie keys unless configured, the code key,
+// the service provider's and the identity token's keys) is built once the
+// store answers: at once with badger or a reachable database; otherwise in
+// the background, while every page answers 503 and /healthz says "not
+// ready", so a replica starts while PostgreSQL is down and serves when it
+// returns.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
@@ -159,33 +184,26 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	// A running configuration holds the engine already: this is a reload.
+	_, reloading := storePool.References(location)
 	st, err := openPooledEngine(ctx, location, a.StorageReserve, a.logger)
 	if err != nil {
 		return err
 	}
 	a.engine, a.storeKey = st, location
 
-	keys, err := a.cookieKeys(repl)
-	if err != nil {
+	var s served
+	if s.keys, err = a.configuredCookieKeys(repl); err != nil {
 		return err
 	}
-	name := a.CookieName
-	if name == "" {
-		name = contract.SessionCookie
+	s.cookieName = a.CookieName
+	if s.cookieName == "" {
+		s.cookieName = contract.SessionCookie
 		if a.CookieDomain != "" {
-			name = contract.DomainSessionCookie
+			s.cookieName = contract.DomainSessionCookie
 		}
 	}
-	a.ownCookies = contract.Cookies(name)
-	codec, err := session.NewCodec(name, keys...)
-	if err != nil {
-		return err
-	}
-	a.sessions = session.NewManager(st, codec, session.Settings{
-		IdleTimeout: time.Duration(a.IdleTimeout),
-		Lifetime:    time.Duration(a.Lifetime),
-		Now:         now,
-	})
+	a.ownCookies = contract.Cookies(s.cookieName)
 
 	// One core is always left to the guarded traffic: a login storm must
 	// not make every proxied request wait behind password hashing.
@@ -194,56 +212,167 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.accounts, a.orgs = domainServices(st, hasher, time.Duration(a.AuditRetention))
-	codeKey, err := st.Secret("code-key", func() ([]byte, error) { return randomBytes(32), nil })
+	if s.mailer, s.outbox, err = a.Mail.sender(repl, a.logger); err != nil {
+		return err
+	}
+	if a.EHerkenning != nil {
+		if a.brokerWatch, err = watchBroker(ctx); err != nil {
+			return err
+		}
+	}
+	a.stripper = newHeaderStripper(a.StripHeaders)
+	a.identity = newIdentityCache(a.outageGrace())
+	a.lastIssuer = new(atomic.Pointer[string])
+	a.ready = new(atomic.Bool)
+	if s.returns, err = portal.NewReturnPolicy(a.PortalURL, a.ReturnHosts); err != nil {
+		return err
+	}
+	if a.waiting, err = portal.NewWaiting(a.logger.Named("portal"), func() string {
+		_, detail := st.Health()
+		return detail
+	}); err != nil {
+		return err
+	}
+
+	err = a.serve(repl, &s)
+	if !errors.Is(err, storage.ErrUnavailable) {
+		return err
+	}
+	if reloading {
+		// The running configuration goes on serving cached sessions
+		// through the outage; this one could serve nobody until it ends.
+		return fmt.Errorf("storage %s cannot be reached; the running configuration stays: %w", RedactStorage(location), err)
+	}
+	a.logger.Warn("the storage does not answer: every page answers 503 until it does",
+		zap.String("storage", RedactStorage(location)), zap.Error(err))
+	starting, stop := context.WithCancel(context.Background())
+	a.stopStarting, a.starting = stop, make(chan struct{})
+	go a.keepServing(starting, repl, &s)
+	return nil
+}
+
+// served is what Provision hands on to serve, which builds the rest once
+// the store answers.
+type served struct {
+	cookieName string
+	// keys are the configured cookie keys; none means the stored pair.
+	keys    []session.KeyPair
+	mailer  mail.Sender
+	outbox  *mail.Outbox
+	returns *portal.ReturnPolicy
+}
+
+// serve builds what needs the store's secrets and starts serving. An
+// error wrapping storage.ErrUnavailable means the store does not answer
+// yet.
+func (a *App) serve(repl *caddy.Replacer, s *served) error {
+	keys := s.keys
+	if len(keys) == 0 {
+		var err error
+		if keys, err = a.storedCookieKeys(); err != nil {
+			return err
+		}
+	}
+	codec, err := session.NewCodec(s.cookieName, keys...)
+	if err != nil {
+		return err
+	}
+	codeKey, err := a.engine.Secret("code-key", func() ([]byte, error) { return randomBytes(32), nil })
 	if err != nil {
 		return fmt.Errorf("loading the code key: %w", err)
 	}
-	mailer, outbox, err := a.Mail.sender(repl, a.logger)
+	sp, err := a.provisionEHerkenning(repl)
 	if err != nil {
 		return err
 	}
-	sp, err := a.provisionEHerkenning(ctx, repl)
-	if err != nil {
-		return err
-	}
-	a.tokens, err = token.NewSigner(st, token.Options{Now: now, OnError: func(err error) {
+	tokens, err := token.NewSigner(a.engine, token.Options{Now: now, OnError: func(err error) {
 		a.logger.Error("rotating the identity-token key", zap.Error(err))
 	}})
 	if err != nil {
 		return fmt.Errorf("identity-token keys: %w", err)
 	}
-	a.stripper = newHeaderStripper(a.StripHeaders)
-	a.identity = newIdentityCache()
-	a.lastIssuer = new(atomic.Pointer[string])
-
-	returns, err := portal.NewReturnPolicy(a.PortalURL, a.ReturnHosts)
-	if err != nil {
-		return err
-	}
+	a.tokens = tokens
+	a.sessions = session.NewManager(a.engine, codec, session.Settings{
+		IdleTimeout: time.Duration(a.IdleTimeout),
+		Lifetime:    time.Duration(a.Lifetime),
+		OutageGrace: a.outageGrace(),
+		Now:         now,
+	})
 	a.portal, err = portal.New(portal.Config{
 		Accounts:    a.accounts,
 		Sessions:    a.sessions,
 		Orgs:        a.orgs,
 		Apps:        a.appInfos,
-		Codes:       &account.Codes{Store: st, Key: codeKey, Now: now},
-		Limits:      &account.Limits{Store: st, Now: now},
-		Mailer:      mailer,
-		Outbox:      outbox,
+		Codes:       &account.Codes{Store: a.engine, Key: codeKey, Now: now},
+		Limits:      &account.Limits{Store: a.engine, Now: now},
+		Mailer:      s.mailer,
+		Outbox:      s.outbox,
 		ShareOutbox: a.Mail.AllowRemote,
 		ClientIP:    clientIP,
 		Now:         now,
 		EHerkenning: sp,
 		JWKS:        a.tokens.JWKS(),
 		Cookie: portal.CookieSettings{
-			Name:   name,
+			Name:   s.cookieName,
 			Domain: a.CookieDomain,
 		},
-		Returns: returns,
+		Returns: s.returns,
 		Logger:  a.logger.Named("portal"),
-		Health:  []portal.HealthCheck{{Name: "storage", Check: st.Health, Critical: true}},
+		Health:  []portal.HealthCheck{{Name: "storage", Check: a.engine.Health, Critical: true}},
 	})
-	return err
+	if err != nil {
+		a.sessions.Close()
+		return err
+	}
+	if sp != nil {
+		a.brokerWatch.watch(sp)
+	}
+	// The handlers read what serve built only after they see ready.
+	a.ready.Store(true)
+	return nil
 }
+
+// Waiting between attempts to serve doubles from the first to the last;
+// the engine tries to connect on its own schedule and logs each attempt.
+const (
+	firstServeWait = 250 * time.Millisecond
+	lastServeWait  = 2 * time.Second
+)
+
+// keepServing tries serve until it succeeds or ctx ends. An error other
+// than an unreachable store (stored keys that do not decode) is logged at
+// every attempt: it does not mend itself, but the replica must not pretend
+// to serve.
+func (a *App) keepServing(ctx context.Context, repl *caddy.Replacer, s *served) {
+	defer close(a.starting)
+	for wait := firstServeWait; ; wait = min(2*wait, lastServeWait) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		err := a.serve(repl, s)
+		switch {
+		case err == nil:
+			a.logger.Info("the storage answers: serving")
+			return
+		case !errors.Is(err, storage.ErrUnavailable):
+			a.logger.Error("the wijgate app cannot start serving; trying again", zap.Error(err))
+		}
+	}
+}
+
+// outageGrace is how long the guard keeps serving a cached session after
+// the store last confirmed it, while the store cannot be reached.
+func (a *App) outageGrace() time.Duration {
+	if a.StorageOutageGrace == 0 {
+		return DefaultStorageOutageGrace
+	}
+	return time.Duration(a.StorageOutageGrace)
+}
+
+// DefaultStorageOutageGrace is storage_outage_grace's default.
+const DefaultStorageOutageGrace = 60 * time.Second
 
 // Validate checks the settings Provision takes as given. The rest are
 // checked by Provision as it builds from them (cookie keys, files, mail,
@@ -259,6 +388,7 @@ func (a *App) Validate() error {
 		checkSessionDuration("idle_timeout", time.Duration(a.IdleTimeout)),
 		checkSessionDuration("lifetime", time.Duration(a.Lifetime)),
 		checkAuditRetention(time.Duration(a.AuditRetention)),
+		checkOutageGrace(time.Duration(a.StorageOutageGrace)),
 	}
 	for _, name := range a.StripHeaders {
 		if err := checkHeaderName(name); err != nil {
@@ -288,9 +418,9 @@ func (a *App) registerPortal() error {
 	return nil
 }
 
-// cookieKeys returns the configured key pairs, or the generated pair kept
-// in the store, so a restart does not log everyone out.
-func (a *App) cookieKeys(repl *caddy.Replacer) ([]session.KeyPair, error) {
+// configuredCookieKeys returns the configured key pairs; none means the
+// pair kept in the store.
+func (a *App) configuredCookieKeys(repl *caddy.Replacer) ([]session.KeyPair, error) {
 	var keys []session.KeyPair
 	for i, raw := range a.CookieKeys {
 		kp, err := session.ParseKeyPair(strings.TrimSpace(repl.ReplaceAll(raw, "")))
@@ -299,9 +429,12 @@ func (a *App) cookieKeys(repl *caddy.Replacer) ([]session.KeyPair, error) {
 		}
 		keys = append(keys, kp)
 	}
-	if len(keys) > 0 {
-		return keys, nil
-	}
+	return keys, nil
+}
+
+// storedCookieKeys returns the key pair generated once and kept in the
+// store, so a restart does not log everyone out.
+func (a *App) storedCookieKeys() ([]session.KeyPair, error) {
 	raw, err := a.engine.Secret("cookie-keys", func() ([]byte, error) {
 		return json.Marshal([]string{session.NewKeyPair().String()})
 	})
@@ -312,6 +445,7 @@ func (a *App) cookieKeys(repl *caddy.Replacer) ([]session.KeyPair, error) {
 	if err := json.Unmarshal(raw, &stored); err != nil {
 		return nil, fmt.Errorf("stored cookie keys are corrupt: %w", err)
 	}
+	var keys []session.KeyPair
 	for _, s := range stored {
 		kp, err := session.ParseKeyPair(s)
 		if err != nil {
@@ -402,6 +536,10 @@ func (a *App) Stop() error { return nil }
 // Cleanup stops the session writer and releases this config's reference
 // to the store; the store closes when no config holds it.
 func (a *App) Cleanup() error {
+	if a.stopStarting != nil {
+		a.stopStarting()
+		<-a.starting
+	}
 	a.brokerWatch.stop()
 	if a.sessions != nil {
 		a.sessions.Close()

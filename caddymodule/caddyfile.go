@@ -25,6 +25,7 @@ func init() {
 //	wijgate {
 //	    storage       <dir>
 //	    storage_reserve <size>
+//	    storage_outage_grace <duration>
 //	    cookie_name   <name>
 //	    cookie_domain <domain>
 //	    cookie_key    <hash-key-b64>:<block-key-b64>   # repeat to rotate; first encodes
@@ -90,7 +91,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("storage_reserve: 0 would be the default; leave the option out for that")
 			}
 			a.StorageReserve = n
-		case "idle_timeout", "lifetime", "audit_retention":
+		case "idle_timeout", "lifetime", "audit_retention", "storage_outage_grace":
 			dur, err := durationArg(d, opt)
 			if err != nil {
 				return err
@@ -102,6 +103,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.Lifetime = dur
 			case "audit_retention":
 				a.AuditRetention = dur
+			case "storage_outage_grace":
+				a.StorageOutageGrace = dur
 			}
 		case "return_hosts", "strip_headers":
 			args := d.RemainingArgs()

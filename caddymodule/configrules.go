@@ -115,6 +115,17 @@ func checkAuditRetention(d time.Duration) error {
 	return nil
 }
 
+// checkOutageGrace: while the storage is down a cached session is served
+// without the store's word for up to the grace, so a logout or a withdrawn
+// right elsewhere waits that long; beyond an hour that is no longer an
+// outage to ride out. Zero means the default.
+func checkOutageGrace(d time.Duration) error {
+	if d != 0 && (d < time.Second || d > time.Hour) {
+		return fmt.Errorf("storage_outage_grace: %s is not a duration between 1s and 1h", d)
+	}
+	return nil
+}
+
 func checkMetadataRefresh(d time.Duration) error {
 	if d != 0 && d < time.Minute {
 		return fmt.Errorf("eherkenning metadata_refresh: %s is shorter than 1m", d)

@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -71,7 +71,7 @@ type EHerkenningConfig struct {
 // is not needed for that: our own metadata is served whatever the broker's
 // state, and the broker is checked once the server is serving (the
 // metadata may come from this very server, the simulator).
-func (a *App) provisionEHerkenning(ctx caddy.Context, repl *caddy.Replacer) (*eherkenning.ServiceProvider, error) {
+func (a *App) provisionEHerkenning(repl *caddy.Replacer) (*eherkenning.ServiceProvider, error) {
 	c := a.EHerkenning
 	if c == nil {
 		return nil, nil
@@ -135,15 +135,6 @@ func (a *App) provisionEHerkenning(ctx caddy.Context, repl *caddy.Replacer) (*eh
 	if err != nil {
 		return nil, err
 	}
-	events, err := ctx.App("events")
-	if err != nil {
-		return nil, err
-	}
-	watchCtx, cancel := context.WithCancel(context.Background())
-	a.brokerWatch = &brokerWatch{sp: sp, ctx: watchCtx, cancel: cancel, done: make(chan struct{})}
-	if err := events.(*caddyevents.App).On("started", a.brokerWatch); err != nil {
-		return nil, err
-	}
 	return sp, nil
 }
 
@@ -153,31 +144,66 @@ const brokerCheckInterval = time.Minute
 
 // brokerWatch loads the broker's metadata when the server has started and
 // keeps it fresh, so a broker that is down is a warning in the log and in
-// /healthz at start, not news to the first person who logs in.
+// /healthz at start, not news to the first person who logs in. The
+// service provider may come after the start, when the storage that keeps
+// its keys answers late.
 type brokerWatch struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
 	sp      *eherkenning.ServiceProvider
-	ctx     context.Context
-	cancel  context.CancelFunc
-	done    chan struct{}
-	running atomic.Bool
+	started bool // this configuration's servers listen
+	running bool
+}
+
+// watchBroker makes the broker watch and has it start with the servers.
+func watchBroker(ctx caddy.Context) (*brokerWatch, error) {
+	watchCtx, cancel := context.WithCancel(context.Background())
+	w := &brokerWatch{ctx: watchCtx, cancel: cancel, done: make(chan struct{})}
+	events, err := ctx.App("events")
+	if err != nil {
+		return nil, err
+	}
+	if err := events.(*caddyevents.App).On("started", w); err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
 // Handle runs on Caddy's "started" event, when this configuration's
 // servers listen.
 func (w *brokerWatch) Handle(context.Context, caddy.Event) error {
-	if w.ctx.Err() == nil && w.running.CompareAndSwap(false, true) {
-		go w.run(w.ctx)
-	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.started = true
+	w.runIfDue()
 	return nil
 }
 
-func (w *brokerWatch) run(ctx context.Context) {
+// watch sets the service provider whose broker is watched.
+func (w *brokerWatch) watch(sp *eherkenning.ServiceProvider) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sp = sp
+	w.runIfDue()
+}
+
+func (w *brokerWatch) runIfDue() {
+	if w.started && w.sp != nil && !w.running && w.ctx.Err() == nil {
+		w.running = true
+		go w.run(w.ctx, w.sp)
+	}
+}
+
+func (w *brokerWatch) run(ctx context.Context, sp *eherkenning.ServiceProvider) {
 	defer close(w.done)
 	tick := time.NewTicker(brokerCheckInterval)
 	defer tick.Stop()
 	for {
 		check, cancel := context.WithTimeout(ctx, 15*time.Second)
-		w.sp.RefreshIfDue(check)
+		sp.RefreshIfDue(check)
 		cancel()
 		select {
 		case <-ctx.Done():
@@ -193,7 +219,10 @@ func (w *brokerWatch) stop() {
 		return
 	}
 	w.cancel()
-	if w.running.Load() {
+	w.mu.Lock()
+	running := w.running
+	w.mu.Unlock()
+	if running {
 		<-w.done
 	}
 }

@@ -65,8 +65,10 @@ func hotPathGuard(b *testing.B) (*Handler, string) {
 	}
 	accounts, orgs := domainServices(st, nil, 0)
 	a := &App{engine: st, sessions: sessions, accounts: accounts, orgs: orgs, tokens: tokens,
-		stripper: newHeaderStripper(nil), ownCookies: contract.Cookies(hotPathCookie), identity: newIdentityCache(),
+		stripper: newHeaderStripper(nil), ownCookies: contract.Cookies(hotPathCookie), identity: newIdentityCache(DefaultStorageOutageGrace),
 		lastIssuer: new(atomic.Pointer[string])}
+	a.ready = new(atomic.Bool)
+	a.ready.Store(true)
 	a.registerApp(AppInfo{Name: "bench"}, nil)
 	now := time.Now()
 	acct := storage.Account{ID: "u-bench", Email: "jan@example.nl", Name: "Jan Jänssen",
@@ -136,12 +138,13 @@ func BenchmarkHotPathHeaderStripSet(b *testing.B) {
 func BenchmarkHotPathIdentityHit(b *testing.B) {
 	h, _ := hotPathGuard(b)
 	a := h.app
-	if _, err := a.identity.get(a.engine, a.accounts, a.orgs, a.appNames, "u-bench"); err != nil {
+	at := time.Now()
+	if _, err := a.identity.get(a.engine, a.accounts, a.orgs, a.appNames, "u-bench", at); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := a.identity.get(a.engine, a.accounts, a.orgs, a.appNames, "u-bench"); err != nil {
+		if _, err := a.identity.get(a.engine, a.accounts, a.orgs, a.appNames, "u-bench", at); err != nil {
 			b.Fatal(err)
 		}
 	}

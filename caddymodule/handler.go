@@ -17,6 +17,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/portal"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/token"
 )
 
@@ -186,6 +187,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	a := h.app
 	a.stripper.strip(r.Header)
 	a.stripper.stripTrailers(r)
+	if !a.ready.Load() {
+		return h.waitingForStorage(w, r)
+	}
 	if h.Portal {
 		a.portal.ServeHTTP(w, r)
 		return nil
@@ -207,13 +211,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	cookieName := a.sessions.Codec().Name()
 	s, err := a.sessions.Lookup(sessionCookie(r.Header, cookieName))
+	if errors.Is(err, storage.ErrUnavailable) {
+		return h.storageUnavailable(w, r, "looking up a session", err)
+	}
 	if err != nil {
 		if !errors.Is(err, session.ErrNoSession) {
 			h.logger.Error("session lookup failed", zap.String("app", h.App), zap.Error(err))
 		}
 		return h.unauthenticated(w, r)
 	}
-	id, err := a.identity.get(a.engine, a.accounts, a.orgs, a.appNames, s.AccountID)
+	// Lookup set LastSeen to this request's time.
+	id, err := a.identity.get(a.engine, a.accounts, a.orgs, a.appNames, s.AccountID, s.LastSeen)
+	if errors.Is(err, storage.ErrUnavailable) {
+		return h.storageUnavailable(w, r, "reading an account", err)
+	}
 	if err != nil || id.disabled || id.credentialVersion != s.CredentialVersion {
 		if err != nil {
 			h.logger.Warn("session without a readable account", zap.String("account", s.AccountID), zap.Error(err))
@@ -381,6 +392,43 @@ func (h *Handler) refuseWebSocket(w http.ResponseWriter, r *http.Request) error 
 	w.WriteHeader(http.StatusForbidden)
 	_, err := fmt.Fprintln(w, `{"error":"forbidden","reason":"websocket"}`)
 	return err
+}
+
+// waitingForStorage answers while the server waits for its storage at
+// start: the portal's waiting pages, or 503 for a guarded request.
+func (h *Handler) waitingForStorage(w http.ResponseWriter, r *http.Request) error {
+	switch {
+	case h.Portal:
+		h.app.waiting.ServeHTTP(w, r)
+	case isNavigation(r):
+		h.app.waiting.Page(w, r)
+	default:
+		writeUnavailable(w)
+	}
+	return nil
+}
+
+// storageUnavailable answers a guarded request that needs the storage
+// while it cannot be reached: a page for a browser, 503 JSON otherwise,
+// and one log line per outage.
+func (h *Handler) storageUnavailable(w http.ResponseWriter, r *http.Request, what string, err error) error {
+	if isNavigation(r) {
+		h.app.portal.Unavailable(w, r, what, err)
+		return nil
+	}
+	h.app.portal.LogUnavailable(r, what, err)
+	writeUnavailable(w)
+	return nil
+}
+
+// writeUnavailable is the 503 an API client gets while the storage cannot
+// be reached.
+func writeUnavailable(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Retry-After", "30")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = fmt.Fprintln(w, `{"error":"unavailable"}`)
 }
 
 func (h *Handler) displayName() string {

@@ -74,7 +74,9 @@ func newGuardHarness(t *testing.T) *guardHarness {
 	orgs.Now = g.now
 	a := &App{PortalURL: guardPortal, engine: st, sessions: g.sessions, accounts: accounts, orgs: orgs, tokens: tokens,
 		stripper: newHeaderStripper(nil), ownCookies: contract.Cookies(contract.SessionCookie),
-		identity: newIdentityCache(), lastIssuer: new(atomic.Pointer[string])}
+		identity: newIdentityCache(DefaultStorageOutageGrace), lastIssuer: new(atomic.Pointer[string])}
+	a.ready = new(atomic.Bool)
+	a.ready.Store(true)
 	returns, err := portal.NewReturnPolicy(guardPortal, []string{"apps.example.nl"})
 	if err != nil {
 		t.Fatal(err)

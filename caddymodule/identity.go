@@ -1,8 +1,11 @@
 package caddymodule
 
 import (
+	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
@@ -15,8 +18,11 @@ import (
 // header values encoded once rather than on every request.
 type identity struct {
 	// version is the store's Version of the account when it was read.
-	version  uint64
-	disabled bool
+	version uint64
+	// confirmed is when the store last vouched for this identity (read
+	// it, or its version held), in unix nanoseconds.
+	confirmed atomic.Int64
+	disabled  bool
 	// credentialVersion is the account's; a session made under another
 	// one is void.
 	credentialVersion uint64
@@ -61,26 +67,46 @@ func (id *identity) active(chosen string) (*orgIdentity, bool) {
 const maxCachedIdentities = 100_000
 
 // identityCache keeps identities per account, trusted only while the
-// account's version in the store has not moved since they were read.
+// account's version in the store has not moved since they were read; while
+// the store cannot be reached, for the outage grace after it last
+// confirmed them.
 type identityCache struct {
-	mu sync.RWMutex
-	m  map[string]*identity
+	mu    sync.RWMutex
+	m     map[string]*identity
+	grace time.Duration
 }
 
-func newIdentityCache() *identityCache {
-	return &identityCache{m: make(map[string]*identity)}
+func newIdentityCache(grace time.Duration) *identityCache {
+	return &identityCache{m: make(map[string]*identity), grace: grace}
 }
 
 // get returns the account's identity, reading the store when the cached
-// one is missing or stale. apps lists every app configured in guards.
-func (c *identityCache) get(versions storage.Versions, accounts *account.Service, orgs *org.Service, apps func() []string, accountID string) (*identity, error) {
+// one is missing or stale. apps lists every app configured in guards; now
+// is the request's time (the guard has it from the session lookup, which
+// spares the hot path a clock read).
+func (c *identityCache) get(versions storage.Versions, accounts *account.Service, orgs *org.Service, apps func() []string, accountID string, now time.Time) (*identity, error) {
 	version := versions.Version(accountID)
 	c.mu.RLock()
-	id := c.m[accountID]
+	cached := c.m[accountID]
 	c.mu.RUnlock()
-	if id != nil && id.version == version {
-		return id, nil
+	if cached != nil && cached.version == version {
+		// Written at most once a second: every request of the account
+		// passes here, and the grace is counted in seconds.
+		if n := now.UnixNano(); n-cached.confirmed.Load() >= int64(time.Second) {
+			cached.confirmed.Store(n)
+		}
+		return cached, nil
 	}
+	id, err := c.load(accounts, orgs, apps, accountID, version, now)
+	if cached != nil && errors.Is(err, storage.ErrUnavailable) &&
+		now.Sub(time.Unix(0, cached.confirmed.Load())) < c.grace {
+		return cached, nil
+	}
+	return id, err
+}
+
+// load reads the account's identity from the store and caches it.
+func (c *identityCache) load(accounts *account.Service, orgs *org.Service, apps func() []string, accountID string, version uint64, now time.Time) (*identity, error) {
 	a, err := accounts.Account(accountID)
 	if err != nil {
 		return nil, err
@@ -89,7 +115,7 @@ func (c *identityCache) get(versions storage.Versions, accounts *account.Service
 	if err != nil {
 		return nil, err
 	}
-	id = &identity{
+	id := &identity{
 		version:           version,
 		disabled:          a.Disabled,
 		credentialVersion: a.CredentialVersion,
@@ -115,6 +141,7 @@ func (c *identityCache) get(versions storage.Versions, accounts *account.Service
 		})
 	}
 	id.pack()
+	id.confirmed.Store(now.UnixNano())
 	c.mu.Lock()
 	if len(c.m) >= maxCachedIdentities {
 		clear(c.m)

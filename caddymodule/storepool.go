@@ -25,7 +25,9 @@ func openPooledEngine(ctx caddy.Context, location string, reserve uint64, logger
 		return openPooledStore(location, reserve, logger)
 	}
 	v, _, err := storePool.LoadOrNew(location, func() (caddy.Destructor, error) {
-		st, err := pgstore.Open(ctx, pgstore.Options{URL: location, Logger: logger.Named("postgres")})
+		// A server starts while its database is down, and serves once it answers.
+		st, err := pgstore.OpenWaiting(ctx, pgstore.Options{URL: location,
+			Logger: logger.Named("postgres").With(zap.String("storage", RedactStorage(location)))})
 		if err != nil {
 			return nil, fmt.Errorf("storage %s: %w", RedactStorage(location), err)
 		}

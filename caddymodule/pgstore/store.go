@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -59,21 +60,78 @@ type Store struct {
 	logger   *zap.Logger
 	timeout  time.Duration
 	versions *versions
-	stop     context.CancelFunc
-	done     chan struct{}
+	// connected is set once the schema is up to date and the change feed
+	// listens; until then every operation fails with ErrUnavailable.
+	connected atomic.Bool
+	// waiting says, while not connected, since when and why not.
+	waiting atomic.Pointer[string]
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 // Open connects, brings the schema up to date and starts following other
-// processes' writes. It fails when the database cannot be reached; the
-// caller decides whether to wait and try again.
+// processes' writes. It fails when the database cannot be reached: for the
+// operator commands, which should say so at once.
 func Open(ctx context.Context, o Options) (*Store, error) {
+	s, cc, bg, err := newStore(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	feed, err := s.connect(ctx, bg, cc)
+	if err != nil {
+		s.stop()
+		s.pool.Close()
+		return nil, err
+	}
+	go func() {
+		defer close(s.done)
+		s.sweepUntil(bg, feed)
+	}()
+	return s, nil
+}
+
+// OpenWaiting is Open for a server, which starts while the database is
+// down: when the first attempt finds it unreachable, the store is returned
+// anyway and keeps trying in the background, with one log line per
+// attempt. Until it has connected, every operation fails with
+// storage.ErrUnavailable and Health says since when it waits. An error
+// other than an unreachable database (a connection string that does not
+// parse, a migration the database refuses) fails as in Open.
+func OpenWaiting(ctx context.Context, o Options) (*Store, error) {
+	s, cc, bg, err := newStore(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	feed, err := s.connect(ctx, bg, cc)
+	if err != nil && !errors.Is(err, storage.ErrUnavailable) {
+		s.stop()
+		s.pool.Close()
+		return nil, err
+	}
+	since := time.Now()
+	if err != nil {
+		s.notConnected(since, firstConnectWait, err)
+	}
+	go func() {
+		defer close(s.done)
+		if err != nil {
+			if feed = s.keepConnecting(bg, cc, since); feed == nil {
+				return
+			}
+		}
+		s.sweepUntil(bg, feed)
+	}()
+	return s, nil
+}
+
+func newStore(ctx context.Context, o Options) (*Store, *pgx.ConnConfig, context.Context, error) {
 	cfg, err := pgxpool.ParseConfig(o.URL)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", redactedErr(err))
+		return nil, nil, nil, fmt.Errorf("postgres: %w", redactedErr(err))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, nil, nil, fmt.Errorf("postgres: %w", err)
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -81,38 +139,85 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	s := &Store{pool: pool, logger: o.Logger, timeout: o.Timeout, done: make(chan struct{})}
-	if err := migrate(ctx, pool); err != nil {
-		pool.Close()
-		return nil, unavailable(err)
-	}
+	s := &Store{pool: pool, logger: o.Logger, timeout: o.Timeout, versions: newVersions(), done: make(chan struct{})}
 	var bg context.Context
 	bg, s.stop = context.WithCancel(context.Background())
-	s.versions = newVersions()
-	feed, err := s.versions.follow(ctx, bg, cfg.ConnConfig, o.Logger)
-	if err != nil {
-		s.stop()
-		pool.Close()
-		return nil, unavailable(err)
-	}
-	go func() {
-		defer close(s.done)
-		ticker := time.NewTicker(sweepInterval)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-bg.Done():
-				<-feed
-				return
-			case <-ticker.C:
-				s.sweep()
-			}
-		}
-	}()
-	return s, nil
+	return s, cfg.ConnConfig, bg, nil
 }
 
-// Close stops following other processes' writes and closes the pool.
+// connectTimeout bounds one attempt to connect, which may wait for
+// another replica's migrations; a server that does not answer at all must
+// not hold a start for longer.
+const connectTimeout = 30 * time.Second
+
+// connect brings the schema up to date and starts the change feed.
+func (s *Store) connect(ctx, bg context.Context, cc *pgx.ConnConfig) (feed <-chan struct{}, err error) {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if err := migrate(ctx, s.pool); err != nil {
+		return nil, unavailable(err)
+	}
+	if feed, err = s.versions.follow(ctx, bg, cc, s.logger); err != nil {
+		return nil, unavailable(err)
+	}
+	s.connected.Store(true)
+	return feed, nil
+}
+
+// Waiting between connection attempts doubles from the first to the last.
+const (
+	firstConnectWait = 500 * time.Millisecond
+	lastConnectWait  = 10 * time.Second
+)
+
+// keepConnecting tries to connect, after the failed attempt at since,
+// until it succeeds or bg ends (nil then).
+func (s *Store) keepConnecting(bg context.Context, cc *pgx.ConnConfig, since time.Time) (feed <-chan struct{}) {
+	for wait := firstConnectWait; ; {
+		select {
+		case <-bg.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		feed, err := s.connect(bg, bg, cc)
+		switch {
+		case err == nil:
+			s.logger.Info("PostgreSQL answers: serving", zap.Duration("waited", time.Since(since)))
+			return feed
+		case bg.Err() != nil:
+			return nil
+		}
+		wait = min(2*wait, lastConnectWait)
+		s.notConnected(since, wait, err)
+	}
+}
+
+// notConnected tells the log and Health of a failed attempt to connect.
+func (s *Store) notConnected(since time.Time, retryIn time.Duration, err error) {
+	detail := "waiting for PostgreSQL since " + since.UTC().Format(time.RFC3339) + ": " + err.Error()
+	s.waiting.Store(&detail)
+	s.logger.Error("PostgreSQL cannot be reached: not serving yet, trying again",
+		zap.Time("since", since), zap.Duration("retry_in", retryIn), zap.Error(err))
+}
+
+// sweepUntil deletes expired rows now and then until bg ends, then waits
+// for the change feed to stop.
+func (s *Store) sweepUntil(bg context.Context, feed <-chan struct{}) {
+	ticker := time.NewTicker(sweepInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-bg.Done():
+			<-feed
+			return
+		case <-ticker.C:
+			s.sweep()
+		}
+	}
+}
+
+// Close stops following other processes' writes (or trying to connect)
+// and closes the pool.
 func (s *Store) Close() error {
 	s.stop()
 	<-s.done
@@ -127,6 +232,12 @@ func redactedErr(err error) error {
 
 // Health reports whether the database answers, for /healthz.
 func (s *Store) Health() (ok bool, detail string) {
+	if !s.connected.Load() {
+		if w := s.waiting.Load(); w != nil {
+			return false, *w
+		}
+		return false, "waiting for PostgreSQL"
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := s.pool.Ping(ctx); err != nil {
@@ -160,6 +271,9 @@ const maxRetries = 8
 // their versions move here after the commit. They move on failure as
 // well: a reload too many is harmless, a stale cache is not.
 func (s *Store) write(fn func(ctx context.Context, tx pgx.Tx, ch *changed) error) error {
+	if !s.connected.Load() {
+		return errNotConnected
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
 	var ch changed
@@ -184,10 +298,16 @@ func (s *Store) write(fn func(ctx context.Context, tx pgx.Tx, ch *changed) error
 
 // read runs one query function with the operation timeout.
 func (s *Store) read(fn func(ctx context.Context) error) error {
+	if !s.connected.Load() {
+		return errNotConnected
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
 	return mapErr(fn(ctx))
 }
+
+// errNotConnected answers every operation before the store has connected.
+var errNotConnected = fmt.Errorf("%w: not connected to PostgreSQL yet", storage.ErrUnavailable)
 
 func retryable(err error) bool {
 	var pgErr *pgconn.PgError

@@ -92,6 +92,11 @@ func (p *Portal) codeSendError(w http.ResponseWriter, v *view, err error) int {
 	case errors.Is(err, errMailFailed):
 		v.FormError = v.Lang.T("mail.failed")
 		return http.StatusServiceUnavailable
+	case isUnavailable(err):
+		p.outages.note("issuing a code", "", err)
+		w.Header().Set("Retry-After", unavailableRetry)
+		v.FormError = v.Lang.T("unavailable.busy")
+		return http.StatusServiceUnavailable
 	case errors.Is(err, storage.ErrStorageFull):
 		w.Header().Set("Retry-After", "300")
 		v.FormError = v.Lang.T("unavailable.storage")

@@ -69,9 +69,8 @@ func (p *Portal) eherkenningStart(w http.ResponseWriter, r *http.Request) {
 		p.formExpired(w, r, lang)
 		return
 	}
-	a, _, ok := p.currentUser(r)
+	a, _, ok := p.signedIn(w, r, ehStartPath)
 	if !ok {
-		http.Redirect(w, r, p.LoginURL(ehStartPath), http.StatusSeeOther)
 		return
 	}
 	sp, ok := p.serviceProvider(w, r, lang)

@@ -81,9 +81,8 @@ func (p *Portal) appNames() []string {
 
 func (p *Portal) dashboard(w http.ResponseWriter, r *http.Request) {
 	lang := requestLang(w, r)
-	a, s, ok := p.currentUser(r)
+	a, s, ok := p.signedIn(w, r, "/dashboard")
 	if !ok {
-		http.Redirect(w, r, p.LoginURL("/dashboard"), http.StatusSeeOther)
 		return
 	}
 	ms, err := p.cfg.Orgs.Memberships(a.ID)
@@ -117,9 +116,8 @@ func (p *Portal) switchOrg(w http.ResponseWriter, r *http.Request) {
 		p.formExpired(w, r, lang)
 		return
 	}
-	a, s, ok := p.currentUser(r)
+	a, s, ok := p.signedIn(w, r, "/dashboard")
 	if !ok {
-		http.Redirect(w, r, p.LoginURL("/dashboard"), http.StatusSeeOther)
 		return
 	}
 	if err := parseForm(r, "kvk"); err != nil {
@@ -151,9 +149,8 @@ func (p *Portal) switchOrg(w http.ResponseWriter, r *http.Request) {
 // its admins.
 func (p *Portal) orgAdmin(w http.ResponseWriter, r *http.Request) {
 	lang := requestLang(w, r)
-	a, _, ok := p.currentUser(r)
+	a, _, ok := p.signedIn(w, r, r.URL.Path)
 	if !ok {
-		http.Redirect(w, r, p.LoginURL(r.URL.Path), http.StatusSeeOther)
 		return
 	}
 	kvk := r.PathValue("kvk")
@@ -307,9 +304,8 @@ func (p *Portal) orgAction(w http.ResponseWriter, r *http.Request) {
 		p.formExpired(w, r, lang)
 		return
 	}
-	a, _, ok := p.currentUser(r)
+	a, _, ok := p.signedIn(w, r, "/dashboard")
 	if !ok {
-		http.Redirect(w, r, p.LoginURL("/dashboard"), http.StatusSeeOther)
 		return
 	}
 	kvk, action, target := r.PathValue("kvk"), r.PathValue("action"), r.PathValue("target")
@@ -448,9 +444,8 @@ func (p *Portal) invitationPage(w http.ResponseWriter, r *http.Request) {
 		p.pages.render(w, r, http.StatusNotFound, "error", &view{Lang: lang, Title: "invite.title", Data: lang.T("invite.invalid")})
 		return
 	}
-	a, _, ok := p.currentUser(r)
+	a, _, ok := p.signedIn(w, r, "/invite/"+token)
 	if !ok {
-		http.Redirect(w, r, p.LoginURL("/invite/"+token), http.StatusSeeOther)
 		return
 	}
 	o, _ := p.cfg.Orgs.Organisation(inv.KvK)
@@ -470,9 +465,8 @@ func (p *Portal) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 		p.formExpired(w, r, lang)
 		return
 	}
-	a, s, ok := p.currentUser(r)
+	a, s, ok := p.signedIn(w, r, "/invite/"+r.PathValue("token"))
 	if !ok {
-		http.Redirect(w, r, p.LoginURL("/invite/"+r.PathValue("token")), http.StatusSeeOther)
 		return
 	}
 	inv, err := p.cfg.Orgs.Accept(r.PathValue("token"), a)

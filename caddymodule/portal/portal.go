@@ -94,6 +94,9 @@ type Portal struct {
 	logger *zap.Logger
 	// refusals tells the operator of refused attempts, rate-limited.
 	refusals *refusalLog
+	// outages tells the operator once per outage that the storage cannot
+	// be reached.
+	outages *outageLog
 	// health is what /healthz reports: the configured checks and the
 	// broker's.
 	health []HealthCheck
@@ -110,6 +113,7 @@ func New(cfg Config) (*Portal, error) {
 	}
 	p := &Portal{cfg: cfg, mux: http.NewServeMux(), pages: pages, logger: cfg.Logger}
 	p.refusals = newRefusalLog(cfg.Logger, p.now)
+	p.outages = &outageLog{logger: cfg.Logger, now: p.now}
 	p.health = slices.Clone(cfg.Health)
 	if cfg.EHerkenning != nil {
 		p.health = append(p.health, HealthCheck{Name: "broker", Check: p.brokerHealth})
@@ -165,16 +169,7 @@ func (p *Portal) LoginURL(returnTo string) string { return p.cfg.Returns.LoginUR
 // ServeHTTP sets the security headers every portal page carries, refuses
 // cross-origin form posts, and routes.
 func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'; form-action 'self'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	h.Set("X-Frame-Options", "DENY")
-	if r.TLS != nil {
-		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-	}
+	setSecurityHeaders(w, r)
 	// The broker's SAML answer is not one of our forms: the eherkenning
 	// package bounds and reads that body itself, at the size a signed and
 	// encrypted assertion needs.
@@ -195,6 +190,20 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.csrf.Handler(p.mux).ServeHTTP(w, r)
+}
+
+// setSecurityHeaders sets the headers every portal page carries.
+func setSecurityHeaders(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'; form-action 'self'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("X-Frame-Options", "DENY")
+	if r.TLS != nil {
+		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+	}
 }
 
 // unreadableForm answers a form post whose body could not be read.
@@ -267,8 +276,14 @@ func (p *Portal) crossOriginDenied(w http.ResponseWriter, r *http.Request) {
 
 // serverError shows a plain apology and logs what went wrong and where.
 // A write refused because the disk is full gets its own page; the store
-// logged that once already, so it is not logged per request.
+// logged that once already, so it is not logged per request. A storage
+// that cannot be reached gets the "busy or maintenance" page, and one log
+// line per outage.
 func (p *Portal) serverError(w http.ResponseWriter, r *http.Request, lang Lang, what string, err error) {
+	if isUnavailable(err) {
+		p.Unavailable(w, r, what, err)
+		return
+	}
 	if errors.Is(err, storage.ErrStorageFull) {
 		p.logger.Debug(what+": storage full", zap.String("path", r.URL.Path))
 		w.Header().Set("Retry-After", "300")
@@ -286,19 +301,51 @@ func (p *Portal) serverError(w http.ResponseWriter, r *http.Request, lang Lang, 
 
 // currentUser returns the logged-in account behind the request's cookie.
 func (p *Portal) currentUser(r *http.Request) (storage.Account, storage.Session, bool) {
+	a, s, err := p.user(r)
+	return a, s, err == nil
+}
+
+// signedIn returns the logged-in account behind the request's cookie, or
+// answers for it: without one, the login page with ret to return to; while
+// the storage cannot be reached, the 503 page, since the person may well be
+// logged in.
+func (p *Portal) signedIn(w http.ResponseWriter, r *http.Request, ret string) (storage.Account, storage.Session, bool) {
+	a, s, err := p.user(r)
+	switch {
+	case err == nil:
+		return a, s, true
+	case isUnavailable(err):
+		p.Unavailable(w, r, "reading the logged-in account", err)
+	default:
+		http.Redirect(w, r, p.LoginURL(ret), http.StatusSeeOther)
+	}
+	return a, s, false
+}
+
+// errNotSignedIn means the request carries no live session of an account
+// that may use it.
+var errNotSignedIn = errors.New("portal: not signed in")
+
+func (p *Portal) user(r *http.Request) (storage.Account, storage.Session, error) {
 	c, err := r.Cookie(p.cfg.Cookie.Name)
 	if err != nil {
-		return storage.Account{}, storage.Session{}, false
+		return storage.Account{}, storage.Session{}, errNotSignedIn
 	}
 	s, err := p.cfg.Sessions.Lookup(c.Value)
+	if isUnavailable(err) {
+		return storage.Account{}, storage.Session{}, err
+	}
 	if err != nil {
-		return storage.Account{}, storage.Session{}, false
+		return storage.Account{}, storage.Session{}, errNotSignedIn
 	}
 	a, err := p.cfg.Accounts.Account(s.AccountID)
-	if err != nil || a.Disabled || a.CredentialVersion != s.CredentialVersion {
-		return storage.Account{}, storage.Session{}, false
+	if isUnavailable(err) {
+		return storage.Account{}, storage.Session{}, err
 	}
-	return a, s, true
+	if err != nil || a.Disabled || a.CredentialVersion != s.CredentialVersion {
+		return storage.Account{}, storage.Session{}, errNotSignedIn
+	}
+	return a, s, nil
 }
 
 // startSession logs the account in with a fresh session ID and cookie.

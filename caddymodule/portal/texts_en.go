@@ -208,4 +208,5 @@ var textsEN = map[string]string{
 	// A write refused because the disk is full.
 	"unavailable.title":   "Temporarily unavailable",
 	"unavailable.storage": "It is not possible to save anything right now. Nothing has been lost: please try again later.",
+	"unavailable.busy":    "We are very busy or doing maintenance right now. Nothing has changed: please try again in a few minutes.",
 }

@@ -208,4 +208,5 @@ var textsNL = map[string]string{
 	// A write refused because the disk is full.
 	"unavailable.title":   "Even niet beschikbaar",
 	"unavailable.storage": "Het is nu even niet mogelijk om iets op te slaan. Er is niets verloren gegaan: probeer het later opnieuw.",
+	"unavailable.busy":    "Het is op dit moment erg druk of we zijn bezig met onderhoud. Er is niets veranderd: probeer het over een paar minuten opnieuw.",
 }

@@ -28,9 +28,11 @@ type entry struct {
 	// version is the store's Version of the session when it was read.
 	version uint64
 	// lastSeen and persisted are unix nanoseconds: the last request, and
-	// the last time that was handed to the store.
+	// the last time that was handed to the store; confirmed is when the
+	// store last vouched for the entry (read it, or its version held).
 	lastSeen  atomic.Int64
 	persisted atomic.Int64
+	confirmed atomic.Int64
 }
 
 const cacheShards = 64

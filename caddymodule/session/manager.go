@@ -21,6 +21,9 @@ const (
 	// DefaultCacheSize bounds the in-memory session cache; past it, entries
 	// are evicted, so cookies an attacker makes up cannot grow memory.
 	DefaultCacheSize = 100_000
+	// DefaultOutageGrace is how long a cached session is still served
+	// while the store cannot be reached.
+	DefaultOutageGrace = time.Minute
 )
 
 // Settings tunes a Manager. Zero values take the defaults.
@@ -29,6 +32,11 @@ type Settings struct {
 	Lifetime      time.Duration
 	TouchInterval time.Duration
 	CacheSize     int
+	// OutageGrace is how long after the store last confirmed a cached
+	// session it is still served when the store cannot be reached
+	// (storage.ErrUnavailable). Within it, a logout or a change made
+	// elsewhere goes unseen; after it, Lookup fails until the store is back.
+	OutageGrace time.Duration
 	// Now is the clock; tests inject one.
 	Now func() time.Time
 }
@@ -84,6 +92,9 @@ func NewManager(st Store, codec *Codec, s Settings) *Manager {
 	}
 	if s.CacheSize <= 0 {
 		s.CacheSize = DefaultCacheSize
+	}
+	if s.OutageGrace <= 0 {
+		s.OutageGrace = DefaultOutageGrace
 	}
 	if s.Now == nil {
 		s.Now = time.Now
@@ -147,10 +158,21 @@ func (m *Manager) Lookup(raw string) (storage.Session, error) {
 	key := digestCookie(raw)
 	e := m.cache.get(key)
 	// An entry whose session was written since it was read (an org
-	// switch, a logout elsewhere) is read from the store again.
-	if e == nil || e.version != m.store.Version(e.session.Key) {
-		var err error
-		if e, err = m.load(raw, key, e); err != nil {
+	// switch, a logout elsewhere) is read from the store again. A store
+	// that cannot vouch for its versions (a replica that lost its feed of
+	// the others' writes) moves them on every call, so while it cannot be
+	// reached either, an entry is served for the outage grace after the
+	// store last confirmed it.
+	if e != nil && e.version == m.store.Version(e.session.Key) {
+		e.confirmed.Store(now.UnixNano())
+	} else {
+		fresh, err := m.load(raw, key, e)
+		switch {
+		case err == nil:
+			e = fresh
+		case e != nil && errors.Is(err, storage.ErrUnavailable) &&
+			now.Sub(time.Unix(0, e.confirmed.Load())) < m.settings.OutageGrace:
+		default:
 			return storage.Session{}, err
 		}
 	}
@@ -193,6 +215,7 @@ func (m *Manager) load(raw string, key cookieDigest, stale *entry) (*entry, erro
 	}
 	pack.Strings(&s.Key, &s.AccountID, &s.ActiveOrg)
 	e := &entry{session: s, version: version}
+	e.confirmed.Store(m.settings.Now().UnixNano())
 	e.lastSeen.Store(s.LastSeen.UnixNano())
 	e.persisted.Store(s.LastSeen.UnixNano())
 	if stale != nil && stale.lastSeen.Load() > e.lastSeen.Load() {
