@@ -23,6 +23,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
+	"github.com/wijtechniek/wijgate/caddymodule/engine"
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/portal"
@@ -119,7 +120,7 @@ type App struct {
 	// invitation.
 	EHerkenning *EHerkenningConfig `json:"eherkenning,omitempty"`
 
-	engine   engine
+	engine   engine.Engine
 	storeKey string
 	sessions *session.Manager
 	accounts *account.Service
@@ -266,6 +267,14 @@ type served struct {
 // error wrapping storage.ErrUnavailable means the store does not answer
 // yet.
 func (a *App) serve(repl *caddy.Replacer, s *served) error {
+	note, err := a.engine.CopyMark()
+	if err != nil {
+		return err
+	}
+	if note != nil {
+		return fmt.Errorf("storage %s holds an incomplete copy (%s): run `wijgate store copy` again with --force before serving from it",
+			RedactStorage(a.storeKey), note)
+	}
 	keys := s.keys
 	if len(keys) == 0 {
 		var err error

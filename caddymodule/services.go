@@ -10,40 +10,21 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/wijtechniek/wijgate/caddymodule/account"
-	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
+	"github.com/wijtechniek/wijgate/caddymodule/engine"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/pgstore"
-	"github.com/wijtechniek/wijgate/caddymodule/session"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
-	"github.com/wijtechniek/wijgate/caddymodule/token"
 	"go.uber.org/zap"
 )
 
-// engine is a store engine (badger or PostgreSQL): the storage of every service, the secrets the
-// adapter keeps (cookie, code and SP keys, through token.KeyStore), and a
-// health line for /healthz. This file and storepool.go are the only places
-// that name an engine; swapping it means another implementation of these
-// interfaces (the storage contract the services define) and its opening.
-type engine interface {
-	account.Store
-	account.CodeStore
-	account.CounterStore
-	session.Store
-	org.Store
-	eherkenning.StateStore
-	token.KeyStore
-	// Health reports whether the engine takes writes, in a few words.
-	Health() (ok bool, detail string)
-}
-
 var (
-	_ engine = (*store.Store)(nil)
-	_ engine = (*pgstore.Store)(nil)
+	_ engine.Engine = (*store.Store)(nil)
+	_ engine.Engine = (*pgstore.Store)(nil)
 )
 
 // domainServices builds the account and organisation services over an
 // engine: the server and the offline operator commands share them.
-func domainServices(e engine, hasher *account.Hasher, auditRetention time.Duration) (*account.Service, *org.Service) {
+func domainServices(e engine.Engine, hasher *account.Hasher, auditRetention time.Duration) (*account.Service, *org.Service) {
 	return &account.Service{Store: e, Hasher: hasher, Now: now},
 		&org.Service{Store: e, Now: now, AuditRetention: auditRetention}
 }
@@ -87,7 +68,7 @@ func RedactStorage(location string) string {
 
 // openEngine opens the engine at a resolved storage location, outside the
 // pool: for the operator commands and for copying between engines.
-func openEngine(ctx context.Context, location string, logger *zap.Logger) (engine, func() error, error) {
+func openEngine(ctx context.Context, location string, logger *zap.Logger) (engine.Engine, func() error, error) {
 	if isPostgres(location) {
 		st, err := pgstore.Open(ctx, pgstore.Options{URL: location, Logger: logger})
 		if err != nil {

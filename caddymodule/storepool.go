@@ -7,6 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/wijtechniek/wijgate/caddymodule/engine"
 	"github.com/wijtechniek/wijgate/caddymodule/pgstore"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
@@ -20,7 +21,7 @@ var storePool = caddy.NewUsagePool()
 
 // openPooledEngine opens the engine at a resolved storage location, or
 // shares the one already open there.
-func openPooledEngine(ctx caddy.Context, location string, reserve uint64, logger *zap.Logger) (engine, error) {
+func openPooledEngine(ctx caddy.Context, location string, reserve uint64, logger *zap.Logger) (engine.Engine, error) {
 	if !isPostgres(location) {
 		return openPooledStore(location, reserve, logger)
 	}

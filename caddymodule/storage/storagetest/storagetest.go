@@ -13,27 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wijtechniek/wijgate/caddymodule/account"
-	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
-	"github.com/wijtechniek/wijgate/caddymodule/org"
-	"github.com/wijtechniek/wijgate/caddymodule/session"
-	"github.com/wijtechniek/wijgate/caddymodule/token"
+	"github.com/wijtechniek/wijgate/caddymodule/engine"
 )
 
-// Engine is a store engine: the storage of every service, the adapter's
-// secrets and a health line. It lists what caddymodule's unexported
-// engine interface lists; a test there checks that the two agree.
-type Engine interface {
-	account.Store
-	account.CodeStore
-	account.CounterStore
-	session.Store
-	org.Store
-	eherkenning.StateStore
-	token.KeyStore
-	// Health reports whether the engine takes writes, in a few words.
-	Health() (ok bool, detail string)
-}
+// Engine is what the suite runs on: every engine implements it.
+type Engine = engine.Engine
 
 // SharedVersions is implemented by an engine whose version counters are
 // shared by several keys (the badger store hashes keys into slots). The
