@@ -59,6 +59,12 @@ if [ "$(id -u)" = 0 ]; then
 	chown postgres: "$socket"
 fi
 
+# pg runs one of PostgreSQL's programs, as the postgres user when we are
+# root, from / (the checkout may be out of that user's reach).
+pg() {
+	(cd / && "${as_postgres[@]}" "$pgbin/$1" "${@:2}")
+}
+
 pids=()
 stop() {
 	trap - INT TERM EXIT
@@ -68,8 +74,8 @@ stop() {
 	for pid in "${pids[@]}"; do
 		wait "$pid" 2>/dev/null || true
 	done
-	if "${as_postgres[@]}" "$pgbin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
-		"${as_postgres[@]}" "$pgbin/pg_ctl" -D "$pgdata" -w -m fast stop >/dev/null
+	if pg pg_ctl -D "$pgdata" status >/dev/null 2>&1; then
+		pg pg_ctl -D "$pgdata" -w -m fast stop >/dev/null
 	fi
 	rm -rf "$socket"
 	echo "run-cluster: stopped"
@@ -79,14 +85,14 @@ trap stop EXIT
 
 if [ ! -f "$pgdata/PG_VERSION" ]; then
 	echo "run-cluster: creating the database folder $pgdata"
-	"${as_postgres[@]}" "$pgbin/initdb" -D "$pgdata" -U postgres -A trust -E UTF8 --no-locale >"$data/initdb.log"
+	pg initdb -D "$pgdata" -U postgres -A trust -E UTF8 --no-locale >"$data/initdb.log"
 fi
 # No TCP port: only this machine's users who can open the socket folder
 # reach the database.
-"${as_postgres[@]}" "$pgbin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 60 \
+pg pg_ctl -D "$pgdata" -l "$pgdata/server.log" -w -t 60 \
 	-o "-k $socket -c listen_addresses=''" start >/dev/null
-if [ "$("${as_postgres[@]}" "$pgbin/psql" -h "$socket" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'wijgate'")" != 1 ]; then
-	"${as_postgres[@]}" "$pgbin/createdb" -h "$socket" -U postgres wijgate
+if [ "$(pg psql -h "$socket" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'wijgate'")" != 1 ]; then
+	pg createdb -h "$socket" -U postgres wijgate
 fi
 echo "run-cluster: PostgreSQL $("$pgbin/pg_ctl" --version | awk '{print $3}') on $socket, data and log in $pgdata"
 
