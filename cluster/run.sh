@@ -115,23 +115,47 @@ wait_for() {
 	exit 1
 }
 
+# Each process in a process group of its own (job control): Ctrl-C
+# reaches this script only, which stops them in order.
+set -m
 # The balancer first: the replicas load the broker's metadata through it;
 # replica a before b, since a serves the simulator.
+declare -A names
 "$bin" run --config cluster/balancer.Caddyfile --adapter caddyfile &
 pids+=($!)
-wait_for 8080 "${pids[-1]}"
-WIJGATE_REPLICA=a WIJGATE_PORT=8081 WIJGATE_ADMIN=localhost:2019 "$bin" run --config cluster/replica.Caddyfile --adapter caddyfile &
-pids+=($!)
-wait_for 8081 "${pids[-1]}"
-WIJGATE_REPLICA=b WIJGATE_PORT=8082 WIJGATE_ADMIN=localhost:2020 "$bin" run --config cluster/replica.Caddyfile --adapter caddyfile &
-pids+=($!)
-wait_for 8082 "${pids[-1]}"
+names[$!]=balancer
+wait_for 8080 $!
+for replica in a:8081:2019 b:8082:2020; do
+	IFS=: read -r name port admin <<<"$replica"
+	WIJGATE_REPLICA=$name WIJGATE_PORT=$port WIJGATE_ADMIN=localhost:$admin \
+		"$bin" run --config cluster/replica.Caddyfile --adapter caddyfile &
+	pids+=($!)
+	names[$!]="replica $name"
+	wait_for "$port" $!
+done
 
 cat <<EOT
-run-cluster: ready on http://localhost:8080 (the balancer), replicas a on
-127.0.0.1:8081 and b on 127.0.0.1:8082; each answer says which replica
-served it in X-Wijgate-Replica. The outbox is at http://localhost:8080/dev/mail.
-Ctrl-C stops the replicas, the balancer and PostgreSQL.
+run-cluster: ready on http://localhost:8080 (the balancer), replica a
+(pid ${pids[1]}) on 127.0.0.1:8081 and b (pid ${pids[2]}) on 127.0.0.1:8082;
+each answer names its replica in X-Wijgate-Replica. The outbox is at
+http://localhost:8080/dev/mail. Ctrl-C stops the replicas, the balancer
+and PostgreSQL.
 EOT
-# Any process ending ends the demo.
-wait -n "${pids[@]}"
+# A replica that ends (try kill -9) leaves the other serving; the demo
+# ends with the balancer or the last replica.
+running=("${pids[@]}")
+while :; do
+	ended=
+	wait -n -p ended "${running[@]}" || true
+	[ -n "$ended" ] || continue
+	echo "run-cluster: ${names[$ended]} (pid $ended) ended"
+	rest=()
+	for pid in "${running[@]}"; do
+		[ "$pid" = "$ended" ] || rest+=("$pid")
+	done
+	running=("${rest[@]}")
+	if [ "${names[$ended]}" = balancer ] || [ "${#running[@]}" -le 1 ]; then
+		exit 1
+	fi
+	echo "run-cluster: the balancer sends every request to the other replica"
+done
