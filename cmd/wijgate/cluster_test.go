@@ -790,3 +790,32 @@ func TestClusterPropagation(t *testing.T) {
 	}
 	reportPropagation(t, "account disabled through a, refused on b", disables)
 }
+
+// TestRunClusterCaddyfilesAreValid validates the Caddyfiles of `make
+// run-cluster` as cluster/run.sh starts them, each replica's on a real
+// database.
+func TestRunClusterCaddyfilesAreValid(t *testing.T) {
+	pg, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	db, err := pg.NewDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	for _, name := range []string{"a", "b"} {
+		out, err := run(t, "", []string{"WIJGATE_REPLICA=" + name, "WIJGATE_PORT=8081", "WIJGATE_ADMIN=localhost:2019",
+			"WIJGATE_DATABASE=" + db, "WIJGATE_DATA=" + data, "XDG_DATA_HOME=" + data, "XDG_CONFIG_HOME=" + data},
+			"validate", "--config", "../../cluster/replica.Caddyfile", "--adapter", "caddyfile")
+		if err != nil {
+			t.Fatalf("replica %s: %v\n%s", name, err, out)
+		}
+	}
+	out, err := run(t, "", []string{"XDG_DATA_HOME=" + data, "XDG_CONFIG_HOME=" + data},
+		"validate", "--config", "../../cluster/balancer.Caddyfile", "--adapter", "caddyfile")
+	if err != nil {
+		t.Fatalf("balancer: %v\n%s", err, out)
+	}
+}
