@@ -11,7 +11,7 @@ export GOTOOLCHAIN := auto
 export XDG_DATA_HOME ?= $(CURDIR)/.data/xdg
 export XDG_CONFIG_HOME ?= $(CURDIR)/.data/xdg-config
 
-.PHONY: build run test vet lint vulndb vulncheck fuzz bench bench-quick clean tools
+.PHONY: build run run-cluster test vet lint vulndb vulncheck fuzz bench bench-quick clean tools
 
 build: $(BIN)
 
@@ -20,6 +20,11 @@ $(BIN): $(shell find . -name '*.go' -not -path './.data/*') go.mod go.sum
 
 run: build
 	WIJGATE_DATA=$(CURDIR)/.data ./$(BIN) run --config Caddyfile --adapter caddyfile
+
+# The same demo on two replicas behind a load balancer, on a local
+# PostgreSQL (Debian's postgresql package); see cluster/run.sh.
+run-cluster: build
+	./cluster/run.sh
 
 tools:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -156,12 +157,50 @@ func thumbprint(pub *ecdsa.PublicKey) string {
 	return b64.EncodeToString(sum[:])
 }
 
+// readEvery bounds the age of the key set a Signer works from: another
+// Signer on the same store (another replica) may have rotated, publishing
+// a new next key. A busy Signer reads the set again in the background
+// after half of it; one that has been idle longer reads it before it signs
+// or serves the JWKS.
+const readEvery = time.Minute
+
+// publishLead is how long a next key must have been stored before a
+// rotation may make it sign. Every Signer on the store has read it by
+// then (readEvery), with room for a read in progress and clocks that
+// differ by seconds, so no replica signs with a key another one does not
+// publish.
+const publishLead = 2 * readEvery
+
+// ErrNextKeyTooNew is Rotate's refusal while the next key has been stored
+// for less than publishLead: a replica that has not read it yet would not
+// publish the key that starts signing.
+var ErrNextKeyTooNew = errors.New("token: the next key was published too recently to sign; rotate again in a few minutes")
+
+// nextMaySignAt is when the next key has been stored long enough to sign.
+// The first set's next key may sign at once: every Signer read that set
+// (or a later one) when it started.
+func (st storedSet) nextMaySignAt() time.Time {
+	if st.Previous == nil {
+		return time.Time{}
+	}
+	return st.Next.Created.Add(publishLead)
+}
+
+// rotationDue is when the set rotates on schedule.
+func (st storedSet) rotationDue(every time.Duration) time.Time {
+	due := st.Since.Add(every)
+	if may := st.nextMaySignAt(); may.After(due) {
+		return may
+	}
+	return due
+}
+
 // refresh reads the stored key set, rotates it when that is due (or when
 // force is set), and makes it the one in use. When another Signer on the
 // same store rotated first, its set is adopted. Two Signers rotating at the
-// same moment both promote the same Next key, so each signs with a key the
-// other publishes; only the fresh Next of one of them is lost, before it
-// ever signed.
+// same moment both promote the same next key, so each signs with a key the
+// other publishes; the fresh next key of one of them is lost, and the
+// other's replaces it in memory at its next read, long before it signs.
 func (s *Signer) refresh(now time.Time, force bool) error {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
@@ -173,15 +212,20 @@ func (s *Signer) refresh(now time.Time, force bool) error {
 		return json.Marshal(st)
 	})
 	if err != nil {
+		s.readFailed.Store(true)
 		return fmt.Errorf("token: reading the key set: %w", err)
 	}
+	s.readFailed.Store(false)
 	ks := s.keys.Load()
 	if ks == nil || !bytes.Equal(ks.raw, raw) {
 		if ks, err = parseKeySet(raw); err != nil {
 			return err
 		}
 	}
-	if force || now.Sub(ks.stored.Since) >= s.rotateEvery {
+	var tooNew error
+	if force && now.Before(ks.stored.nextMaySignAt()) {
+		tooNew = ErrNextKeyTooNew
+	} else if force || !now.Before(ks.stored.rotationDue(s.rotateEvery)) {
 		st, err := ks.stored.rotated(now)
 		if err != nil {
 			return err
@@ -197,18 +241,33 @@ func (s *Signer) refresh(now time.Time, force bool) error {
 		}
 	}
 	s.keys.Store(ks)
-	s.nextCheck.Store(ks.stored.Since.Add(s.rotateEvery).UnixNano())
-	return nil
+	s.readAt.Store(now.UnixNano())
+	s.nextCheck.Store(min(ks.stored.rotationDue(s.rotateEvery).UnixNano(), now.Add(readEvery/2).UnixNano()))
+	return tooNew
 }
 
-// maybeRefresh runs refresh once a rotation is due, in the one goroutine
-// that claims it; the others carry on with the key set in memory. Until
-// then it costs an atomic load. A failed attempt is retried a minute later.
+// maybeRefresh reads the key set again once it is due, in the one
+// goroutine that claims it; the others carry on with the key set in
+// memory. Until then it costs an atomic load. The claiming request waits
+// for the read only when a rotation is due or the set in memory is older
+// than readEvery (and the store answered last time); otherwise the read
+// runs in the background. A failed attempt is retried a minute later.
 func (s *Signer) maybeRefresh(now time.Time) {
-	due := s.nextCheck.Load()
-	if now.UnixNano() < due || !s.nextCheck.CompareAndSwap(due, now.Add(retryEvery).UnixNano()) {
+	check := s.nextCheck.Load()
+	if now.UnixNano() < check || !s.nextCheck.CompareAndSwap(check, now.Add(retryEvery).UnixNano()) {
 		return
 	}
+	rotationDue := !now.Before(s.keys.Load().stored.rotationDue(s.rotateEvery))
+	stale := now.Sub(time.Unix(0, s.readAt.Load())) >= readEvery && !s.readFailed.Load()
+	if rotationDue || stale {
+		s.refreshReporting(now)
+		return
+	}
+	go s.refreshReporting(now)
+}
+
+// refreshReporting is refresh on schedule, telling OnError what failed.
+func (s *Signer) refreshReporting(now time.Time) {
 	if err := s.refresh(now, false); err != nil && s.onError != nil {
 		s.onError(err)
 	}
@@ -217,7 +276,9 @@ func (s *Signer) maybeRefresh(now time.Time) {
 // Rotate rotates the key set now rather than when it is due: the
 // published next key starts signing, the current one stays published until
 // the following rotation, and a new next key is published. Other Signers
-// on the same store follow within a minute.
+// on the same store follow within a minute. Until the new next key has
+// been published for two minutes, a further Rotate fails with
+// ErrNextKeyTooNew.
 func (s *Signer) Rotate() error {
 	return s.refresh(s.now(), true)
 }

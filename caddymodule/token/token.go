@@ -27,7 +27,7 @@ import (
 // MaxTTL is the longest lifetime a token may have.
 const MaxTTL = 5 * time.Minute
 
-// retryEvery is how long a Signer waits before it tries a due rotation
+// retryEvery is how long a Signer waits before it reads the key set
 // again after the store failed.
 const retryEvery = time.Minute
 
@@ -108,10 +108,10 @@ type Options struct {
 	MaxCached int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// OnError hears about a failed rotation (the store could not be read
-	// or the rotated set not be saved). Signing carries on with the key in
-	// memory, which stays published, and the rotation is tried again a
-	// minute later.
+	// OnError hears about a failed read or rotation (the store could not
+	// be read or the rotated set not be saved). Signing carries on with
+	// the key in memory, which stays published, and the read is tried
+	// again a minute later.
 	OnError func(error)
 }
 
@@ -126,11 +126,15 @@ type Signer struct {
 	onError     func(error)
 
 	keys atomic.Pointer[keySet]
-	// nextCheck is when the key set is next read from the store (a
-	// rotation falls due, or a failed one is tried again), in unix
-	// nanoseconds.
+	// nextCheck is when the key set is next read from the store (to see
+	// other Signers' rotations, because a rotation falls due, or to try a
+	// failed read again), in unix nanoseconds.
 	nextCheck atomic.Int64
-	refreshMu sync.Mutex // serialises reading and rotating the stored set
+	// readAt is when the key set in memory was read, in unix nanoseconds;
+	// readFailed is set while the store does not answer.
+	readAt     atomic.Int64
+	readFailed atomic.Bool
+	refreshMu  sync.Mutex // serialises reading and rotating the stored set
 
 	cache tokenCache
 }
