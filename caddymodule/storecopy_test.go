@@ -326,6 +326,9 @@ func TestStoreCopyRefuses(t *testing.T) {
 	if _, err := CopyStore(ctx, half, t.TempDir(), CopyOptions{}); err == nil || !strings.Contains(err.Error(), "holds an incomplete copy") {
 		t.Fatalf("copying from an incomplete copy: %v", err)
 	}
+	if err := loadGatewayErr(t, "gateway.caddyfile", gatewayParams{Storage: half}); err == nil || !strings.Contains(err.Error(), "holds an incomplete copy") {
+		t.Fatalf("a server started on an incomplete copy: %v", err)
+	}
 	if report, err := CopyStore(ctx, dir, half, CopyOptions{Force: true}); err != nil || !report.Agrees() {
 		t.Fatalf("copying over an incomplete copy with Force: %v %+v", err, report)
 	}
