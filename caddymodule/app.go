@@ -295,7 +295,7 @@ func (a *App) serve(repl *caddy.Replacer, s *served) error {
 		return err
 	}
 	tokens, err := token.NewSigner(a.engine, token.Options{Now: now, OnError: func(err error) {
-		a.logger.Error("rotating the identity-token key", zap.Error(err))
+		a.logger.Error("reading or rotating the identity-token keys", zap.Error(err))
 	}})
 	if err != nil {
 		return fmt.Errorf("identity-token keys: %w", err)
