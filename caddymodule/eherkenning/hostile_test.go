@@ -117,7 +117,7 @@ func TestHostileResponses(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.detail) {
 				t.Fatalf("error %q lacks %q", err, tc.detail)
 			}
-			if d := time.Since(began); d > time.Second {
+			if d := time.Since(began); d > blowUp {
 				t.Fatalf("took %s", d)
 			}
 		})
@@ -327,7 +327,7 @@ func TestBrokerUnavailable(t *testing.T) {
 	began := time.Now()
 	_, err = h.artifact(art, start.RelayState)
 	wantCode(t, err, CodeBrokerUnavailable)
-	if d := time.Since(began); d > 2*time.Second {
+	if d := time.Since(began); d > blowUp {
 		t.Fatalf("took %s", d)
 	}
 }
@@ -389,7 +389,7 @@ func TestMalformedRequests(t *testing.T) {
 			began := time.Now()
 			_, err := h.sp.HandleResponse(tc.req())
 			wantCode(t, err, CodeMalformed)
-			if d := time.Since(began); d > time.Second {
+			if d := time.Since(began); d > blowUp {
 				t.Fatalf("took %s", d)
 			}
 		})
@@ -415,6 +415,11 @@ func TestStateStoreFailure(t *testing.T) {
 		t.Fatalf("StartLogin with a failing store: %v", err)
 	}
 }
+
+// blowUp bounds how long one hostile message may take: a parser or a
+// client that blows up takes minutes, while a loaded CI machine under
+// -race takes a second or two for a normal refusal. It is no speed target.
+const blowUp = 15 * time.Second
 
 type failingStore struct{}
 
