@@ -45,11 +45,9 @@ func (s *Store) AccountByEmail(email string) (a storage.Account, err error) {
 	return a, err
 }
 
-// UpdateAccount applies change to the account under a row lock. The email
-// and the credential version cannot be changed by hand: a change of the
-// credentials moves the version and deletes every session of the account
-// in the same transaction. A login creating a session holds the account's
-// row lock too (CreateSession), so the two take turns.
+// UpdateAccount applies change to the account under a row lock, by the
+// rule of storage.ChangeAccount. A login creating a session holds the
+// account's row lock too (CreateSession), so the two take turns.
 func (s *Store) UpdateAccount(id string, change func(*storage.Account) error) (a storage.Account, err error) {
 	err = s.write(func(ctx context.Context, tx pgx.Tx, ch *changed) error {
 		ch.add(id)
@@ -57,14 +55,11 @@ func (s *Store) UpdateAccount(id string, change func(*storage.Account) error) (a
 		if err != nil {
 			return err
 		}
-		before := a
-		if err := change(&a); err != nil {
+		var endSessions bool
+		if a, endSessions, err = storage.ChangeAccount(a, change); err != nil {
 			return err
 		}
-		a.Email = before.Email
-		a.CredentialVersion = before.CredentialVersion
-		if storage.CredentialsDiffer(before, a) {
-			a.CredentialVersion++
+		if endSessions {
 			rows, err := tx.Query(ctx, "DELETE FROM session WHERE account_id = $1 RETURNING key", id)
 			if err != nil {
 				return err

@@ -29,6 +29,25 @@ func CredentialsDiffer(a, b Account) bool {
 	return a.PasswordHash != b.PasswordHash || a.Disabled != b.Disabled
 }
 
+// ChangeAccount is the rule every engine's UpdateAccount applies to the
+// record it read: change may not touch the email (it has an index) nor set
+// the credential version, which moves when the credentials differ, and
+// then endSessions says that every session of the account ends in the same
+// transaction, so no session outlives the credentials that made it.
+func ChangeAccount(before Account, change func(*Account) error) (after Account, endSessions bool, err error) {
+	after = before
+	if err := change(&after); err != nil {
+		return before, false, err
+	}
+	after.Email = before.Email
+	after.CredentialVersion = before.CredentialVersion
+	if CredentialsDiffer(before, after) {
+		after.CredentialVersion++
+		return after, true, nil
+	}
+	return after, false, nil
+}
+
 // VerificationCode is an emailed code, stored only as a keyed hash.
 type VerificationCode struct {
 	Purpose   string    `json:"purpose"`

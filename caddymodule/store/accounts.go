@@ -62,11 +62,8 @@ func (s *Store) AccountByEmail(email string) (storage.Account, error) {
 	return a, err
 }
 
-// UpdateAccount applies change to the stored account in one transaction.
-// The email (and so its index) cannot be changed here, nor the credential
-// version by hand: a change of the password or of Disabled moves it and
-// ends every session of the account in the same transaction, so no
-// session outlives the credentials that made it.
+// UpdateAccount applies change to the stored account in one transaction,
+// by the rule of storage.ChangeAccount.
 func (s *Store) UpdateAccount(id string, change func(*storage.Account) error) (storage.Account, error) {
 	var a storage.Account
 	err := s.update(func(txn *badger.Txn, ch *changed) error {
@@ -75,14 +72,12 @@ func (s *Store) UpdateAccount(id string, change func(*storage.Account) error) (s
 		if err := getJSON(txn, prefixAccount+id, &a); err != nil {
 			return err
 		}
-		before := a
-		if err := change(&a); err != nil {
+		var endSessions bool
+		var err error
+		if a, endSessions, err = storage.ChangeAccount(a, change); err != nil {
 			return err
 		}
-		a.Email = before.Email
-		a.CredentialVersion = before.CredentialVersion
-		if storage.CredentialsDiffer(before, a) {
-			a.CredentialVersion++
+		if endSessions {
 			if err := deleteAccountSessions(txn, ch, id); err != nil {
 				return err
 			}
