@@ -10,6 +10,10 @@
 //   - scale: the guarded route again after seeding N accounts with
 //     sessions straight through the store, with store size and the
 //     server's memory next to a plain-only Caddy's;
+//   - PostgreSQL: at some of the scale sizes the seeded store is copied
+//     into a PostgreSQL database and measured there the same way, with
+//     the guard overhead from a real login and how fast a session ended
+//     or an account disabled on one server is refused by another;
 //   - hot-path micro-benchmarks (go test -bench).
 //
 // It prints a table and writes every figure to bench/results.json.
