@@ -203,6 +203,9 @@ type bench struct {
 	runDir      string
 	resultsPath string
 	bin         string
+	// pgFailed: the PostgreSQL rows stopped on an error (the badger ones
+	// went on); the run fails.
+	pgFailed    bool
 	backend     *child
 	backendAddr string
 	seeder      *seeder
@@ -251,6 +254,7 @@ func (b *bench) run() int {
 			failed = true
 		}
 	}
+	failed = failed || b.pgFailed
 	if b.backend != nil {
 		_ = b.backend.stop(5 * time.Second)
 	}
@@ -466,7 +470,7 @@ func (b *bench) overhead() error {
 	if err != nil {
 		return err
 	}
-	cookie, err := realLogin(srv.addr, adminEmail, adminPassword)
+	cookie, err := realLogin(srv.addr, adminEmail, adminPassword, "")
 	if err != nil {
 		return fmt.Errorf("real login: %w", err)
 	}
