@@ -384,13 +384,18 @@ func (r *results) disturbed() {
 		all = append(all, z.Segments...)
 	}
 	all = append(all, r.Scale.PlainOnly.Segments...)
-	all = append(all, r.Postgres.Overhead.Segments...)
+	var pg []*segment
+	pg = append(pg, r.Postgres.Overhead.Segments...)
 	for _, z := range r.Postgres.Sizes {
-		all = append(all, z.Segments...)
+		pg = append(pg, z.Segments...)
 	}
-	for _, s := range all {
+	for i, s := range append(all, pg...) {
+		where := ""
+		if i >= len(all) {
+			where = "PostgreSQL: "
+		}
 		if c := s.OtherCPU.Seconds() / s.Duration.Seconds(); c > disturbedCores {
-			r.Disturbed = append(r.Disturbed, fmt.Sprintf("%s round %d: other processes used %.2f cores", s.Load, s.Round, c))
+			r.Disturbed = append(r.Disturbed, fmt.Sprintf("%s%s round %d: other processes used %.2f cores", where, s.Load, s.Round, c))
 		}
 	}
 }
