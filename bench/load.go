@@ -51,8 +51,11 @@ type segment struct {
 	ServerCPU  time.Duration `json:"server_cpu_ns"`
 	BackendCPU time.Duration `json:"backend_cpu_ns"`
 	LoadCPU    time.Duration `json:"loadgen_cpu_ns"`
+	// DatabaseCPU is the run's PostgreSQL's, once it has started.
+	DatabaseCPU time.Duration `json:"database_cpu_ns,omitempty"`
 	// OtherCPU is what the rest of the machine used meanwhile: all busy
-	// CPU minus the server's, the backend's and the load generator's.
+	// CPU minus the server's, the backend's, the database's and the load
+	// generator's.
 	// Anything large here means the figures are disturbed.
 	OtherCPU time.Duration `json:"other_cpu_ns"`
 	StealCPU time.Duration `json:"steal_cpu_ns"`
@@ -162,6 +165,7 @@ func runLoad(addr string, l *load, conc int, warm, dur time.Duration, serverPID,
 	time.Sleep(warm)
 	srv0, _ := procCPU(serverPID)
 	be0, _ := procCPU(backendPID)
+	db0 := databaseCPU()
 	self0 := selfCPU()
 	busy0, steal0 := machineCPU()
 	start := time.Now()
@@ -171,6 +175,7 @@ func runLoad(addr string, l *load, conc int, warm, dur time.Duration, serverPID,
 	elapsed := time.Since(start)
 	srv1, _ := procCPU(serverPID)
 	be1, _ := procCPU(backendPID)
+	db1 := databaseCPU()
 	self1 := selfCPU()
 	busy1, steal1 := machineCPU()
 	stop.Store(true)
@@ -179,10 +184,10 @@ func runLoad(addr string, l *load, conc int, warm, dur time.Duration, serverPID,
 	s := &segment{
 		Load: l.name, Concurrency: conc, Duration: elapsed,
 		Unexpected: unexpected, Errors: errs, FirstError: firstErr,
-		ServerCPU: srv1 - srv0, BackendCPU: be1 - be0, LoadCPU: self1 - self0,
+		ServerCPU: srv1 - srv0, BackendCPU: be1 - be0, LoadCPU: self1 - self0, DatabaseCPU: db1 - db0,
 		StealCPU: steal1 - steal0, Statuses: map[string]int{},
 	}
-	s.OtherCPU = max(0, (busy1-busy0)-s.ServerCPU-s.BackendCPU-s.LoadCPU)
+	s.OtherCPU = max(0, (busy1-busy0)-s.ServerCPU-s.BackendCPU-s.DatabaseCPU-s.LoadCPU)
 	for st, n := range statuses {
 		s.Statuses[strconv.Itoa(st)] = n
 	}
@@ -335,15 +340,17 @@ func buildRequest(o requestOpts) []byte {
 
 // pass is one trip through a list of requests, each sent once.
 type pass struct {
-	Requests   int64          `json:"requests"`
-	Duration   time.Duration  `json:"duration_ns"`
-	RPS        float64        `json:"rps"`
-	P50        time.Duration  `json:"p50_ns"`
-	P99        time.Duration  `json:"p99_ns"`
-	Statuses   map[string]int `json:"statuses"`
-	Errors     int64          `json:"errors"`
-	ServerCPU  time.Duration  `json:"server_cpu_ns"`
-	FirstError string         `json:"first_error,omitempty"`
+	Requests  int64          `json:"requests"`
+	Duration  time.Duration  `json:"duration_ns"`
+	RPS       float64        `json:"rps"`
+	P50       time.Duration  `json:"p50_ns"`
+	P99       time.Duration  `json:"p99_ns"`
+	Statuses  map[string]int `json:"statuses"`
+	Errors    int64          `json:"errors"`
+	ServerCPU time.Duration  `json:"server_cpu_ns"`
+	// DatabaseCPU is the run's PostgreSQL's, once it has started.
+	DatabaseCPU time.Duration `json:"database_cpu_ns,omitempty"`
+	FirstError  string        `json:"first_error,omitempty"`
 }
 
 // runPass sends every request in reqs once, over conc connections.
@@ -356,6 +363,7 @@ func runPass(addr string, reqs [][]byte, conc int, serverPID int) (*pass, error)
 		p    = &pass{Statuses: map[string]int{}}
 	)
 	cpu0, _ := procCPU(serverPID)
+	db0 := databaseCPU()
 	t0 := time.Now()
 	for range conc {
 		wg.Add(1)
@@ -420,7 +428,7 @@ func runPass(addr string, reqs [][]byte, conc int, serverPID int) (*pass, error)
 	wg.Wait()
 	p.Duration = time.Since(t0)
 	cpu1, _ := procCPU(serverPID)
-	p.ServerCPU = cpu1 - cpu0
+	p.ServerCPU, p.DatabaseCPU = cpu1-cpu0, databaseCPU()-db0
 	slices.Sort(lats)
 	p.Requests = int64(len(lats))
 	p.RPS = float64(len(lats)) / p.Duration.Seconds()

@@ -121,13 +121,14 @@ func (c *loginClient) login(email, password, clientIP string) loginResult {
 }
 
 // realLogin logs in through the portal's form and returns the session
-// cookie's value.
-func realLogin(addr, email, password string) (string, error) {
+// cookie's value. clientIP, when set, is the address the login comes from
+// (see login).
+func realLogin(addr, email, password, clientIP string) (string, error) {
 	c := newLoginClient(addr)
 	if err := c.loginForm(); err != nil {
 		return "", err
 	}
-	r := c.login(email, password, "")
+	r := c.login(email, password, clientIP)
 	if r.err != nil {
 		return "", r.err
 	}

@@ -10,6 +10,10 @@
 //   - scale: the guarded route again after seeding N accounts with
 //     sessions straight through the store, with store size and the
 //     server's memory next to a plain-only Caddy's;
+//   - PostgreSQL: at some of the scale sizes the seeded store is copied
+//     into a PostgreSQL database and measured there the same way, with
+//     the guard overhead from a real login and how fast a session ended
+//     or an account disabled on one server is refused by another;
 //   - hot-path micro-benchmarks (go test -bench).
 //
 // It prints a table and writes every figure to bench/results.json.
@@ -69,6 +73,13 @@ type settings struct {
 	// Headers is the guarded route's `headers` list; empty means the
 	// default (every identity header, the signed assertion included).
 	Headers string `json:"guard_headers,omitempty"`
+	// Postgres adds the PostgreSQL rows: at each of PGSizes (scale sizes)
+	// the badger store is copied into a database and measured there, and
+	// PropagationSamples session ends and account disables are timed from
+	// one server to another on it.
+	Postgres           bool  `json:"postgres"`
+	PGSizes            []int `json:"postgres_sizes"`
+	PropagationSamples int   `json:"propagation_samples"`
 }
 
 func presets(mode string) (settings, error) {
@@ -79,6 +90,7 @@ func presets(mode string) (settings, error) {
 			StormRounds: 3, StormRound: 5 * time.Second, StormRate: 20,
 			Sizes: []int{1_000, 100_000, 1_000_000}, Hot: 10_000, Fill: 100_000, SeedWorkers: 8,
 			BenchTime: "1s", Micro: true,
+			PGSizes: []int{100_000, 1_000_000}, PropagationSamples: 500,
 		}, nil
 	case "quick":
 		return settings{
@@ -86,6 +98,9 @@ func presets(mode string) (settings, error) {
 			StormRounds: 1, StormRound: 1500 * time.Millisecond, StormRate: 20,
 			Sizes: []int{1_000, 3_000}, Hot: 1_000, Fill: 3_000, SeedWorkers: 8,
 			BenchTime: "50ms", Micro: true,
+			// The larger quick size: there sessions beyond the hot ones
+			// are new to the server, which the new-session figure needs.
+			PGSizes: []int{3_000}, PropagationSamples: 20,
 		}, nil
 	}
 	return settings{}, fmt.Errorf("unknown -mode %q: want full or quick", mode)
@@ -114,6 +129,8 @@ func main() {
 	scale := flag.Bool("scale", true, "run the scale phase")
 	bin := flag.String("wijgate", "", "use this wijgate binary instead of building one")
 	headers := flag.String("headers", "", "the guarded route's `headers` facts, e.g. \"id email\" (default: all, with the signed assertion)")
+	postgres := flag.Bool("postgres", true, "also measure on PostgreSQL (during the scale phase)")
+	pgSizes := flag.String("pg-sizes", "", "comma-separated scale sizes also measured on PostgreSQL (default: the mode's that are in -sizes, else the largest)")
 	flag.Parse()
 
 	if *mode == "backend" {
@@ -135,17 +152,17 @@ func main() {
 		s.Round, s.StormRound = *round, *round
 	}
 	if *sizes != "" {
-		s.Sizes = nil
-		for f := range strings.SplitSeq(*sizes, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 {
-				fmt.Fprintf(os.Stderr, "-sizes: bad size %q\n", f)
-				os.Exit(2)
-			}
-			s.Sizes = append(s.Sizes, n)
-		}
+		s.Sizes = parseSizes("-sizes", *sizes)
+	}
+	if *pgSizes != "" {
+		s.PGSizes = parseSizes("-pg-sizes", *pgSizes)
+	}
+	s.PGSizes = slices.DeleteFunc(s.PGSizes, func(n int) bool { return !slices.Contains(s.Sizes, n) })
+	if len(s.PGSizes) == 0 {
+		s.PGSizes = []int{slices.Max(s.Sizes)}
 	}
 	s.Micro, s.Overhead, s.Storm, s.Scale, s.Profile, s.Headers = *micro, *overhead, *storm, *scale, *profile, *headers
+	s.Postgres = *postgres
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -153,13 +170,29 @@ func main() {
 		<-sig
 		fmt.Fprintln(os.Stderr, "bench: interrupted; stopping the servers")
 		stopAllChildren()
+		stopDatabase()
 		os.Exit(130)
 	}()
 
 	b := &bench{s: s, outDir: *outDir, resultsPath: *resultsPath, bin: *bin}
 	code := b.run()
 	stopAllChildren()
+	stopDatabase()
 	os.Exit(code)
+}
+
+// parseSizes reads a comma-separated list of store sizes.
+func parseSizes(flagName, list string) []int {
+	var sizes []int
+	for f := range strings.SplitSeq(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "%s: bad size %q\n", flagName, f)
+			os.Exit(2)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes
 }
 
 // bench is one run.
@@ -170,6 +203,9 @@ type bench struct {
 	runDir      string
 	resultsPath string
 	bin         string
+	// pgFailed: the PostgreSQL rows stopped on an error (the badger ones
+	// went on); the run fails.
+	pgFailed    bool
 	backend     *child
 	backendAddr string
 	seeder      *seeder
@@ -218,6 +254,7 @@ func (b *bench) run() int {
 			failed = true
 		}
 	}
+	failed = failed || b.pgFailed
 	if b.backend != nil {
 		_ = b.backend.stop(5 * time.Second)
 	}
@@ -321,11 +358,13 @@ func stopServers() {
 	running = nil
 }
 
-func (b *bench) startServer(name string, guarded bool) (*server, error) {
-	c := serverConfig{name: name, dir: b.runDir, backend: b.backendAddr, guarded: guarded, headers: b.s.Headers}
-	if guarded {
-		c.store = filepath.Join(b.runDir, "store")
-	}
+// badgerDir is the run's badger store.
+func (b *bench) badgerDir() string { return filepath.Join(b.runDir, "store") }
+
+// startServer starts wijgate on the storage location (a badger directory
+// or a postgres:// URL); "" starts the plain-only Caddy.
+func (b *bench) startServer(name, storage string) (*server, error) {
+	c := serverConfig{name: name, dir: b.runDir, backend: b.backendAddr, guarded: storage != "", store: storage, headers: b.s.Headers}
 	t0 := time.Now()
 	s, err := startServer(b.bin, c)
 	if err != nil {
@@ -349,7 +388,7 @@ func (b *bench) stopServer(s *server) error {
 // openStore opens the run's store while no server has it; bulk for the
 // seeding (see store.Options.BulkLoad).
 func (b *bench) openStore(bulk bool) (*store.Store, error) {
-	return store.Open(store.Options{Dir: filepath.Join(b.runDir, "store"), BulkLoad: bulk})
+	return store.Open(store.Options{Dir: b.badgerDir(), BulkLoad: bulk})
 }
 
 // seedTo grows the seeded accounts from `from` to `to` and records it.
@@ -393,7 +432,7 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 // overhead: one server, the real login, interleaved routes; then the
 // storm on the same server.
 func (b *bench) overhead() error {
-	srv, err := b.startServer("overhead", true)
+	srv, err := b.startServer("overhead", b.badgerDir())
 	if err != nil {
 		return err
 	}
@@ -427,11 +466,11 @@ func (b *bench) overhead() error {
 	}
 	b.res.Scale.Seeding = append(b.res.Scale.Seeding, sr)
 
-	srv, err = b.startServer("overhead", true)
+	srv, err = b.startServer("overhead", b.badgerDir())
 	if err != nil {
 		return err
 	}
-	cookie, err := realLogin(srv.addr, adminEmail, adminPassword)
+	cookie, err := realLogin(srv.addr, adminEmail, adminPassword, "")
 	if err != nil {
 		return fmt.Errorf("real login: %w", err)
 	}
@@ -454,18 +493,9 @@ func (b *bench) overhead() error {
 		return err
 	}
 	o := &b.res.Overhead
-	for r := 1; r <= b.s.Rounds && b.s.Overhead; r++ {
-		// A B … then B A …: alternating the order cancels a steady drift.
-		order := slices.Clone(loads)
-		if r%2 == 0 {
-			order[0], order[1] = order[1], order[0]
-		}
-		for _, l := range order {
-			seg, err := b.segment(srv, l, r)
-			if err != nil {
-				return err
-			}
-			o.Segments = append(o.Segments, seg)
+	if b.s.Overhead {
+		if o.Segments, err = b.interleaved(srv, loads); err != nil {
+			return err
 		}
 	}
 	be1, err := fetchBackendStats(b.backendAddr)
@@ -489,6 +519,26 @@ func (b *bench) overhead() error {
 		return nil
 	}
 	return b.stormPhase(srv, loads[1])
+}
+
+// interleaved runs the loads in turn for the mode's rounds: A B … then
+// B A …, alternating the order of the first two to cancel a steady drift.
+func (b *bench) interleaved(srv *server, loads []*load) ([]*segment, error) {
+	var segs []*segment
+	for r := 1; r <= b.s.Rounds; r++ {
+		order := slices.Clone(loads)
+		if r%2 == 0 {
+			order[0], order[1] = order[1], order[0]
+		}
+		for _, l := range order {
+			seg, err := b.segment(srv, l, r)
+			if err != nil {
+				return segs, err
+			}
+			segs = append(segs, seg)
+		}
+	}
+	return segs, nil
 }
 
 // stormPhase alternates guarded traffic without and with a login storm,
@@ -560,7 +610,8 @@ func (b *bench) stormPhase(srv *server, guarded *load) error {
 	return nil
 }
 
-// scale restarts the server on ever larger stores.
+// scale restarts the server on ever larger stores; at the PostgreSQL
+// sizes the store is then copied into the database and measured there.
 func (b *bench) scale() error {
 	seeded := b.s.Sizes[0]
 	for i, n := range b.s.Sizes {
@@ -575,96 +626,108 @@ func (b *bench) scale() error {
 			b.res.Scale.Seeding = append(b.res.Scale.Seeding, sr)
 			seeded = n
 		}
-		sz := scaleSize{Sessions: n}
+		sz := &scaleSize{Sessions: n}
 		var err error
-		sz.StoreAllocated, sz.StoreApparent, err = diskUsage(filepath.Join(b.runDir, "store"))
+		sz.StoreAllocated, sz.StoreApparent, err = diskUsage(b.badgerDir())
 		if err != nil {
 			return err
 		}
-		srv, err := b.startServer(fmt.Sprintf("scale-%d", n), true)
+		if err := b.measureSize(sz, fmt.Sprintf("scale-%d", n), b.badgerDir()); err != nil {
+			return err
+		}
+		b.res.Scale.Sizes = append(b.res.Scale.Sizes, sz)
+		sz.StoreAllocatedAfter, _, _ = diskUsage(b.badgerDir())
+		if b.s.Postgres && slices.Contains(b.s.PGSizes, n) {
+			b.postgresAt(n)
+		}
+	}
+	return b.plainOnly()
+}
+
+// measureSize starts a server on the storage location, whose store holds
+// sz.Sessions seeded accounts, and measures it: memory at start, the hot
+// sessions, every session up to the fill once (each new to the server),
+// then interleaved plain and guarded rounds. The server is stopped after.
+func (b *bench) measureSize(sz *scaleSize, name, storage string) error {
+	n := sz.Sessions
+	srv, err := b.startServer(name, storage)
+	if err != nil {
+		return err
+	}
+	if sz.MemoryStart, err = procMemory(srv.pid()); err != nil {
+		return err
+	}
+	logf("%s: server at start: VmRSS %d MiB (anon %d, file %d)", name, sz.MemoryStart.RSSKiB>>10, sz.MemoryStart.AnonKiB>>10, sz.MemoryStart.FileKiB>>10)
+	host := srv.addr
+	fill := min(n, b.s.Fill)
+	hot := min(n, b.s.Hot)
+	logf("%s: minting %d session cookies", name, fill)
+	reqs, err := b.seeder.guardedRequests(host, fill)
+	if err != nil {
+		return err
+	}
+	// First only the hot sessions are in use: memory with N sessions
+	// in the store and `hot` of them active.
+	warm := &load{name: fmt.Sprintf("guarded (%d sessions), warm-up", hot), status: 200, reqs: reqs[:hot]}
+	if sz.Warm, err = b.segment(srv, warm, 0); err != nil {
+		return err
+	}
+	if sz.MemoryHot, err = procMemory(srv.pid()); err != nil {
+		return err
+	}
+	if b.s.Profile {
+		b.heapProfile(srv, name+"-hot")
+	}
+	// Then every one of the first `fill` sessions goes through the
+	// guard once (a cache miss each), so the caches hold what a server
+	// with that many active sessions holds, and the rounds run so.
+	if fill > hot {
+		pass, err := runPass(srv.addr, reqs[hot:], b.s.Concurrency, srv.pid())
 		if err != nil {
 			return err
 		}
-		if sz.MemoryStart, err = procMemory(srv.pid()); err != nil {
-			return err
+		sz.Fill = pass
+		logf("%s: %d more sessions through the guard in %.1f s (%.0f req/s, each new to the server), %v", name, fill-hot,
+			pass.Duration.Seconds(), pass.RPS, pass.Statuses)
+		if pass.Statuses["200"] != fill-hot {
+			return fmt.Errorf("%s: new sessions answered %v, want %d × 200", name, pass.Statuses, fill-hot)
 		}
-		logf("scale %d: server at start: VmRSS %d MiB (anon %d, file %d)", n, sz.MemoryStart.RSSKiB>>10, sz.MemoryStart.AnonKiB>>10, sz.MemoryStart.FileKiB>>10)
-		host := srv.addr
-		fill := min(n, b.s.Fill)
-		hot := min(n, b.s.Hot)
-		logf("scale %d: minting %d session cookies", n, fill)
-		reqs, err := b.seeder.guardedRequests(host, fill)
-		if err != nil {
-			return err
+	}
+	plain := &load{name: "plain", status: 200, reqs: [][]byte{buildRequest(requestOpts{host: host, path: "/plain/app", accept: "application/json", cookie: string(cookieOf(reqs[0]))})}}
+	guarded := &load{name: fmt.Sprintf("guarded (%d sessions)", hot), status: 200, reqs: reqs[:hot]}
+	sz.Hot = hot
+	for r := 1; r <= b.s.ScaleRounds; r++ {
+		order := []*load{plain, guarded}
+		if r%2 == 0 {
+			order[0], order[1] = guarded, plain
 		}
-		// First only the hot sessions are in use: memory with N sessions
-		// in the store and `hot` of them active.
-		warm := &load{name: fmt.Sprintf("guarded (%d sessions), warm-up", hot), status: 200, reqs: reqs[:hot]}
-		if sz.Warm, err = b.segment(srv, warm, 0); err != nil {
-			return err
-		}
-		if sz.MemoryHot, err = procMemory(srv.pid()); err != nil {
-			return err
-		}
-		if b.s.Profile {
-			b.heapProfile(srv, fmt.Sprintf("scale-%d-hot", n))
-		}
-		// Then every one of the first `fill` sessions goes through the
-		// guard once (a cache miss each), so the caches hold what a server
-		// with that many active sessions holds, and the rounds run so.
-		if fill > hot {
-			pass, err := runPass(srv.addr, reqs[hot:], b.s.Concurrency, srv.pid())
+		for _, l := range order {
+			seg, err := b.segment(srv, l, r)
 			if err != nil {
 				return err
 			}
-			sz.Fill = pass
-			logf("scale %d: %d more sessions through the guard in %.1f s (%.0f req/s, each new to the server), %v", n, fill-hot,
-				pass.Duration.Seconds(), pass.RPS, pass.Statuses)
-			if pass.Statuses["200"] != fill-hot {
-				return fmt.Errorf("scale %d: new sessions answered %v, want %d × 200", n, pass.Statuses, fill-hot)
-			}
+			sz.Segments = append(sz.Segments, seg)
 		}
-		plain := &load{name: "plain", status: 200, reqs: [][]byte{buildRequest(requestOpts{host: host, path: "/plain/app", accept: "application/json", cookie: string(cookieOf(reqs[0]))})}}
-		guarded := &load{name: fmt.Sprintf("guarded (%d sessions)", hot), status: 200, reqs: reqs[:hot]}
-		sz.Hot = hot
-		for r := 1; r <= b.s.ScaleRounds; r++ {
-			order := []*load{plain, guarded}
-			if r%2 == 0 {
-				order[0], order[1] = guarded, plain
-			}
-			for _, l := range order {
-				seg, err := b.segment(srv, l, r)
-				if err != nil {
-					return err
-				}
-				sz.Segments = append(sz.Segments, seg)
-			}
-		}
-		if sz.Memory, err = procMemory(srv.pid()); err != nil {
-			return err
-		}
-		if b.s.Profile {
-			b.heapProfile(srv, fmt.Sprintf("scale-%d", n))
-			b.profile(srv, guarded, fmt.Sprintf("scale-%d-guarded", n))
-		}
-		logf("scale %d: server VmHWM %d MiB, VmRSS %d MiB (%d sessions in use: VmHWM %d MiB)", n, sz.Memory.HWMKiB>>10, sz.Memory.RSSKiB>>10,
-			hot, sz.MemoryHot.HWMKiB>>10)
-		if err := checkSegments(sz.Segments); err != nil {
-			return fmt.Errorf("scale %d: %w", n, err)
-		}
-		b.res.Scale.Sizes = append(b.res.Scale.Sizes, &sz)
-		if err := b.stopServer(srv); err != nil {
-			return err
-		}
-		sz.StoreAllocatedAfter, _, _ = diskUsage(filepath.Join(b.runDir, "store"))
 	}
-	return b.plainOnly()
+	if sz.Memory, err = procMemory(srv.pid()); err != nil {
+		return err
+	}
+	if b.s.Profile {
+		b.heapProfile(srv, name)
+		b.profile(srv, guarded, name+"-guarded")
+	}
+	logf("%s: server VmHWM %d MiB, VmRSS %d MiB (%d sessions in use: VmHWM %d MiB)", name, sz.Memory.HWMKiB>>10, sz.Memory.RSSKiB>>10,
+		hot, sz.MemoryHot.HWMKiB>>10)
+	if err := checkSegments(sz.Segments); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return b.stopServer(srv)
 }
 
 // plainOnly runs a Caddy with only the plain route, no wijgate app, under
 // the load each scale size got, for its memory.
 func (b *bench) plainOnly() error {
-	srv, err := b.startServer("plain-only", false)
+	srv, err := b.startServer("plain-only", "")
 	if err != nil {
 		return err
 	}

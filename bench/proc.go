@@ -47,6 +47,25 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(u+s) * time.Second / clockTicks, nil
 }
 
+// procParent is a process's parent's ID, or 0 when it cannot be read.
+func procParent(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The parent is the second field after "(comm)".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
 // selfCPU is this process's CPU time from getrusage, in microseconds'
 // resolution.
 func selfCPU() time.Duration {

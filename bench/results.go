@@ -34,10 +34,13 @@ type results struct {
 	Overhead     overheadResults `json:"overhead"`
 	Storm        []stormRun      `json:"storm"`
 	// StormMemory is the overhead/storm server's memory after the storm.
-	StormMemory *memory       `json:"storm_server_memory,omitempty"`
-	Scale       scaleResults  `json:"scale"`
-	Micro       *microResults `json:"micro,omitempty"`
-	Targets     []target      `json:"targets"`
+	StormMemory *memory      `json:"storm_server_memory,omitempty"`
+	Scale       scaleResults `json:"scale"`
+	// Postgres are the same measurements on a PostgreSQL database, and
+	// the propagation of changes between two servers on it.
+	Postgres postgresResults `json:"postgres"`
+	Micro    *microResults   `json:"micro,omitempty"`
+	Targets  []target        `json:"targets"`
 	// Disturbed lists the measured segments during which other processes
 	// used more than disturbedCores of CPU; their figures are suspect.
 	Disturbed []string `json:"disturbed_segments,omitempty"`
@@ -58,9 +61,11 @@ type loadSummary struct {
 	ServerCPUPerReq  float64 `json:"server_cpu_us_per_request"`
 	BackendCPUPerReq float64 `json:"backend_cpu_us_per_request"`
 	LoadCPUPerReq    float64 `json:"loadgen_cpu_us_per_request"`
-	ServerCores      float64 `json:"server_cpu_cores"`
-	LoadCores        float64 `json:"loadgen_cpu_cores"`
-	BackendCores     float64 `json:"backend_cpu_cores"`
+	// DatabaseCPUPerReq is the run's PostgreSQL's, once it has started.
+	DatabaseCPUPerReq float64 `json:"database_cpu_us_per_request,omitempty"`
+	ServerCores       float64 `json:"server_cpu_cores"`
+	LoadCores         float64 `json:"loadgen_cpu_cores"`
+	BackendCores      float64 `json:"backend_cpu_cores"`
 	// OtherCores is the CPU other processes on the machine used during
 	// the measurement, in cores; StealCores what the hypervisor took.
 	OtherCores float64        `json:"other_processes_cpu_cores"`
@@ -72,8 +77,9 @@ type loadSummary struct {
 
 func summarize(name string, segs []*segment) *loadSummary {
 	s := &loadSummary{Load: name, Rounds: len(segs), Statuses: map[string]int{}}
-	var wall, srv, be, lg, other, steal time.Duration
+	var wall, srv, be, lg, db, other, steal time.Duration
 	for _, g := range segs {
+		db += g.DatabaseCPU
 		s.Requests += g.Requests
 		s.RPSRounds = append(s.RPSRounds, g.RPS)
 		s.P99Rounds = append(s.P99Rounds, g.P99)
@@ -93,6 +99,7 @@ func summarize(name string, segs []*segment) *loadSummary {
 	all := pooled(segs)
 	s.P50, s.P99 = pct(all, 0.5), pct(all, 0.99)
 	s.ServerCPUPerReq, s.BackendCPUPerReq, s.LoadCPUPerReq = cpuPer(srv, s.Requests), cpuPer(be, s.Requests), cpuPer(lg, s.Requests)
+	s.DatabaseCPUPerReq = cpuPer(db, s.Requests)
 	if wall > 0 {
 		s.ServerCores, s.BackendCores, s.LoadCores = srv.Seconds()/wall.Seconds(), be.Seconds()/wall.Seconds(), lg.Seconds()/wall.Seconds()
 		s.OtherCores, s.StealCores = other.Seconds()/wall.Seconds(), steal.Seconds()/wall.Seconds()
@@ -228,7 +235,8 @@ type scaleResults struct {
 	MemoryHotRSSOverPlain float64 `json:"hot_only_vm_rss_over_plain,omitempty"`
 }
 
-// target is one of issue 6's targets, reported, never asserted.
+// target is one of the benchmark issues' targets (6: the guard, 13:
+// PostgreSQL), reported, never asserted.
 type target struct {
 	Name  string `json:"name"`
 	Want  string `json:"want"`
@@ -273,9 +281,8 @@ func (r *results) describe(root string) {
 	}
 }
 
-// finish computes the summaries, ratios and targets from the segments.
-func (r *results) finish() {
-	o := &r.Overhead
+// finish computes the summaries and ratios of the overhead rounds.
+func (o *overheadResults) finish() {
 	for _, name := range []string{"plain", "guarded", "redirect", "401", "401-forged"} {
 		if segs := byLoad(o.Segments, name); len(segs) > 0 {
 			o.Summaries = append(o.Summaries, summarize(name, segs))
@@ -294,6 +301,36 @@ func (r *results) finish() {
 		o.P99AddedMedian = time.Duration(median(added))
 		o.ServerCPUAdded = sg.ServerCPUPerReq - sp.ServerCPUPerReq
 	}
+}
+
+// finish computes a scale size's summaries and ratio.
+func (z *scaleSize) finish() {
+	p := byLoad(z.Segments, "plain")
+	var g []*segment
+	for _, s := range z.Segments {
+		if s.Load != "plain" {
+			g = append(g, s)
+		}
+	}
+	if len(p) > 0 && len(g) > 0 {
+		z.Plain, z.Guarded = summarize("plain", p), summarize(g[0].Load, g)
+		z.RatioRounds, _ = roundRatios(p, g)
+		z.GuardedPlainRatio = median(z.RatioRounds)
+	}
+}
+
+// finish computes the summaries, ratios and targets from the segments.
+func (r *results) finish() {
+	r.Overhead.finish()
+	pg := &r.Postgres
+	pg.Overhead.finish()
+	if pg.Overhead.GuardedPlainRatio > 0 && r.Overhead.GuardedPlainRatio > 0 {
+		pg.BadgerRatio = r.Overhead.GuardedPlainRatio
+		pg.RatioDifference = pg.Overhead.GuardedPlainRatio - pg.BadgerRatio
+	}
+	for _, z := range pg.Sizes {
+		z.finish()
+	}
 	for i := range r.Storm {
 		s := &r.Storm[i]
 		s.QuietSummary = summarize("guarded, no storm", s.Quiet)
@@ -309,18 +346,7 @@ func (r *results) finish() {
 	}
 	sc := &r.Scale
 	for _, z := range sc.Sizes {
-		p := byLoad(z.Segments, "plain")
-		var g []*segment
-		for _, s := range z.Segments {
-			if s.Load != "plain" {
-				g = append(g, s)
-			}
-		}
-		if len(p) > 0 && len(g) > 0 {
-			z.Plain, z.Guarded = summarize("plain", p), summarize(g[0].Load, g)
-			z.RatioRounds, _ = roundRatios(p, g)
-			z.GuardedPlainRatio = median(z.RatioRounds)
-		}
+		z.finish()
 	}
 	if len(sc.PlainOnly.Segments) > 0 {
 		sc.PlainOnly.Summary = summarize("plain (plain-only server)", sc.PlainOnly.Segments)
@@ -358,9 +384,18 @@ func (r *results) disturbed() {
 		all = append(all, z.Segments...)
 	}
 	all = append(all, r.Scale.PlainOnly.Segments...)
-	for _, s := range all {
+	var pg []*segment
+	pg = append(pg, r.Postgres.Overhead.Segments...)
+	for _, z := range r.Postgres.Sizes {
+		pg = append(pg, z.Segments...)
+	}
+	for i, s := range append(all, pg...) {
+		where := ""
+		if i >= len(all) {
+			where = "PostgreSQL: "
+		}
 		if c := s.OtherCPU.Seconds() / s.Duration.Seconds(); c > disturbedCores {
-			r.Disturbed = append(r.Disturbed, fmt.Sprintf("%s round %d: other processes used %.2f cores", s.Load, s.Round, c))
+			r.Disturbed = append(r.Disturbed, fmt.Sprintf("%s%s round %d: other processes used %.2f cores", where, s.Load, s.Round, c))
 		}
 	}
 }
@@ -431,6 +466,23 @@ func (r *results) targets() {
 		}
 		ts = append(ts, t)
 	}
+	pg := r.Postgres
+	if pg.BadgerRatio > 0 {
+		d := pg.RatioDifference
+		ts = append(ts, target{Name: "guarded/plain on PostgreSQL vs badger", Want: "within 0.02",
+			Value: fmt.Sprintf("%.3f vs %.3f (%+.3f)", pg.Overhead.GuardedPlainRatio, pg.BadgerRatio, d), Met: met(d >= -0.02 && d <= 0.02)})
+	}
+	for _, p := range pg.Propagation {
+		t := target{Name: "propagation to another server, p99 (" + p.Change + ")", Want: "< 1 s",
+			Value: fmt.Sprintf("%.3f ms (n %d)", ms(p.P99), p.N)}
+		if p.N+p.TimedOut > 0 {
+			t.Met = met(p.P99 < time.Second && p.TimedOut == 0)
+		}
+		if p.TimedOut > 0 {
+			t.Note = fmt.Sprintf("%d changes not refused by the other server within %v", p.TimedOut, propagationTimeout)
+		}
+		ts = append(ts, t)
+	}
 	r.Targets = ts
 }
 
@@ -462,28 +514,12 @@ func (r *results) printTable(w io.Writer) {
 	fmt.Fprintln(w, "Absolute figures are this machine's; compare ratios across machines.")
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	header := "route\treq/s\tp50 ms\tp99 ms\tserver µs/req\tloadgen µs/req\tbackend µs/req\tloadgen cores\tother procs cores\tstatus\t\n"
-	row := func(label string, x *loadSummary) {
-		if x == nil {
-			return
-		}
-		st := statusString(x.Statuses)
-		if x.Errors > 0 {
-			st += fmt.Sprintf(" err×%d", x.Errors)
-		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%s\t\n", label, x.RPS, ms(x.P50), ms(x.P99),
-			x.ServerCPUPerReq, x.LoadCPUPerReq, x.BackendCPUPerReq, x.LoadCores, x.OtherCores, st)
-	}
 	o := r.Overhead
 	if len(o.Summaries) > 0 {
 		fmt.Fprintf(w, "\n1. Guard overhead — one server, session from the real login (account via `wijgate accounts add`)\n")
-		fmt.Fprint(tw, header)
-		labels := map[string]string{
-			"plain": "plain reverse_proxy", "guarded": "wijgate + reverse_proxy",
-			"redirect": "no session, browser → 302", "401": "no session, API → 401", "401-forged": "forged cookie → 401",
-		}
+		fmt.Fprint(tw, loadHeader)
 		for _, x := range o.Summaries {
-			row(labels[x.Load], x)
+			loadRow(tw, loadLabels[x.Load], x)
 		}
 		tw.Flush()
 		fmt.Fprintf(w, "guarded/plain req/s: %.3f (median; rounds %s)\n", o.GuardedPlainRatio, floats(o.RatioRounds, "%.3f"))
@@ -559,8 +595,10 @@ func (r *results) printTable(w io.Writer) {
 		tw.Flush()
 	}
 
+	r.printPostgres(w)
+
 	if len(r.Targets) > 0 {
-		fmt.Fprintf(w, "\nTargets (issue 6; reported, never asserted)\n")
+		fmt.Fprintf(w, "\nTargets (reported, never asserted)\n")
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, t := range r.Targets {
 			verdict := "not measured"
@@ -580,6 +618,23 @@ func (r *results) printTable(w io.Writer) {
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "ERROR: %s\n", e)
 	}
+}
+
+const loadHeader = "route\treq/s\tp50 ms\tp99 ms\tserver µs/req\tloadgen µs/req\tbackend µs/req\tloadgen cores\tother procs cores\tstatus\t\n"
+
+var loadLabels = map[string]string{
+	"plain": "plain reverse_proxy", "guarded": "wijgate + reverse_proxy",
+	"redirect": "no session, browser → 302", "401": "no session, API → 401", "401-forged": "forged cookie → 401",
+}
+
+// loadRow is a load's line under loadHeader.
+func loadRow(tw io.Writer, label string, x *loadSummary) {
+	st := statusString(x.Statuses)
+	if x.Errors > 0 {
+		st += fmt.Sprintf(" err×%d", x.Errors)
+	}
+	fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%s\t\n", label, x.RPS, ms(x.P50), ms(x.P99),
+		x.ServerCPUPerReq, x.LoadCPUPerReq, x.BackendCPUPerReq, x.LoadCores, x.OtherCores, st)
 }
 
 func statusString(m map[string]int) string {
@@ -612,4 +667,75 @@ func durs(v []time.Duration) string {
 		out = append(out, fmt.Sprintf("%.3f", ms(x)))
 	}
 	return strings.Join(out, " ")
+}
+
+// printPostgres writes the PostgreSQL rows: the copies, the overhead next
+// to badger's, the scale sizes next to badger's and the propagation.
+func (r *results) printPostgres(w io.Writer) {
+	pg := r.Postgres
+	if len(pg.Copies) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n5. PostgreSQL — the badger store copied into a local PostgreSQL database (caddymodule.CopyStore), servers with `storage postgres://…`\n")
+	for _, c := range pg.Copies {
+		fmt.Fprintf(w, "copied %s accounts' store: %d records in %.1f s (%.0f records/s); database %.1f MiB\n",
+			count(c.Sessions), c.Records, c.Duration.Seconds(), c.RecordsPerSecond, float64(c.DatabaseBytes)/(1<<20))
+	}
+	if o := pg.Overhead; len(o.Summaries) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, loadHeader)
+		dbCPU := []string{}
+		for _, x := range o.Summaries {
+			loadRow(tw, loadLabels[x.Load], x)
+			dbCPU = append(dbCPU, fmt.Sprintf("%s %.1f", x.Load, x.DatabaseCPUPerReq))
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "PostgreSQL's CPU, µs/request: %s (the guard's hot path reads nothing from the database)\n", strings.Join(dbCPU, ", "))
+		fmt.Fprintf(w, "guarded/plain req/s on PostgreSQL: %.3f (median; rounds %s); badger %.3f; difference %+.3f\n",
+			o.GuardedPlainRatio, floats(o.RatioRounds, "%.3f"), pg.BadgerRatio, pg.RatioDifference)
+		fmt.Fprintf(w, "p99 added by the guard: %.3f ms; server CPU added: %.1f µs/request; memory after: VmHWM %s MiB, VmRSS %s MiB\n",
+			ms(o.P99Added), o.ServerCPUAdded, mib(o.Memory.HWMKiB), mib(o.Memory.RSSKiB))
+	}
+	if len(pg.Sizes) > 0 {
+		badger := map[int]*scaleSize{}
+		for _, z := range r.Scale.Sizes {
+			badger[z.Sessions] = z
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, "sessions\tdatabase MiB\tVmRSS at start\tVmHWM hot only\tnew-session req/s\tbadger\tPostgreSQL/badger\tnew-session p99 ms\tbadger\tnew-session server µs\tdatabase µs\tplain req/s\tguarded req/s\tguarded p99 ms\tguarded/plain\tbadger\tserver µs/req\tVmHWM MiB\tVmRSS MiB\tRssAnon\tRssFile\t\n")
+		for _, z := range pg.Sizes {
+			if z.Guarded == nil {
+				continue
+			}
+			fillRPS, fillP99, fillCPU, fillDB, bRPS, bP99, vs, bRatio := "-", "-", "-", "-", "-", "-", "-", "-"
+			if f := z.Fill; f != nil {
+				fillRPS, fillP99 = fmt.Sprintf("%.0f", f.RPS), fmt.Sprintf("%.3f", ms(f.P99))
+				fillCPU, fillDB = fmt.Sprintf("%.1f", cpuPer(f.ServerCPU, f.Requests)), fmt.Sprintf("%.1f", cpuPer(f.DatabaseCPU, f.Requests))
+			}
+			if bz := badger[z.Sessions]; bz != nil {
+				bRatio = fmt.Sprintf("%.3f", bz.GuardedPlainRatio)
+				if bz.Fill != nil {
+					bRPS, bP99 = fmt.Sprintf("%.0f", bz.Fill.RPS), fmt.Sprintf("%.3f", ms(bz.Fill.P99))
+					if z.Fill != nil {
+						vs = fmt.Sprintf("%.3f", z.Fill.RPS/bz.Fill.RPS)
+					}
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.3f\t%.3f\t%s\t%.1f\t%s\t%s\t%s\t%s\t\n", count(z.Sessions),
+				float64(z.StoreAllocated)/(1<<20), mib(z.MemoryStart.RSSKiB), mib(z.MemoryHot.HWMKiB), fillRPS, bRPS, vs, fillP99, bP99, fillCPU, fillDB,
+				z.Plain.RPS, z.Guarded.RPS, ms(z.Guarded.P99), z.GuardedPlainRatio, bRatio, z.Guarded.ServerCPUPerReq,
+				mib(z.Memory.HWMKiB), mib(z.Memory.RSSKiB), mib(z.Memory.AnonKiB), mib(z.Memory.FileKiB))
+		}
+		tw.Flush()
+		fmt.Fprintln(w, "new-session = each request a session new to the server (a cache miss: session, account and memberships read from the store); memory is the wijgate process's, not PostgreSQL's.")
+	}
+	if len(pg.Propagation) > 0 {
+		fmt.Fprintf(w, "propagation between two servers on the database: the change on A, then B asked with the same cookie until it refuses (time from A's answer to B's refusing answer)\n")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "change\tn\tp50 ms\tp99 ms\tmax ms\tB's requests\tnot refused in %v\tB refused with\t\n", propagationTimeout)
+		for _, p := range pg.Propagation {
+			fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%d\t%d\t%s\t\n", p.Change, p.N, ms(p.P50), ms(p.P99), ms(p.Max), p.Polls, p.TimedOut, statusString(p.Statuses))
+		}
+		tw.Flush()
+	}
 }

@@ -23,7 +23,7 @@ type server struct {
 type serverConfig struct {
 	name    string // for file names
 	dir     string // run directory
-	store   string // badger directory; "" for the plain-only server
+	store   string // storage: badger directory or postgres:// URL; "" for the plain-only server
 	backend string
 	guarded bool // false: the plain route only, no wijgate app at all
 	// headers, when set, is the guard's `headers` list (default: all).
