@@ -18,7 +18,7 @@
 //
 // It prints a table and writes every figure to bench/results.json.
 //
-//	go run ./bench -mode full     # make bench (under 10 minutes on 2 cores)
+//	go run ./bench -mode full     # make bench (about 16 minutes on 2 cores)
 //	go run ./bench -mode quick    # make bench-quick (a smoke check, under 1 minute)
 //
 // Ratios are comparable across machines; absolute numbers are not.
