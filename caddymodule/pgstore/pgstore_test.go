@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -149,5 +150,14 @@ func TestOneTimeThingsAcrossProcesses(t *testing.T) {
 	ok := slices.IndexFunc(got, func(err error) bool { return err == nil })
 	if ok < 0 || slices.ContainsFunc(append(slices.Clone(got[:ok]), got[ok+1:]...), func(err error) bool { return !errors.Is(err, storage.ErrNotFound) }) {
 		t.Fatalf("eight takes of one invitation on two processes: %v", got)
+	}
+}
+
+// TestAnUnreadableURLSaysWhyWithoutItsPassword: the operator reads what is
+// wrong with the URL, and the password is nowhere in the message.
+func TestAnUnreadableURLSaysWhyWithoutItsPassword(t *testing.T) {
+	_, err := Open(context.Background(), Options{URL: "postgres://wijgate:geheim@db.example.nl:notaport/wijgate"})
+	if err == nil || !strings.Contains(err.Error(), "invalid port") || strings.Contains(err.Error(), "geheim") {
+		t.Fatalf("opening an unreadable URL: %v", err)
 	}
 }

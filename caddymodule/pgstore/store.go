@@ -127,7 +127,8 @@ func OpenWaiting(ctx context.Context, o Options) (*Store, error) {
 func newStore(ctx context.Context, o Options) (*Store, *pgx.ConnConfig, context.Context, error) {
 	cfg, err := pgxpool.ParseConfig(o.URL)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("postgres: %w", redactedErr(err))
+		// pgx masks the password in the URL it quotes.
+		return nil, nil, nil, fmt.Errorf("postgres: %w", err)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -223,11 +224,6 @@ func (s *Store) Close() error {
 	<-s.done
 	s.pool.Close()
 	return nil
-}
-
-// redactedErr keeps a password in a connection string out of messages.
-func redactedErr(err error) error {
-	return errors.New(strings.SplitN(err.Error(), "://", 2)[0] + ": cannot parse the connection string")
 }
 
 // Health reports whether the database answers, for /healthz.
