@@ -164,7 +164,11 @@ func (m *Manager) Lookup(raw string) (storage.Session, error) {
 	// reached either, an entry is served for the outage grace after the
 	// store last confirmed it.
 	if e != nil && e.version == m.store.Version(e.session.Key) {
-		e.confirmed.Store(now.UnixNano())
+		// The grace is counted in seconds: a busy session need not write
+		// its confirmation on every request.
+		if n := now.UnixNano(); n-e.confirmed.Load() >= int64(time.Second) {
+			e.confirmed.Store(n)
+		}
 	} else {
 		fresh, err := m.load(raw, key, e)
 		switch {
