@@ -27,9 +27,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/wijtechniek/wijgate/caddymodule"
+	"github.com/wijtechniek/wijgate/caddymodule/pgstore"
 	"github.com/wijtechniek/wijgate/internal/pgtest"
 )
 
@@ -174,14 +173,12 @@ func (b *bench) postgresSize(n int) error {
 func databaseSize(url string) (int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
+	st, err := pgstore.Open(ctx, pgstore.Options{URL: url})
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close(ctx)
-	var size int64
-	err = conn.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&size)
-	return size, err
+	defer st.Close()
+	return st.Size()
 }
 
 // postgresOverhead runs the plain and guarded rounds against a server on

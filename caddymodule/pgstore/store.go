@@ -246,6 +246,16 @@ func (s *Store) Health() (ok bool, detail string) {
 	return true, "postgres ok (" + strconv.Itoa(int(st.TotalConns())) + " connections)"
 }
 
+// Size is what PostgreSQL says the database takes on disk (tables,
+// indexes and their free space, for the whole database).
+func (s *Store) Size() (int64, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var size int64
+	err := s.pool.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&size)
+	return size, err
+}
+
 // Version is the cache-invalidation contract (storage.Versions).
 func (s *Store) Version(key string) uint64 { return s.versions.of(key) }
 
