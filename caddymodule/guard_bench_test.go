@@ -79,7 +79,7 @@ func hotPathGuard(b *testing.B) (*Handler, string) {
 	if _, err := a.orgs.Link("u-bench", org.Verified{KvK: "12345678", Name: "Wij Techniek B.V.", Level: "loa3"}); err != nil {
 		b.Fatal(err)
 	}
-	raw, _, err := sessions.Create(acct, "12345678")
+	raw, _, err := sessions.Create(acct, session.Start{ActiveOrg: "12345678"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -172,7 +172,7 @@ func (g *guardHarness) member(adminID, id, email, name string, apps ...string) s
 // login starts a session of the account and returns its cookie value.
 func (g *guardHarness) login(a storage.Account) string {
 	g.t.Helper()
-	raw, _, err := g.sessions.Create(a, "")
+	raw, _, err := g.sessions.Create(a, session.Start{})
 	if err != nil {
 		g.t.Fatal(err)
 	}

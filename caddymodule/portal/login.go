@@ -117,7 +117,7 @@ func (p *Portal) logIn(w http.ResponseWriter, r *http.Request, a storage.Account
 			return err
 		}
 	}
-	return p.startSession(w, a)
+	return p.startSession(w, r, a, []string{"pwd"})
 }
 
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {

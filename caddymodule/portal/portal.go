@@ -348,9 +348,12 @@ func (p *Portal) user(r *http.Request) (storage.Account, storage.Session, error)
 	return a, s, nil
 }
 
-// startSession logs the account in with a fresh session ID and cookie.
-func (p *Portal) startSession(w http.ResponseWriter, a storage.Account) error {
-	value, _, err := p.cfg.Sessions.Create(a, "")
+// startSession logs the account in with a fresh session ID and cookie,
+// recording how the person proved who they are (amr) and from where.
+func (p *Portal) startSession(w http.ResponseWriter, r *http.Request, a storage.Account, amr []string) error {
+	value, _, err := p.cfg.Sessions.Create(a, session.Start{
+		AMR: amr, UserAgent: r.UserAgent(), Address: p.clientIP(r),
+	})
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wijtechniek/wijgate/caddymodule/internal/pack"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
@@ -125,10 +127,24 @@ func (m *Manager) Codec() *Codec { return m.codec }
 // Settings returns the effective settings.
 func (m *Manager) Settings() Settings { return m.settings }
 
+// Start is what a new session records besides its account.
+type Start struct {
+	ActiveOrg string
+	// AMR are the ways the person proved who they are (storage.Session).
+	AMR []string
+	// UserAgent is cut to maxUserAgent bytes.
+	UserAgent string
+	Address   string
+}
+
+// maxUserAgent bounds the User-Agent a session keeps: enough to name the
+// browser and system, not a place to store a hostile header.
+const maxUserAgent = 200
+
 // Create starts a new session for the account, as read before its
 // password was checked, with a fresh ID, and returns the cookie value for
 // it. storage.ErrStale means the account's credentials changed meanwhile.
-func (m *Manager) Create(a storage.Account, activeOrg string) (cookieValue string, s storage.Session, err error) {
+func (m *Manager) Create(a storage.Account, start Start) (cookieValue string, s storage.Session, err error) {
 	id := NewID()
 	now := m.settings.Now()
 	s = storage.Session{
@@ -137,8 +153,11 @@ func (m *Manager) Create(a storage.Account, activeOrg string) (cookieValue strin
 		CreatedAt:         now,
 		LastSeen:          now,
 		ExpiresAt:         now.Add(m.settings.Lifetime),
-		ActiveOrg:         activeOrg,
+		ActiveOrg:         start.ActiveOrg,
 		CredentialVersion: a.CredentialVersion,
+		AMR:               start.AMR,
+		UserAgent:         truncateUTF8(start.UserAgent, maxUserAgent),
+		Address:           start.Address,
 	}
 	if err := m.store.CreateSession(s); err != nil {
 		return "", s, err
@@ -265,6 +284,19 @@ func (m *Manager) writeTouches() {
 
 func (m *Manager) persistTouch(t touch) {
 	_ = m.store.TouchSession(t.key, t.when)
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character,
+// and drops bytes that are not UTF-8.
+func truncateUTF8(s string, n int) string {
+	s = strings.ToValidUTF8(s, "")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // storageKey derives the store key from a session ID, so the database

@@ -52,7 +52,7 @@ var (
 
 func TestIdleTimeout(t *testing.T) {
 	m, _, clk := newTestManager(t, Settings{IdleTimeout: 30 * time.Minute})
-	raw, _, err := m.Create(acct1, "")
+	raw, _, err := m.Create(acct1, Start{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestIdleTimeout(t *testing.T) {
 
 func TestAbsoluteLifetime(t *testing.T) {
 	m, _, clk := newTestManager(t, Settings{IdleTimeout: 30 * time.Minute, Lifetime: 12 * time.Hour})
-	raw, _, _ := m.Create(acct1, "")
+	raw, _, _ := m.Create(acct1, Start{})
 	for elapsed := time.Duration(0); elapsed < 12*time.Hour-20*time.Minute; elapsed += 20 * time.Minute {
 		clk.Add(20 * time.Minute)
 		if _, err := m.Lookup(raw); err != nil {
@@ -87,7 +87,7 @@ func TestAbsoluteLifetime(t *testing.T) {
 
 func TestRevoke(t *testing.T) {
 	m, st, _ := newTestManager(t, Settings{})
-	raw, s, _ := m.Create(acct1, "")
+	raw, s, _ := m.Create(acct1, Start{})
 	if _, err := m.Lookup(raw); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestRevoke(t *testing.T) {
 // other cached sessions stay as they were.
 func TestRevokeLeavesOtherCachedSessionsAlone(t *testing.T) {
 	m, st, _ := newTestManager(t, Settings{})
-	mine, me, _ := m.Create(acct1, "")
+	mine, me, _ := m.Create(acct1, Start{})
 	if _, err := m.Lookup(mine); err != nil { // warm the cache
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestRevokeLeavesOtherCachedSessionsAlone(t *testing.T) {
 	// the test logs out people until one does not.
 	independent := false
 	for range 8 {
-		theirs, _, _ := m.Create(acct2, "")
+		theirs, _, _ := m.Create(acct2, Start{})
 		if _, err := m.Lookup(theirs); err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +151,7 @@ func TestRevokeReachesAnotherManagerOnTheSameStore(t *testing.T) {
 	m, st, clk := newTestManager(t, Settings{})
 	draining := NewManager(st, m.codec, Settings{Now: clk.Now})
 	t.Cleanup(draining.Close)
-	raw, _, _ := m.Create(acct1, "")
+	raw, _, _ := m.Create(acct1, Start{})
 	for _, mm := range []*Manager{m, draining} {
 		if _, err := mm.Lookup(raw); err != nil { // warm both caches
 			t.Fatal(err)
@@ -167,8 +167,8 @@ func TestRevokeReachesAnotherManagerOnTheSameStore(t *testing.T) {
 
 func TestCreateUsesFreshIDs(t *testing.T) {
 	m, _, _ := newTestManager(t, Settings{})
-	a, sa, _ := m.Create(acct1, "")
-	b, sb, _ := m.Create(acct1, "")
+	a, sa, _ := m.Create(acct1, Start{})
+	b, sb, _ := m.Create(acct1, Start{})
 	if a == b || sa.Key == sb.Key {
 		t.Fatal("two logins share a session")
 	}
@@ -176,7 +176,7 @@ func TestCreateUsesFreshIDs(t *testing.T) {
 
 func TestIdleTrackingIsThrottledAndPersisted(t *testing.T) {
 	m, st, clk := newTestManager(t, Settings{TouchInterval: time.Minute})
-	raw, s, _ := m.Create(acct1, "")
+	raw, s, _ := m.Create(acct1, Start{})
 	created := s.LastSeen
 	clk.Add(10 * time.Second)
 	m.Lookup(raw)

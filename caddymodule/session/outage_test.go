@@ -56,11 +56,11 @@ func TestCachedSessionServedForTheOutageGrace(t *testing.T) {
 	}
 	m := NewManager(u, codec, Settings{OutageGrace: 10 * time.Second, Now: clk.Now})
 	t.Cleanup(func() { m.Close(); st.Close() })
-	cached, _, err := m.Create(acct1, "")
+	cached, _, err := m.Create(acct1, Start{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	uncached, _, err := m.Create(acct1, "")
+	uncached, _, err := m.Create(acct1, Start{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestOutageGraceCountsFromTheLastConfirmation(t *testing.T) {
 	}
 	m := NewManager(u, codec, Settings{OutageGrace: 10 * time.Second, Now: clk.Now})
 	t.Cleanup(func() { m.Close(); st.Close() })
-	raw, _, err := m.Create(acct1, "")
+	raw, _, err := m.Create(acct1, Start{})
 	if err != nil {
 		t.Fatal(err)
 	}

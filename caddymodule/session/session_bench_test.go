@@ -33,7 +33,7 @@ func hotPathSession(b *testing.B, m *Manager) string {
 	if err := m.store.(*store.Store).CreateAccount(a); err != nil {
 		b.Fatal(err)
 	}
-	raw, _, err := m.Create(a, "12345678")
+	raw, _, err := m.Create(a, Start{ActiveOrg: "12345678"})
 	if err != nil {
 		b.Fatal(err)
 	}

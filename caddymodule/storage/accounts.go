@@ -64,6 +64,9 @@ type Flow struct {
 	ID      string `json:"id"`
 	Purpose string `json:"purpose"`
 	Email   string `json:"email,omitempty"`
+	// AccountID is the account a flow acts for once it is known (a login
+	// waiting for its second factor, an email change).
+	AccountID string `json:"account_id,omitempty"`
 	// Stage is how far the person got: "email", "code", "verified".
 	Stage     string    `json:"stage"`
 	Return    string    `json:"return,omitempty"`

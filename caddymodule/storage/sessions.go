@@ -18,4 +18,12 @@ type Session struct {
 	// CredentialVersion is the account's when the session was made; the
 	// session is void once the account's has moved on.
 	CredentialVersion uint64 `json:"credential_version,omitempty"`
+	// AMR are the ways the person proved who they are when the session
+	// started (RFC 8176 values: "pwd", "otp", "hwk", "mfa"); the identity
+	// token carries them.
+	AMR []string `json:"amr,omitempty"`
+	// UserAgent and Address are the browser's User-Agent (cut short) and
+	// the client address at login, for the person's list of sessions.
+	UserAgent string `json:"user_agent,omitempty"`
+	Address   string `json:"address,omitempty"`
 }
