@@ -170,3 +170,13 @@ func (s *Store) DeleteSession(key string) error {
 		return err
 	})
 }
+
+// AccountSessions lists the live sessions of an account (index
+// session_account), ordered by key.
+func (s *Store) AccountSessions(accountID string) (out []storage.Session, err error) {
+	err = s.read(func(ctx context.Context) error {
+		out, err = collectRecords[storage.Session](s.pool.Query(ctx, "SELECT record FROM session WHERE account_id = $1 AND expires_at > now() ORDER BY key", accountID))
+		return err
+	})
+	return out, err
+}

@@ -50,14 +50,16 @@ type Settings struct {
 // cache depends on it, and never back (touches are written late, in any
 // order). UpdateSession and TouchSession of a session that is gone get
 // storage.ErrNotFound, so a late write never revives a revoked session;
-// deleting a missing session is no error. Version is the invalidation
-// contract for session keys.
+// deleting a missing session is no error. AccountSessions lists the live
+// sessions of an account, in no particular order. Version is the
+// invalidation contract for session keys.
 type Store interface {
 	CreateSession(storage.Session) error
 	Session(key string) (storage.Session, error)
 	UpdateSession(key string, change func(*storage.Session)) error
 	TouchSession(key string, when time.Time) error
 	DeleteSession(key string) error
+	AccountSessions(accountID string) ([]storage.Session, error)
 	storage.Versions
 }
 

@@ -128,3 +128,25 @@ func deleteAccountSessions(txn *badger.Txn, ch *changed, accountID string) error
 	}
 	return nil
 }
+
+// AccountSessions lists the live sessions of an account, through its
+// acctsess index, ordered by key.
+func (s *Store) AccountSessions(accountID string) ([]storage.Session, error) {
+	var out []storage.Session
+	err := s.view(func(txn *badger.Txn) error {
+		prefix := prefixAccountSession + accountID + "/"
+		return scanKeys(txn, prefix, func(k string) error {
+			var ss storage.Session
+			err := getJSON(txn, prefixSession+strings.TrimPrefix(k, prefix), &ss)
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, ss)
+			return nil
+		})
+	})
+	return out, err
+}

@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) Engine) {
 		{"LoginsRacingAPasswordChangeLeaveNoOldSession", testLoginsRacingAPasswordChangeLeaveNoOldSession},
 		{"Flows", testFlows},
 		{"Sessions", testSessions},
+		{"AccountSessionsListsTheLiveOnes", testAccountSessionsListsTheLiveOnes},
 		{"VersionsMoveForWhatAWriteTouched", testVersionsMoveForWhatAWriteTouched},
 		{"VersionMovesAfterTheCommit", testVersionMovesAfterTheCommit},
 		{"UseCodeSeesTheCodeAndTheGuesses", testUseCodeSeesTheCodeAndTheGuesses},
