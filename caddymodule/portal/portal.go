@@ -142,6 +142,8 @@ func New(cfg Config) (*Portal, error) {
 	p.mux.HandleFunc("GET /invite/{token}", p.invitationPage)
 	p.mux.HandleFunc("POST /invite/{token}", p.acceptInvitation)
 	p.mux.HandleFunc("GET /account", p.landing)
+	p.mux.HandleFunc("GET "+sessionsPath, p.sessionsPage)
+	p.mux.HandleFunc("POST "+sessionsPath, p.endSessions)
 	p.mux.HandleFunc("GET /eherkenning", p.eherkenningPage)
 	p.mux.HandleFunc("GET /eherkenning/start", p.eherkenningStartPage)
 	p.mux.HandleFunc("POST /eherkenning/start", p.eherkenningStart)
