@@ -40,13 +40,18 @@ var ErrInvalidCredentials = errors.New("invalid email or password")
 // the credentials (storage.CredentialsDiffer), it moves CredentialVersion
 // and ends every session of the account in that transaction too. The
 // change cannot move the email or CredentialVersion. Accounts lists them
-// by ID.
+// by ID. ChangeEmail moves the account to a new normalised address and
+// its unique index with it, and, the address being what the person logs
+// in with and where reset codes go, moves CredentialVersion and ends
+// every session of the account, all in one transaction; ErrExists if
+// another account has the address.
 type Store interface {
 	CreateAccount(storage.Account) error
 	Account(id string) (storage.Account, error)
 	AccountByEmail(email string) (storage.Account, error)
 	UpdateAccount(id string, change func(*storage.Account) error) (storage.Account, error)
 	Accounts() ([]storage.Account, error)
+	ChangeEmail(id, email string) (storage.Account, error)
 	FlowStore
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
@@ -180,3 +181,42 @@ func (s *Store) AccountSessions(accountID string) (out []storage.Session, err er
 	})
 	return out, err
 }
+
+// ChangeEmail moves the account to a new address (the unique email
+// column moves with the row), moves its credential version and ends its
+// sessions, in one transaction under the account's row lock; ErrExists
+// if the address is another account's.
+func (s *Store) ChangeEmail(id, email string) (a storage.Account, err error) {
+	err = s.write(func(ctx context.Context, tx pgx.Tx, ch *changed) error {
+		ch.add(id)
+		a, err = scanRecord[storage.Account](tx.QueryRow(ctx, "SELECT record FROM account WHERE id = $1 FOR UPDATE", id))
+		if err != nil {
+			return err
+		}
+		a.Email = email
+		a.CredentialVersion++
+		rec, err := encode(a)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE account SET email = $2, record = $3 WHERE id = $1", id, email, rec); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
+				return storage.ErrExists
+			}
+			return err
+		}
+		rows, err := tx.Query(ctx, "DELETE FROM session WHERE account_id = $1 RETURNING key", id)
+		if err != nil {
+			return err
+		}
+		keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		ch.add(keys...)
+		return err
+	})
+	return a, err
+}
+
+// uniqueViolation is PostgreSQL's SQLSTATE for a unique index refusing a
+// row.
+const uniqueViolation = "23505"

@@ -98,3 +98,42 @@ func (s *Store) Accounts() ([]storage.Account, error) {
 	})
 	return out, err
 }
+
+// ChangeEmail moves the account and its acctemail index to a new
+// address, moves its credential version and ends its sessions, in one
+// transaction; ErrExists if the address is another account's. Reading the
+// new index key makes a racing registration or change of the same
+// address conflict with this transaction, and the one run again sees the
+// address taken.
+func (s *Store) ChangeEmail(id, email string) (storage.Account, error) {
+	var a storage.Account
+	err := s.update(func(txn *badger.Txn, ch *changed) error {
+		ch.add(id)
+		a = storage.Account{}
+		if err := getJSON(txn, prefixAccount+id, &a); err != nil {
+			return err
+		}
+		if a.Email != email {
+			taken, err := exists(txn, prefixAccountEmail+email)
+			if err != nil {
+				return err
+			}
+			if taken {
+				return storage.ErrExists
+			}
+			if err := del(txn, prefixAccountEmail+a.Email); err != nil {
+				return err
+			}
+			if err := put(txn, prefixAccountEmail+email, []byte(id), time.Time{}); err != nil {
+				return err
+			}
+		}
+		a.Email = email
+		a.CredentialVersion++
+		if err := deleteAccountSessions(txn, ch, id); err != nil {
+			return err
+		}
+		return putJSON(txn, prefixAccount+id, a, time.Time{})
+	})
+	return a, err
+}
