@@ -59,6 +59,10 @@ func (p *Portal) sendCode(r *http.Request, lang Lang, purpose account.Purpose, e
 		msg = mail.AlreadyRegisteredMessage(ml, email, p.portalURL(r, "/login"), p.portalURL(r, "/password/forgot"))
 	case purpose == account.PurposeReset && !exists:
 		msg = mail.NoAccountMessage(ml, email, p.portalURL(r, "/register"))
+	case purpose == account.PurposeEmailChange && exists:
+		msg = mail.AddressInUseMessage(ml, email, p.portalURL(r, "/password/forgot"))
+	case purpose == account.PurposeEmailChange:
+		msg = mail.EmailChangeCodeMessage(ml, email, code, account.CodeValidity)
 	default:
 		msg = mail.VerificationCodeMessage(ml, email, code, string(purpose), account.CodeValidity)
 	}
