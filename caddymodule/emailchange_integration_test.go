@@ -100,3 +100,25 @@ func TestEmailChangeToATakenAddressThroughTheServer(t *testing.T) {
 	}
 	codeFrom(t, g, free)
 }
+
+// TestAccountPagesEnterKey checks, as TestEveryFormsEnterKeyDoesItsPrimaryAction
+// does for the other pages, what Enter presses on Mijn sessies and at
+// each step of E-mailadres wijzigen, and that every form carries its
+// token.
+func TestAccountPagesEnterKey(t *testing.T) {
+	g := startGateway(t, "gateway.caddyfile", gatewayParams{})
+	g.addAccount(testEmail, testName, testPassword)
+	g.newBrowser().login(testEmail, testPassword)
+	b := g.newBrowser()
+	b.login(testEmail, testPassword)
+	for _, page := range []string{"/account/sessions", "/account/email"} {
+		resp, body := b.page(page)
+		expectStatus(t, resp, body, http.StatusOK)
+		checkEnterKey(t, page, body)
+	}
+	resp, body := b.changeEmail("send", "email", "nieuw@example.nl", "password", testPassword)
+	expectStatus(t, resp, body, http.StatusSeeOther)
+	resp, body = b.page("/account/email?sent=1")
+	expectStatus(t, resp, body, http.StatusOK)
+	checkEnterKey(t, "/account/email (code step)", body)
+}
