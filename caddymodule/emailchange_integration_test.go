@@ -122,3 +122,55 @@ func TestAccountPagesEnterKey(t *testing.T) {
 	expectStatus(t, resp, body, http.StatusOK)
 	checkEnterKey(t, "/account/email (code step)", body)
 }
+
+// TestAccountPagesBadInputNeverAnswers500: bad bytes, overlong values and
+// made-up links on Mijn sessies and E-mailadres wijzigen get a 4xx, and
+// leave the account and its sessions as they were.
+func TestAccountPagesBadInputNeverAnswers500(t *testing.T) {
+	g := startGateway(t, "gateway.caddyfile", gatewayParams{})
+	g.addAccount(testEmail, testName, testPassword)
+	other := g.newBrowser()
+	other.login(testEmail, testPassword)
+	b := g.newBrowser()
+	b.login(testEmail, testPassword)
+	const badUTF8 = "\xff\xfe\xfd"
+	long := strings.Repeat("a", 5<<10)
+	for _, form := range []url.Values{
+		{"action": {"end"}, "session": {badUTF8}},
+		{"action": {"end"}, "session": {long}},
+		{"action": {badUTF8}},
+		{"action": {"endothers"}, "session": {"x"}, "extra": {"1"}},
+	} {
+		if resp, body := b.post("/account/sessions", form); resp.StatusCode < 400 || resp.StatusCode >= 500 {
+			t.Errorf("/account/sessions %v: %d\n%s", form, resp.StatusCode, body)
+		}
+	}
+	for _, fields := range [][]string{
+		{"send", "email", badUTF8, "password", testPassword},
+		{"send", "email", long, "password", testPassword},
+		{"send", "email", "nieuw@example.nl", "password", badUTF8},
+		{"send", "email", "nieuw@example.nl", "password", long},
+		{"verify", "code", badUTF8},
+		{badUTF8},
+	} {
+		if resp, body := b.changeEmail(fields[0], fields[1:]...); resp.StatusCode < 400 || resp.StatusCode >= 500 {
+			t.Errorf("/account/email %q: %d\n%s", fields, resp.StatusCode, body)
+		}
+	}
+	for _, path := range []string{"/account/email/undo/" + strings.Repeat("A", 26), "/account/email/undo/%FF%FE", "/account/email/undo/" + long} {
+		if resp, body := b.page(path); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %d\n%s", path, resp.StatusCode, body)
+		}
+		if resp, body := b.post(path, url.Values{}); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("POST %s: %d\n%s", path, resp.StatusCode, body)
+		}
+	}
+	for _, br := range []*browser{b, other} {
+		if resp, _ := br.page("/declaratie/"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("bad input ended a session: %d", resp.StatusCode)
+		}
+	}
+	if got := accountEmails(t, g); len(got) != 1 || got[0] != testEmail {
+		t.Fatalf("accounts after bad input: %v", got)
+	}
+}
