@@ -236,3 +236,35 @@ func TestEmailChangeUndo(t *testing.T) {
 		t.Fatalf("the thief's address still leads to the account: %v", err)
 	}
 }
+
+// TestEmailChangeCodeRules: the code to the new address follows the
+// registration's rules: send limits per address, and a code dies after
+// MaxCodeAttempts wrong tries.
+func TestEmailChangeCodeRules(t *testing.T) {
+	t.Parallel()
+	h := newPortalHarness(t)
+	h.account("jan@example.nl", "Jan Jansen")
+	b := h.loggedIn("jan@example.nl")
+	wantRedirect(t, b.changeEmail("send", "email", "nieuw@example.nl", "password", testPassword), emailChangePath+"?sent=1")
+	for range account.CodeSendLimit - 1 {
+		wantRedirect(t, b.changeEmail("resend"), emailChangePath+"?sent=1")
+	}
+	rec := b.changeEmail("resend")
+	wantPage(t, rec, http.StatusTooManyRequests, Dutch, "code.limited")
+	if rec.Header().Get("Retry-After") == "" {
+		t.Error("no Retry-After on a send refused by the limit")
+	}
+	code := h.mail.lastCode(t, "nieuw@example.nl")
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	for range account.MaxCodeAttempts - 1 {
+		wantPage(t, b.changeEmail("verify", "code", wrong), http.StatusBadRequest, Dutch, "code.wrong")
+	}
+	wantPage(t, b.changeEmail("verify", "code", wrong), http.StatusBadRequest, Dutch, "code.exhausted")
+	wantPage(t, b.changeEmail("verify", "code", code), http.StatusBadRequest, Dutch, "code.expired")
+	if a, _ := h.accounts.AccountByEmail("jan@example.nl"); a.Email != "jan@example.nl" {
+		t.Fatal("the account moved with a dead code")
+	}
+}
