@@ -115,7 +115,9 @@ func (p *Portal) emailChange(w http.ResponseWriter, r *http.Request) {
 		}
 		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 	case p.codeStep(w, r, v, f, cf, action):
+		// "resend" and "change", the steps shared with registration.
 	default:
+		// A stale tab or a replayed form: show the current step again.
 		v.FormError = lang.T("form.outofstep")
 		p.pages.render(w, r, http.StatusConflict, "emailchange", v)
 	}
