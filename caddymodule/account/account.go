@@ -40,13 +40,16 @@ var ErrInvalidCredentials = errors.New("invalid email or password")
 // the credentials (storage.CredentialsDiffer), it moves CredentialVersion
 // and ends every session of the account in that transaction too. The
 // change cannot move the email or CredentialVersion. Accounts lists them
-// by ID.
+// by ID. DeleteAccount removes the account and everything kept for it
+// in one transaction (see DeleteAccount in delete.go); storage.ErrNotFound
+// when there is none.
 type Store interface {
 	CreateAccount(storage.Account) error
 	Account(id string) (storage.Account, error)
 	AccountByEmail(email string) (storage.Account, error)
 	UpdateAccount(id string, change func(*storage.Account) error) (storage.Account, error)
 	Accounts() ([]storage.Account, error)
+	DeleteAccount(id string, d storage.AccountDeletion) (storage.Account, error)
 	FlowStore
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
+	"github.com/wijtechniek/wijgate/caddymodule/privacy"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
@@ -34,6 +35,8 @@ type Config struct {
 	Accounts *account.Service
 	Sessions *session.Manager
 	Orgs     *org.Service
+	// Privacy exports and removes an account for its owner.
+	Privacy *privacy.Service
 	// Apps lists the guarded apps; it is complete once the configuration
 	// is provisioned.
 	Apps   func() []AppInfo
