@@ -3,6 +3,7 @@ package account
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
@@ -36,3 +37,7 @@ func Pseudonym(accountID string) string {
 func (s *Service) Delete(id string, d storage.AccountDeletion) (storage.Account, error) {
 	return s.Store.DeleteAccount(id, d)
 }
+
+// IsPseudonym reports whether s is a removed account's name from
+// Pseudonym.
+func IsPseudonym(s string) bool { return strings.HasPrefix(s, deletedPrefix) }
