@@ -109,6 +109,12 @@ func TestExportAndDeletionThroughTheServer(t *testing.T) {
 		}
 	}
 
+	for _, page := range []string{"/account/data", "/account/delete"} {
+		resp, body := jb.page(page)
+		expectStatus(t, resp, body, http.StatusOK)
+		checkEnterKey(t, page, body)
+	}
+
 	cookie := jb.cookie("__Host-wijgate")
 	resp, body = jb.submit("/account/delete", "/account/delete", url.Values{"password": {testPassword}, "confirm": {"yes"}})
 	expectStatus(t, resp, body, http.StatusSeeOther)
