@@ -12,9 +12,8 @@ import (
 // transaction (account.Store documents what), holding the account's row
 // lock, so a login racing it waits and then finds no account, and each
 // of its organisations' locks in KvK order while d.Leave decides what the
-// organisation keeps. Audit entries are matched on their record's target:
-// the audit table has no column for it, so that one statement reads the
-// whole table; a deletion is rare.
+// organisation keeps. Audit entries and invitations are found by their
+// records' target and email, through the indexes of migration 0003.
 func (s *Store) DeleteAccount(id string, d storage.AccountDeletion) (a storage.Account, err error) {
 	err = s.write(func(ctx context.Context, tx pgx.Tx, ch *changed) error {
 		ch.add(id)
