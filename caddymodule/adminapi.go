@@ -13,6 +13,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
+	"github.com/wijtechniek/wijgate/caddymodule/privacy"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -27,6 +28,8 @@ func init() {
 //	GET  /wijgate/accounts          list accounts
 //	POST /wijgate/accounts          {"email","name","password"}: add one
 //	POST /wijgate/accounts/disable  {"email"}: disable one, ending its sessions
+//	POST /wijgate/accounts/export   {"email"}: everything held about one (privacy.Export)
+//	POST /wijgate/accounts/delete   {"email"}: remove one and everything kept for it
 //	GET  /wijgate/orgs              list organisations
 //	GET  /wijgate/orgs/<kvk>        one organisation with its members
 type adminAPI struct{}
@@ -44,6 +47,8 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/wijgate/accounts", Handler: caddy.AdminHandlerFunc(handleAccounts)},
 		{Pattern: "/wijgate/accounts/disable", Handler: caddy.AdminHandlerFunc(handleDisable)},
+		{Pattern: "/wijgate/accounts/export", Handler: caddy.AdminHandlerFunc(handleExport)},
+		{Pattern: "/wijgate/accounts/delete", Handler: caddy.AdminHandlerFunc(handleDelete)},
 		{Pattern: "/wijgate/orgs", Handler: caddy.AdminHandlerFunc(handleOrgs)},
 		{Pattern: "/wijgate/orgs/", Handler: caddy.AdminHandlerFunc(handleOrgs)},
 	}
@@ -71,6 +76,7 @@ type AccountSummary struct {
 type Operator struct {
 	Accounts *account.Service
 	Orgs     *org.Service
+	Privacy  *privacy.Service
 }
 
 // AddAccount creates an account with the password rules applied.
@@ -166,7 +172,7 @@ func runningOperator() (*Operator, error) {
 		return nil, caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("no wijgate app is running")}
 	}
 	app := v.(*App)
-	return &Operator{Accounts: app.accounts, Orgs: app.orgs}, nil
+	return &Operator{Accounts: app.accounts, Orgs: app.orgs, Privacy: app.privacy}, nil
 }
 
 func handleAccounts(w http.ResponseWriter, r *http.Request) error {

@@ -27,6 +27,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/portal"
+	"github.com/wijtechniek/wijgate/caddymodule/privacy"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/token"
@@ -125,6 +126,7 @@ type App struct {
 	sessions *session.Manager
 	accounts *account.Service
 	orgs     *org.Service
+	privacy  *privacy.Service
 	tokens   *token.Signer
 	portal   *portal.Portal
 	// apps are the guarded apps of this configuration, registered by the
@@ -213,6 +215,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.accounts, a.orgs = domainServices(st, hasher, time.Duration(a.AuditRetention))
+	a.privacy = privacyService(st, a.accounts, a.orgs)
 	if s.mailer, s.outbox, err = a.Mail.sender(repl, a.logger); err != nil {
 		return err
 	}
@@ -311,6 +314,7 @@ func (a *App) serve(repl *caddy.Replacer, s *served) error {
 		Accounts:    a.accounts,
 		Sessions:    a.sessions,
 		Orgs:        a.orgs,
+		Privacy:     a.privacy,
 		Apps:        a.appInfos,
 		Codes:       &account.Codes{Store: a.engine, Key: codeKey, Now: now},
 		Limits:      &account.Limits{Store: a.engine, Now: now},

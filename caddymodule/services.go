@@ -13,6 +13,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/engine"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/pgstore"
+	"github.com/wijtechniek/wijgate/caddymodule/privacy"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 	"go.uber.org/zap"
 )
@@ -27,6 +28,12 @@ var (
 func domainServices(e engine.Engine, hasher *account.Hasher, auditRetention time.Duration) (*account.Service, *org.Service) {
 	return &account.Service{Store: e, Hasher: hasher, Now: now},
 		&org.Service{Store: e, Now: now, AuditRetention: auditRetention}
+}
+
+// privacyService builds the export and deletion of accounts over an
+// engine, for the portal and the operator commands.
+func privacyService(e engine.Engine, accounts *account.Service, orgs *org.Service) *privacy.Service {
+	return &privacy.Service{Accounts: accounts, Orgs: orgs, Store: e, Now: now}
 }
 
 // isPostgres reports whether a storage location names a PostgreSQL
@@ -96,5 +103,5 @@ func OpenOperator(location string) (op *Operator, close func() error, err error)
 		return nil, nil, err
 	}
 	accounts, orgs := domainServices(e, hasher, 0)
-	return &Operator{Accounts: accounts, Orgs: orgs}, closeEngine, nil
+	return &Operator{Accounts: accounts, Orgs: orgs, Privacy: privacyService(e, accounts, orgs)}, closeEngine, nil
 }

@@ -44,7 +44,9 @@ var ErrInvalidCredentials = errors.New("invalid email or password")
 // its unique index with it, and, the address being what the person logs
 // in with and where reset codes go, moves CredentialVersion and ends
 // every session of the account, all in one transaction; ErrExists if
-// another account has the address.
+// another account has the address. DeleteAccount removes the account and everything kept for it
+// in one transaction (see DeleteAccount in delete.go); storage.ErrNotFound
+// when there is none.
 type Store interface {
 	CreateAccount(storage.Account) error
 	Account(id string) (storage.Account, error)
@@ -52,6 +54,7 @@ type Store interface {
 	UpdateAccount(id string, change func(*storage.Account) error) (storage.Account, error)
 	Accounts() ([]storage.Account, error)
 	ChangeEmail(id, email string) (storage.Account, error)
+	DeleteAccount(id string, d storage.AccountDeletion) (storage.Account, error)
 	FlowStore
 }
 

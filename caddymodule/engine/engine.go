@@ -9,6 +9,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
+	"github.com/wijtechniek/wijgate/caddymodule/privacy"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
 	"github.com/wijtechniek/wijgate/caddymodule/token"
 )
@@ -23,6 +24,7 @@ type Engine interface {
 	account.CounterStore
 	session.Store
 	org.Store
+	privacy.Store
 	eherkenning.StateStore
 	token.KeyStore
 	// Health reports whether the engine takes writes, in a few words.

@@ -17,6 +17,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
+	"github.com/wijtechniek/wijgate/caddymodule/privacy"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
@@ -64,6 +65,7 @@ func newPortalHarness(t testing.TB, opts ...harnessOptions) *portalHarness {
 		Accounts: h.accounts,
 		Sessions: h.sessions,
 		Orgs:     h.orgs,
+		Privacy:  &privacy.Service{Accounts: h.accounts, Orgs: h.orgs, Store: st, Now: h.now},
 		Apps: func() []AppInfo {
 			return []AppInfo{{Name: "declaratie", Display: "Declaratie Systeem"}, {Name: "rie", Display: "RI&E"}}
 		},

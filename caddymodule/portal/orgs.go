@@ -252,10 +252,7 @@ func (p *Portal) orgAdminData(lang Lang, kvk, me string, page int) (orgAdminData
 		d.OlderPage = page + 1
 	}
 	for _, e := range entries {
-		target := e.Target
-		if a := name(e.Target); a.Name != "" {
-			target = a.Name
-		}
+		target := auditName(name, e.Target)
 		detail := ""
 		switch e.Action {
 		case "set_apps", "invite":
@@ -274,7 +271,7 @@ func (p *Portal) orgAdminData(lang Lang, kvk, me string, page int) (orgAdminData
 		}
 		text := strings.NewReplacer("{target}", target, "{detail}", detail, "{count}", strconv.Itoa(e.Count),
 			"{from}", e.At.Format("15:04"), "{until}", e.Until.Format("15:04")).Replace(lang.T(key))
-		d.Audit = append(d.Audit, auditView{AuditEntry: e, ActorName: name(e.Actor).Name, Text: text})
+		d.Audit = append(d.Audit, auditView{AuditEntry: e, ActorName: auditName(name, e.Actor), Text: text})
 	}
 	return d, nil
 }

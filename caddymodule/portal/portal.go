@@ -19,6 +19,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
+	"github.com/wijtechniek/wijgate/caddymodule/privacy"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
@@ -34,6 +35,8 @@ type Config struct {
 	Accounts *account.Service
 	Sessions *session.Manager
 	Orgs     *org.Service
+	// Privacy exports and removes an account for its owner.
+	Privacy *privacy.Service
 	// Apps lists the guarded apps; it is complete once the configuration
 	// is provisioned.
 	Apps   func() []AppInfo
@@ -148,6 +151,11 @@ func New(cfg Config) (*Portal, error) {
 	p.mux.HandleFunc("POST "+emailChangePath, p.emailChange)
 	p.mux.HandleFunc("GET "+emailChangePath+"/undo/{token}", p.emailUndoPage)
 	p.mux.HandleFunc("POST "+emailChangePath+"/undo/{token}", p.emailUndo)
+	p.mux.HandleFunc("GET /account/data", p.dataPage)
+	p.mux.HandleFunc("POST /account/data/export", p.exportData)
+	p.mux.HandleFunc("GET /account/delete", p.deletePage)
+	p.mux.HandleFunc("POST /account/delete", p.deleteAccount)
+	p.mux.HandleFunc("GET /account/deleted", p.deletedPage)
 	p.mux.HandleFunc("GET /eherkenning", p.eherkenningPage)
 	p.mux.HandleFunc("GET /eherkenning/start", p.eherkenningStartPage)
 	p.mux.HandleFunc("POST /eherkenning/start", p.eherkenningStart)

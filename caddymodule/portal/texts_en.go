@@ -250,4 +250,26 @@ var textsEN = map[string]string{
 	"emailundo.invalid":         "This link does not work (any more): it was used already or has expired. Contact your administrator or Wij Techniek if your account is no longer yours.",
 	"emailundo.taken":           "Your old email address now belongs to another account, so we cannot put it back. Nothing was changed. Please contact Wij Techniek.",
 	"dashboard.email":           "Change email address",
+
+	// My data: the export, the removal of an account, and how the audit
+	// log names a removed account.
+	"privacy.title":                  "My data",
+	"privacy.lead":                   "Here you download everything Wij Techniek keeps about your account, or remove your account.",
+	"privacy.export":                 "Download my data",
+	"privacy.export.body":            "You get one file (JSON) with your account, your organisations and rights, your sessions, your invitations and the lines of your organisations' logs that concern you. Your password and other secrets are not in it.",
+	"privacy.delete.link":            "Remove my account",
+	"privacy.delete.title":           "Remove my account",
+	"privacy.delete.lead":            "When you remove your account, your account, your sessions, your memberships of organisations and your pending invitations are gone at once and for good, and you are logged out everywhere. Your organisations' logs keep what happened, but name you by a pseudonym instead of your name and email address.",
+	"privacy.delete.export":          "Want a copy of your data first? Download it on the My data page.",
+	"privacy.delete.password":        "Your password",
+	"privacy.delete.confirm":         "I understand that my account and my access to every Wij Techniek service are gone for good.",
+	"privacy.delete.confirm.missing": "Tick the box to confirm you understand what happens.",
+	"privacy.delete.button":          "Remove my account",
+	"privacy.delete.cancel":          "Cancel",
+	"privacy.delete.wrongpassword":   "The password is not correct.",
+	"privacy.delete.blocked":         "You cannot remove your account yet. You are the last admin verified with eHerkenning of these organisations, and they have other members:",
+	"privacy.delete.blocked.howto":   "First make another member admin (who then verifies the company with eHerkenning themselves), or remove the other members. Then you can remove your account.",
+	"privacy.deleted.title":          "Your account is removed",
+	"privacy.deleted.body":           "Your account and everything that belonged to it are removed, and you are logged out everywhere. Want to use our services again later? You can create a new account.",
+	"audit.account_removed":          "removed their own account",
 }

@@ -250,4 +250,26 @@ var textsNL = map[string]string{
 	"emailundo.invalid":         "Deze link werkt niet (meer): hij is al gebruikt of verlopen. Neem contact op met je beheerder of met Wij Techniek als je account niet meer van jou is.",
 	"emailundo.taken":           "Je oude e-mailadres hoort inmiddels bij een ander account, dus we kunnen het niet terugzetten. Er is niets veranderd. Neem contact op met Wij Techniek.",
 	"dashboard.email":           "E-mailadres wijzigen",
+
+	// Mijn gegevens: the export, the removal of an account, and how the
+	// audit log names a removed account.
+	"privacy.title":                  "Mijn gegevens",
+	"privacy.lead":                   "Hier download je alles wat Wij Techniek over je account bewaart, of verwijder je je account.",
+	"privacy.export":                 "Gegevens downloaden",
+	"privacy.export.body":            "Je krijgt één bestand (JSON) met je account, je organisaties en rechten, je sessies, je uitnodigingen en de regels uit de logboeken van je organisaties die over jou gaan. Je wachtwoord en andere geheimen staan er niet in.",
+	"privacy.delete.link":            "Account verwijderen",
+	"privacy.delete.title":           "Account verwijderen",
+	"privacy.delete.lead":            "Als je je account verwijdert, verdwijnen je account, je sessies, je lidmaatschappen van organisaties en je openstaande uitnodigingen direct en voorgoed, en ben je overal afgemeld. De logboeken van je organisaties houden bij wat er gebeurd is, maar noemen je dan met een schuilnaam in plaats van je naam en e-mailadres.",
+	"privacy.delete.export":          "Wil je eerst een kopie van je gegevens? Download die dan op de pagina Mijn gegevens.",
+	"privacy.delete.password":        "Je wachtwoord",
+	"privacy.delete.confirm":         "Ik begrijp dat mijn account en mijn toegang tot alle diensten van Wij Techniek voorgoed verdwijnen.",
+	"privacy.delete.confirm.missing": "Vink aan dat je begrijpt wat er gebeurt.",
+	"privacy.delete.button":          "Account verwijderen",
+	"privacy.delete.cancel":          "Annuleren",
+	"privacy.delete.wrongpassword":   "Het wachtwoord is onjuist.",
+	"privacy.delete.blocked":         "Je kunt je account nu nog niet verwijderen. Je bent de laatste beheerder die met eHerkenning geverifieerd is bij deze organisaties, en er zijn nog andere medewerkers:",
+	"privacy.delete.blocked.howto":   "Maak eerst een andere medewerker beheerder (die verifieert het bedrijf daarna zelf met eHerkenning), of verwijder de andere medewerkers. Daarna kun je je account verwijderen.",
+	"privacy.deleted.title":          "Je account is verwijderd",
+	"privacy.deleted.body":           "Je account en alles wat daarbij hoorde zijn verwijderd, en je bent overal afgemeld. Wil je later weer gebruikmaken van onze diensten? Dan kun je een nieuw account aanmaken.",
+	"audit.account_removed":          "verwijderde het eigen account",
 }

@@ -20,7 +20,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "accounts",
-		Usage: "add|list|disable [--config <file>] [--address <admin>] [--storage <dir>]",
+		Usage: "add|list|disable|export|delete [--config <file>] [--address <admin>] [--storage <dir>]",
 		Short: "Manages Wij Techniek accounts",
 		Long: `
 Adds, lists and disables accounts in the wijgate store.
@@ -35,6 +35,8 @@ so it never writes to a store the server does not read.
   wijgate accounts add --email E --name N      (password on stdin)
   wijgate accounts list
   wijgate accounts disable --email E           (ends all its sessions)
+  wijgate accounts export --email E [--out F]  (everything held about it, JSON)
+  wijgate accounts delete --email E [--yes]    (removes it and everything kept for it)
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			addOperatorFlags(cmd)
@@ -116,7 +118,7 @@ so it never writes to a store the server does not read.
 			disable.Flags().String("email", "", "Email address (required)")
 			_ = disable.MarkFlagRequired("email")
 
-			cmd.AddCommand(add, list, disable)
+			cmd.AddCommand(add, list, disable, exportCommand(), deleteCommand())
 		},
 	})
 }

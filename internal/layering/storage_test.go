@@ -15,7 +15,7 @@ var wiring = []string{module + "/caddymodule", module + "/bench"}
 
 // services are the domain packages: they define the storage they need and
 // know neither an engine nor Caddy.
-var services = []string{"account", "org", "session", "eherkenning", "token", "storage", "contract", "mail", "portal"}
+var services = []string{"account", "org", "session", "eherkenning", "token", "storage", "contract", "mail", "portal", "privacy"}
 
 // TestOnlyTheWiringKnowsTheEngine checks the storage seam on the import
 // graph of every non-test package: badger (and any database driver) only

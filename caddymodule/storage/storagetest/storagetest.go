@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) Engine) {
 		{"ConcurrentMemberChangesAreSerialised", testConcurrentMemberChangesAreSerialised},
 		{"Invitations", testInvitations},
 		{"ConcurrentTakesGiveAnInvitationOnce", testConcurrentTakesGiveAnInvitationOnce},
+		{"DeleteAccountLeavesNothingOfIt", testDeleteAccountLeavesNothingOfIt},
 		{"AuditIsNewestFirstInPages", testAuditIsNewestFirstInPages},
 		{"GroupAuditFoldsAGroupIntoOneEntry", testGroupAuditFoldsAGroupIntoOneEntry},
 		{"ConcurrentGroupedAttemptsAreCountedExactly", testConcurrentGroupedAttemptsAreCountedExactly},
