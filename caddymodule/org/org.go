@@ -83,6 +83,10 @@ type Service struct {
 	// AuditRetention is how long audit entries are kept; zero means
 	// DefaultAuditRetention.
 	AuditRetention time.Duration
+	// ReverifyAfter is how long an eHerkenning verification holds before
+	// it must be renewed, and ReverifyGrace how much longer it holds
+	// after that; zero means DefaultReverifyAfter and DefaultReverifyGrace.
+	ReverifyAfter, ReverifyGrace time.Duration
 }
 
 func (s *Service) now() time.Time {
@@ -104,48 +108,74 @@ type Verified struct {
 // creating the company on first sight. It returns other accounts that
 // earlier arrived with the same eHerkenning pseudonym (allowed; the
 // caller logs it).
+// A verification of a company the account already holds an eh3 anchor
+// for renews that anchor: it holds for ReverifyAfter from now again.
 func (s *Service) Link(accountID string, v Verified) (samePseudonym []string, err error) {
 	if !kvkPattern.MatchString(v.KvK) {
 		return nil, ErrInvalidKvK
 	}
+	action := "eh_verified"
+	if before, err := s.Store.Membership(v.KvK, accountID); err == nil && before.Anchor == AnchorEH3 {
+		action = "eh_renewed"
+	}
 	now := s.now()
-	return s.Store.LinkOrganisation(
+	samePseudonym, err = s.Store.LinkOrganisation(
 		storage.Organisation{KvK: v.KvK, Name: v.Name, RSIN: v.RSIN, Branch: v.Branch, CreatedAt: now, UpdatedAt: now},
 		storage.Membership{KvK: v.KvK, AccountID: accountID, Role: RoleAdmin, Anchor: AnchorEH3,
 			Level: v.Level, Pseudonym: v.Pseudonym, Since: now, VerifiedAt: now},
 	)
+	if err == nil {
+		s.audit(v.KvK, accountID, action, accountID, "pseudonym "+v.Pseudonym+", level "+v.Level)
+	}
+	return samePseudonym, err
 }
 
 // Anchored reports whether a membership rests on eHerkenning: it was
-// verified with eHerkenning itself, or granted by an admin whose own
-// membership is anchored, and so on up the chain.
+// verified with eHerkenning itself, and that verification holds (see
+// AnchorStatus), or granted by an admin whose own membership is anchored,
+// and so on up the chain.
 func (s *Service) Anchored(m storage.Membership) (bool, error) {
+	ok, _, err := s.anchoredUntil(m, s.now())
+	return ok, err
+}
+
+// anchoredUntil is Anchored at now, with when the answer may turn false
+// by time alone (an eHerkenning verification lapsing); zero when it
+// cannot.
+func (s *Service) anchoredUntil(m storage.Membership, now time.Time) (bool, time.Time, error) {
+	own := m.AccountID
 	seen := map[string]bool{}
 	for range maxChain {
 		if seen[m.AccountID] {
-			return false, nil
+			return false, time.Time{}, nil
 		}
 		seen[m.AccountID] = true
 		switch m.Anchor {
 		case AnchorEH3:
-			return true, nil
+			if s.AnchorStatus(m, now).Holds() {
+				return true, s.LapsesAt(m), nil
+			}
+			if m.AccountID == own {
+				return false, time.Time{}, nil
+			}
+			return s.heldByAnotherAdmin(m.KvK, m.AccountID, now)
 		case AnchorInvited:
 			inviter, err := s.Store.Membership(m.KvK, m.InvitedBy)
 			if errors.Is(err, storage.ErrNotFound) {
-				return false, nil
+				return false, time.Time{}, nil
 			}
 			if err != nil {
-				return false, err
+				return false, time.Time{}, err
 			}
 			if inviter.Role != RoleAdmin {
-				return false, nil
+				return false, time.Time{}, nil
 			}
 			m = inviter
 		default:
-			return false, nil
+			return false, time.Time{}, nil
 		}
 	}
-	return false, nil
+	return false, time.Time{}, nil
 }
 
 // Membership is an account's membership with its organisation and what
@@ -155,6 +185,9 @@ type Membership struct {
 	Organisation storage.Organisation
 	// Anchored is whether the membership rests on eHerkenning.
 	Anchored bool
+	// AnchoredUntil is when Anchored turns false unless someone verifies
+	// the company again; zero when it is not anchored.
+	AnchoredUntil time.Time
 }
 
 // Assurance names how the membership is anchored for the X-Wij-Assurance
@@ -198,16 +231,17 @@ func (s *Service) Memberships(accountID string) ([]Membership, error) {
 		return nil, err
 	}
 	out := make([]Membership, 0, len(ms))
+	now := s.now()
 	for _, m := range ms {
 		o, err := s.Store.Organisation(m.KvK)
 		if err != nil {
 			return nil, fmt.Errorf("org: membership of %s without organisation: %w", m.KvK, err)
 		}
-		anchored, err := s.Anchored(m)
+		anchored, until, err := s.anchoredUntil(m, now)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Membership{Membership: m, Organisation: o, Anchored: anchored})
+		out = append(out, Membership{Membership: m, Organisation: o, Anchored: anchored, AnchoredUntil: until})
 	}
 	slices.SortFunc(out, func(a, b Membership) int { return a.Since.Compare(b.Since) })
 	return out, nil

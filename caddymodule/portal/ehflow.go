@@ -82,7 +82,7 @@ func (p *Portal) eherkenningStart(w http.ResponseWriter, r *http.Request) {
 		Name: ehBindingCookie, Value: secret, Path: "/", MaxAge: int(time.Hour / time.Second),
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
-	start, err := sp.StartLogin(r.Context(), a.ID, bindingHash(secret), "/dashboard")
+	start, err := sp.StartLogin(r.Context(), a.ID, bindingHash(secret), p.ehReturnTo(r, a.ID))
 	if eherkenning.ErrorCode(err) == eherkenning.CodeBrokerUnavailable {
 		p.logger.Warn("eHerkenning login not started: the broker is unavailable", zap.String("account", a.ID), zap.Error(err))
 		p.pages.render(w, r, http.StatusServiceUnavailable, "error", &view{Lang: lang, Title: "eh.title", Data: lang.T("eh.unavailable")})
@@ -159,6 +159,14 @@ func (p *Portal) ehFailed(w http.ResponseWriter, r *http.Request, lang Lang, err
 		key, status = "eh.cancelled", http.StatusOK
 	case eherkenning.CodeNoAuthorization:
 		key, status = "eh.noauthorization", http.StatusForbidden
+		ended, err := p.endAnchorOnRefusal(r, err)
+		if err != nil {
+			p.serverError(w, r, lang, "ending an eHerkenning anchor after a no-machtiging answer", err)
+			return
+		}
+		if ended {
+			key = "reverify.refused"
+		}
 	case eherkenning.CodeLevelTooLow:
 		key, status = "eh.leveltoolow", http.StatusForbidden
 	case eherkenning.CodeUnknownRequest, eherkenning.CodeExpired:
