@@ -166,15 +166,25 @@ type ReverifyNotice struct {
 	Err error
 }
 
-// stepDue is the step an anchor has reached at now.
+// stepDue is the step an anchor has reached at now. No reminder comes
+// before the verification is due: with a reverify_grace shorter than a
+// month (or a week) the first (or both) fall on DueAt, where only the
+// last one reached is sent.
 func (s *Service) stepDue(m storage.Membership, now time.Time) int {
-	lapses := s.LapsesAt(m)
+	lapses, due := s.LapsesAt(m), s.DueAt(m)
+	reached := func(before time.Duration) bool {
+		at := lapses.Add(-before)
+		if at.Before(due) {
+			at = due
+		}
+		return !now.Before(at)
+	}
 	switch {
 	case !now.Before(lapses):
 		return StepLapsed
-	case !now.Before(lapses.Add(-SecondReminderBefore)):
+	case reached(SecondReminderBefore):
 		return StepSecondReminder
-	case !now.Before(lapses.Add(-FirstReminderBefore)):
+	case reached(FirstReminderBefore):
 		return StepFirstReminder
 	}
 	return 0

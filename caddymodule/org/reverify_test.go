@@ -213,3 +213,22 @@ func TestAServerDownForWeeksTakesOnlyTheLastStep(t *testing.T) {
 		t.Fatalf("steps taken: %v", steps)
 	}
 }
+
+func TestNoReminderBeforeTheVerificationIsDue(t *testing.T) {
+	s, now := clockedService(t)
+	s.ReverifyAfter, s.ReverifyGrace = 20*24*time.Hour, 3*24*time.Hour
+	s.Link("admin", Verified{KvK: "12345678", Level: "loa3"})
+	verified := *now
+	var steps []int
+	remind := func(n ReverifyNotice) error { steps = append(steps, n.Step); return nil }
+	*now = verified.Add(s.ReverifyAfter - time.Second)
+	s.CheckReverify(remind)
+	if len(steps) != 0 {
+		t.Fatalf("reminders before the verification is due: %v", steps)
+	}
+	*now = verified.Add(s.ReverifyAfter)
+	s.CheckReverify(remind)
+	if len(steps) != 1 || steps[0] != StepSecondReminder {
+		t.Fatalf("with a grace shorter than a week, one reminder when due: %v", steps)
+	}
+}
