@@ -135,7 +135,7 @@ func (c *identityCache) load(accounts *account.Service, orgs *org.Service, apps 
 	all := apps()
 	for _, m := range ms {
 		if !m.Anchored {
-			if id.waitingKvK == "" {
+			if m.Lapsed && id.waitingKvK == "" {
 				id.waitingKvK, id.waitingName = m.KvK, m.Organisation.Name
 			}
 			continue

@@ -135,47 +135,56 @@ func (s *Service) Link(accountID string, v Verified) (samePseudonym []string, er
 // AnchorStatus), or granted by an admin whose own membership is anchored,
 // and so on up the chain.
 func (s *Service) Anchored(m storage.Membership) (bool, error) {
-	ok, _, err := s.anchoredUntil(m, s.now())
-	return ok, err
+	a, err := s.anchoring(m, s.now())
+	return a.ok, err
 }
 
-// anchoredUntil is Anchored at now, with when the answer may turn false
-// by time alone (an eHerkenning verification lapsing); zero when it
-// cannot.
-func (s *Service) anchoredUntil(m storage.Membership, now time.Time) (bool, time.Time, error) {
+// anchoring is what Anchored finds at now.
+type anchoring struct {
+	ok bool
+	// until is when ok may turn false by time alone (an eHerkenning
+	// verification lapsing); zero when it cannot.
+	until time.Time
+	// lapsed is set when the chain reaches an eHerkenning verification
+	// that no longer holds (lapsed or ended), and no other admin's does.
+	lapsed bool
+}
+
+func (s *Service) anchoring(m storage.Membership, now time.Time) (anchoring, error) {
 	own := m.AccountID
 	seen := map[string]bool{}
 	for range maxChain {
 		if seen[m.AccountID] {
-			return false, time.Time{}, nil
+			return anchoring{}, nil
 		}
 		seen[m.AccountID] = true
 		switch m.Anchor {
 		case AnchorEH3:
 			if s.AnchorStatus(m, now).Holds() {
-				return true, s.LapsesAt(m), nil
+				return anchoring{ok: true, until: s.LapsesAt(m)}, nil
 			}
 			if m.AccountID == own {
-				return false, time.Time{}, nil
+				return anchoring{lapsed: true}, nil
 			}
-			return s.heldByAnotherAdmin(m.KvK, m.AccountID, now)
+			ok, until, err := s.heldByAnotherAdmin(m.KvK, m.AccountID, now)
+			return anchoring{ok: ok, until: until, lapsed: !ok}, err
 		case AnchorInvited:
 			inviter, err := s.Store.Membership(m.KvK, m.InvitedBy)
 			if errors.Is(err, storage.ErrNotFound) {
-				return false, time.Time{}, nil
+				return anchoring{}, nil
 			}
 			if err != nil {
-				return false, time.Time{}, err
+				return anchoring{}, err
 			}
 			if inviter.Role != RoleAdmin {
-				return false, time.Time{}, nil
+				return anchoring{}, nil
 			}
 			m = inviter
 		default:
-			return false, time.Time{}, nil
+			return anchoring{}, nil
 		}
 	}
-	return false, time.Time{}, nil
+	return anchoring{}, nil
 }
 
 // Membership is an account's membership with its organisation and what
@@ -188,6 +197,10 @@ type Membership struct {
 	// AnchoredUntil is when Anchored turns false unless someone verifies
 	// the company again; zero when it is not anchored.
 	AnchoredUntil time.Time
+	// Lapsed is set when the membership is not anchored because the
+	// eHerkenning verification it rests on lapsed or ended: an admin
+	// verifying the company again restores it.
+	Lapsed bool
 }
 
 // Assurance names how the membership is anchored for the X-Wij-Assurance
@@ -237,11 +250,11 @@ func (s *Service) Memberships(accountID string) ([]Membership, error) {
 		if err != nil {
 			return nil, fmt.Errorf("org: membership of %s without organisation: %w", m.KvK, err)
 		}
-		anchored, until, err := s.anchoredUntil(m, now)
+		a, err := s.anchoring(m, now)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Membership{Membership: m, Organisation: o, Anchored: anchored, AnchoredUntil: until})
+		out = append(out, Membership{Membership: m, Organisation: o, Anchored: a.ok, AnchoredUntil: a.until, Lapsed: a.lapsed})
 	}
 	slices.SortFunc(out, func(a, b Membership) int { return a.Since.Compare(b.Since) })
 	return out, nil

@@ -88,7 +88,7 @@ func (p *Portal) reverifyNotices(lang Lang, ms []org.Membership) (own, waiting [
 			own = append(own, reverifyView{KvK: m.KvK, Message: text})
 			continue
 		}
-		if !m.Anchored {
+		if m.Lapsed {
 			waiting = append(waiting, reverifyView{KvK: m.KvK, Message: strings.ReplaceAll(lang.T("reverify.waiting"), "{org}", name)})
 		}
 	}
