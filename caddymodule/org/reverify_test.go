@@ -238,3 +238,38 @@ func TestNoReminderBeforeTheVerificationIsDue(t *testing.T) {
 		t.Fatalf("with a grace shorter than a week, one reminder when due: %v", steps)
 	}
 }
+
+// Two replicas that read the anchor before either claimed its step: the
+// claim in the store lets one of them take it.
+func TestAStepReadByTwoReplicasIsClaimedOnce(t *testing.T) {
+	s, now := clockedService(t)
+	other := &Service{Store: s.Store, Now: s.Now}
+	const kvk = "12345678"
+	s.Link("admin", Verified{KvK: kvk, Level: "loa3"})
+	*now = now.Add(DefaultReverifyAfter)
+	read := func(svc *Service) storage.Membership {
+		m, _, err := svc.Verification(kvk, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	seenByS, seenByOther := read(s), read(other)
+	first, err := s.claimStep(seenByS, StepFirstReminder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := other.claimStep(seenByOther, StepFirstReminder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first || second {
+		t.Fatalf("claims: %v and %v, want exactly the first", first, second)
+	}
+	// A verification renewed meanwhile is not the one read: its step is
+	// not claimed for the old one.
+	s.Link("admin", Verified{KvK: kvk, Level: "loa3"})
+	if again, _ := s.claimStep(seenByS, StepSecondReminder); again {
+		t.Fatal("a step claimed for a verification that was renewed meanwhile")
+	}
+}
