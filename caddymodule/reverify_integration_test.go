@@ -1,12 +1,17 @@
 package caddymodule
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/wijtechniek/wijgate/caddymodule/mail"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
@@ -275,5 +280,42 @@ func TestAReminderThatFailedIsSentAtTheNextCheck(t *testing.T) {
 	c.Add(time.Hour)
 	if n := len(reminders(g, "anna@a.nl")); n != 1 {
 		t.Fatalf("%d reminders", n)
+	}
+}
+
+// The operator's log names each step of the check: a reminder sent, one
+// that could not be, and the lapse.
+func TestTheOperatorLogNamesEachStep(t *testing.T) {
+	g, c := startReverifyGateway(t, time.Hour)
+	_, _, annaID := reverifySetup(t, g)
+	app := runningApp(t)
+	mailer, err := mail.NewSMTPSender(mail.SMTPConfig{Addr: g.SMTP.Addr(), From: "Wij Techniek <noreply@wij-techniek.nl>", Security: mail.SecurityNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.InfoLevel)
+	check := func() { app.checkReverify(context.Background(), mailer, zap.New(core)) }
+	line := func(msg string) observer.LoggedEntry {
+		t.Helper()
+		found := logs.FilterMessage(msg).TakeAll()
+		if len(found) != 1 || found[0].ContextMap()["kvk"] != reverifyKvK || found[0].ContextMap()["account"] != annaID {
+			t.Fatalf("log lines %q: %+v (all: %+v)", msg, found, logs.All())
+		}
+		return found[0]
+	}
+
+	c.Add(testReverifyAfter + time.Minute)
+	g.SMTP.SetRefuse(true)
+	check()
+	if e := line("re-verification reminder not sent; trying again at the next check"); e.Level != zap.ErrorLevel {
+		t.Fatalf("a failed reminder logged at %v", e.Level)
+	}
+	g.SMTP.SetRefuse(false)
+	check()
+	line("re-verification reminder sent")
+	c.Add(testReverifyGrace)
+	check()
+	if e := line("eHerkenning verification lapsed: not verified again in time"); e.Level != zap.WarnLevel {
+		t.Fatalf("the lapse logged at %v", e.Level)
 	}
 }

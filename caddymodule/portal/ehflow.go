@@ -213,6 +213,7 @@ func (p *Portal) eherkenningComplete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: ehBindingCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true})
+	_, was, notRenewal := p.cfg.Orgs.Verification(res.KvK, a.ID)
 	same, err := p.cfg.Orgs.Link(a.ID, org.Verified{
 		KvK: res.KvK, Name: res.CompanyName, RSIN: res.RSIN, Branch: res.Branch,
 		Pseudonym: res.Pseudonym, Level: eherkenning.ShortLevel(res.Level),
@@ -225,6 +226,9 @@ func (p *Portal) eherkenningComplete(w http.ResponseWriter, r *http.Request) {
 		p.logger.Warn("eHerkenning pseudonym already seen on other accounts", zap.String("account", a.ID), zap.Strings("other_accounts", same), zap.String("kvk", res.KvK))
 	}
 	p.logger.Info("organisation linked", zap.String("account", a.ID), zap.String("kvk", res.KvK), zap.String("level", res.Level))
+	if notRenewal == nil {
+		p.logger.Info("eHerkenning verification renewed", zap.String("account", a.ID), zap.String("kvk", res.KvK), zap.Stringer("was", was))
+	}
 	if err := p.cfg.Sessions.SetActiveOrg(s.Key, res.KvK); err != nil {
 		p.logger.Warn("making the linked organisation active", zap.Error(err))
 	}
