@@ -103,6 +103,17 @@ type App struct {
 	// kept. Default 17520h (two years).
 	AuditRetention caddy.Duration `json:"audit_retention,omitempty"`
 
+	// ReverifyAfter is how long an eHerkenning verification holds before
+	// the admin is asked to verify the company again. Default 8760h (365
+	// days; `365d` works too).
+	ReverifyAfter caddy.Duration `json:"reverify_after,omitempty"`
+
+	// ReverifyGrace is how much longer a verification holds after
+	// ReverifyAfter; then it lapses, and colleagues whose access rests on
+	// it alone lose access until an admin verifies again. Default 720h
+	// (30 days); shorter than ReverifyAfter.
+	ReverifyGrace caddy.Duration `json:"reverify_grace,omitempty"`
+
 	// Mail says how wijgate sends email (codes, notices): through an SMTP
 	// server, or, for development, into an outbox directory that the
 	// portal shows at /dev/mail. One of the two is required.
@@ -146,6 +157,8 @@ type App struct {
 	lastIssuer *atomic.Pointer[string]
 	// brokerWatch keeps the eHerkenning broker's metadata loaded.
 	brokerWatch *brokerWatch
+	// reverify reminds admins of verifications that need renewing.
+	reverify *reverifyCheck
 	// ready is set once what needs the store's secrets is built (serve);
 	// until then waiting answers every request.
 	ready   *atomic.Bool
@@ -215,6 +228,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.accounts, a.orgs = domainServices(st, hasher, time.Duration(a.AuditRetention))
+	a.orgs.ReverifyAfter, a.orgs.ReverifyGrace = time.Duration(a.ReverifyAfter), time.Duration(a.ReverifyGrace)
 	a.privacy = privacyService(st, a.accounts, a.orgs)
 	if s.mailer, s.outbox, err = a.Mail.sender(repl, a.logger); err != nil {
 		return err
@@ -340,6 +354,7 @@ func (a *App) serve(repl *caddy.Replacer, s *served) error {
 	if sp != nil {
 		a.brokerWatch.watch(sp)
 	}
+	a.reverify = a.startReverifyCheck(s.mailer)
 	// The handlers read what serve built only after they see ready.
 	a.ready.Store(true)
 	return nil
@@ -402,6 +417,7 @@ func (a *App) Validate() error {
 		checkSessionDuration("lifetime", time.Duration(a.Lifetime)),
 		checkAuditRetention(time.Duration(a.AuditRetention)),
 		checkOutageGrace(time.Duration(a.StorageOutageGrace)),
+		checkReverify(time.Duration(a.ReverifyAfter), time.Duration(a.ReverifyGrace)),
 	}
 	for _, name := range a.StripHeaders {
 		if err := checkHeaderName(name); err != nil {
@@ -554,6 +570,7 @@ func (a *App) Cleanup() error {
 		<-a.starting
 	}
 	a.brokerWatch.stop()
+	a.reverify.stop()
 	if a.sessions != nil {
 		a.sessions.Close()
 	}

@@ -35,6 +35,8 @@ func init() {
 //	    return_hosts  <host...>
 //	    strip_headers <header...>
 //	    audit_retention <duration>
+//	    reverify_after <duration>
+//	    reverify_grace <duration>
 //	    mail { ... }
 //	    eherkenning { ... }
 //	}
@@ -91,7 +93,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("storage_reserve: 0 would be the default; leave the option out for that")
 			}
 			a.StorageReserve = n
-		case "idle_timeout", "lifetime", "audit_retention", "storage_outage_grace":
+		case "idle_timeout", "lifetime", "audit_retention", "storage_outage_grace", "reverify_after", "reverify_grace":
 			dur, err := durationArg(d, opt)
 			if err != nil {
 				return err
@@ -105,6 +107,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.AuditRetention = dur
 			case "storage_outage_grace":
 				a.StorageOutageGrace = dur
+			case "reverify_after":
+				a.ReverifyAfter = dur
+			case "reverify_grace":
+				a.ReverifyGrace = dur
 			}
 		case "return_hosts", "strip_headers":
 			args := d.RemainingArgs()

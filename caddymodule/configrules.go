@@ -14,6 +14,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
+	"github.com/wijtechniek/wijgate/caddymodule/org"
 )
 
 // The rules for configuration values live here, one function each, and
@@ -122,6 +123,28 @@ func checkAuditRetention(d time.Duration) error {
 func checkOutageGrace(d time.Duration) error {
 	if d != 0 && (d < time.Second || d > time.Hour) {
 		return fmt.Errorf("storage_outage_grace: %s is not a duration between 1s and 1h", d)
+	}
+	return nil
+}
+
+// checkReverify: both periods positive, and the grace shorter than the
+// period before it, so a verification is asked to be renewed for less
+// time than it simply held. Zero means the default.
+func checkReverify(after, grace time.Duration) error {
+	if after < 0 {
+		return fmt.Errorf("reverify_after: %s is not a positive duration", after)
+	}
+	if grace < 0 {
+		return fmt.Errorf("reverify_grace: %s is not a positive duration", grace)
+	}
+	if after == 0 {
+		after = org.DefaultReverifyAfter
+	}
+	if grace == 0 {
+		grace = org.DefaultReverifyGrace
+	}
+	if grace >= after {
+		return fmt.Errorf("reverify_grace: %s must be shorter than reverify_after (%s)", grace, after)
 	}
 	return nil
 }

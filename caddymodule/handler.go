@@ -233,6 +233,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	active, hasOrg := id.active(s.ActiveOrg)
 	if h.Require != "session" {
+		if !hasOrg && id.waitingKvK != "" {
+			return h.refuse(w, r, id, &orgIdentity{kvk: id.waitingKvK, name: id.waitingName}, "lapsed")
+		}
 		if !hasOrg {
 			return h.refuse(w, r, id, nil, "no_org")
 		}

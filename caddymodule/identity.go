@@ -32,6 +32,14 @@ type identity struct {
 	// nameHeader is name, encoded for a header value.
 	nameHeader string
 	orgs       []orgIdentity
+	// expires is when an eHerkenning verification that orgs rest on
+	// lapses, in unix nanoseconds (zero: none does): the identity is read
+	// again then, as no write moves the account's version at that moment.
+	expires int64
+	// waitingKvK and waitingName are a membership that is not anchored
+	// (its verification lapsed or ended), for the page that says an admin
+	// must verify the company again.
+	waitingKvK, waitingName string
 }
 
 // orgIdentity is one anchored membership, ready for the headers. It keeps
@@ -89,7 +97,7 @@ func (c *identityCache) get(versions storage.Versions, accounts *account.Service
 	c.mu.RLock()
 	cached := c.m[accountID]
 	c.mu.RUnlock()
-	if cached != nil && cached.version == version {
+	if cached != nil && cached.version == version && (cached.expires == 0 || now.UnixNano() < cached.expires) {
 		// Written at most once a second: every request of the account
 		// passes here, and the grace is counted in seconds.
 		if n := now.UnixNano(); n-cached.confirmed.Load() >= int64(time.Second) {
@@ -127,7 +135,13 @@ func (c *identityCache) load(accounts *account.Service, orgs *org.Service, apps 
 	all := apps()
 	for _, m := range ms {
 		if !m.Anchored {
+			if m.Lapsed && id.waitingKvK == "" {
+				id.waitingKvK, id.waitingName = m.KvK, m.Organisation.Name
+			}
 			continue
+		}
+		if until := m.AnchoredUntil.UnixNano(); id.expires == 0 || until < id.expires {
+			id.expires = until
 		}
 		granted := m.AppsFor(all)
 		id.orgs = append(id.orgs, orgIdentity{
@@ -155,7 +169,7 @@ func (c *identityCache) load(accounts *account.Service, orgs *org.Service, apps 
 // active accounts cached, marking a dozen strings each took a third of the
 // server's CPU.
 func (id *identity) pack() {
-	fields := []*string{&id.id, &id.email, &id.name, &id.nameHeader}
+	fields := []*string{&id.id, &id.email, &id.name, &id.nameHeader, &id.waitingKvK, &id.waitingName}
 	for i := range id.orgs {
 		o := &id.orgs[i]
 		fields = append(fields, &o.kvk, &o.name, &o.nameHeader, &o.role, &o.assurance, &o.appsHeader)

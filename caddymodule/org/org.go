@@ -83,6 +83,10 @@ type Service struct {
 	// AuditRetention is how long audit entries are kept; zero means
 	// DefaultAuditRetention.
 	AuditRetention time.Duration
+	// ReverifyAfter is how long an eHerkenning verification holds before
+	// it must be renewed, and ReverifyGrace how much longer it holds
+	// after that; zero means DefaultReverifyAfter and DefaultReverifyGrace.
+	ReverifyAfter, ReverifyGrace time.Duration
 }
 
 func (s *Service) now() time.Time {
@@ -104,48 +108,83 @@ type Verified struct {
 // creating the company on first sight. It returns other accounts that
 // earlier arrived with the same eHerkenning pseudonym (allowed; the
 // caller logs it).
+// A verification of a company the account already holds an eh3 anchor
+// for renews that anchor: it holds for ReverifyAfter from now again.
 func (s *Service) Link(accountID string, v Verified) (samePseudonym []string, err error) {
 	if !kvkPattern.MatchString(v.KvK) {
 		return nil, ErrInvalidKvK
 	}
+	action := "eh_verified"
+	if before, err := s.Store.Membership(v.KvK, accountID); err == nil && before.Anchor == AnchorEH3 {
+		action = "eh_renewed"
+	}
 	now := s.now()
-	return s.Store.LinkOrganisation(
+	samePseudonym, err = s.Store.LinkOrganisation(
 		storage.Organisation{KvK: v.KvK, Name: v.Name, RSIN: v.RSIN, Branch: v.Branch, CreatedAt: now, UpdatedAt: now},
 		storage.Membership{KvK: v.KvK, AccountID: accountID, Role: RoleAdmin, Anchor: AnchorEH3,
 			Level: v.Level, Pseudonym: v.Pseudonym, Since: now, VerifiedAt: now},
 	)
+	if err == nil {
+		s.audit(v.KvK, accountID, action, accountID, "pseudonym "+v.Pseudonym+", level "+v.Level)
+	}
+	return samePseudonym, err
 }
 
 // Anchored reports whether a membership rests on eHerkenning: it was
-// verified with eHerkenning itself, or granted by an admin whose own
-// membership is anchored, and so on up the chain.
+// verified with eHerkenning itself, and that verification holds (see
+// AnchorStatus), or granted by an admin whose own membership is anchored,
+// and so on up the chain.
 func (s *Service) Anchored(m storage.Membership) (bool, error) {
+	a, err := s.anchoring(m, s.now())
+	return a.ok, err
+}
+
+// anchoring is what Anchored finds at now.
+type anchoring struct {
+	ok bool
+	// until is when ok may turn false by time alone (an eHerkenning
+	// verification lapsing); zero when it cannot.
+	until time.Time
+	// lapsed is set when the chain reaches an eHerkenning verification
+	// that no longer holds (lapsed or ended), and no other admin's does.
+	lapsed bool
+}
+
+func (s *Service) anchoring(m storage.Membership, now time.Time) (anchoring, error) {
+	own := m.AccountID
 	seen := map[string]bool{}
 	for range maxChain {
 		if seen[m.AccountID] {
-			return false, nil
+			return anchoring{}, nil
 		}
 		seen[m.AccountID] = true
 		switch m.Anchor {
 		case AnchorEH3:
-			return true, nil
+			if s.AnchorStatus(m, now).Holds() {
+				return anchoring{ok: true, until: s.LapsesAt(m)}, nil
+			}
+			if m.AccountID == own {
+				return anchoring{lapsed: true}, nil
+			}
+			ok, until, err := s.heldByAnotherAdmin(m.KvK, m.AccountID, now)
+			return anchoring{ok: ok, until: until, lapsed: !ok}, err
 		case AnchorInvited:
 			inviter, err := s.Store.Membership(m.KvK, m.InvitedBy)
 			if errors.Is(err, storage.ErrNotFound) {
-				return false, nil
+				return anchoring{}, nil
 			}
 			if err != nil {
-				return false, err
+				return anchoring{}, err
 			}
 			if inviter.Role != RoleAdmin {
-				return false, nil
+				return anchoring{}, nil
 			}
 			m = inviter
 		default:
-			return false, nil
+			return anchoring{}, nil
 		}
 	}
-	return false, nil
+	return anchoring{}, nil
 }
 
 // Membership is an account's membership with its organisation and what
@@ -155,6 +194,13 @@ type Membership struct {
 	Organisation storage.Organisation
 	// Anchored is whether the membership rests on eHerkenning.
 	Anchored bool
+	// AnchoredUntil is when Anchored turns false unless someone verifies
+	// the company again; zero when it is not anchored.
+	AnchoredUntil time.Time
+	// Lapsed is set when the membership is not anchored because the
+	// eHerkenning verification it rests on lapsed or ended: an admin
+	// verifying the company again restores it.
+	Lapsed bool
 }
 
 // Assurance names how the membership is anchored for the X-Wij-Assurance
@@ -198,16 +244,17 @@ func (s *Service) Memberships(accountID string) ([]Membership, error) {
 		return nil, err
 	}
 	out := make([]Membership, 0, len(ms))
+	now := s.now()
 	for _, m := range ms {
 		o, err := s.Store.Organisation(m.KvK)
 		if err != nil {
 			return nil, fmt.Errorf("org: membership of %s without organisation: %w", m.KvK, err)
 		}
-		anchored, err := s.Anchored(m)
+		a, err := s.anchoring(m, now)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Membership{Membership: m, Organisation: o, Anchored: anchored})
+		out = append(out, Membership{Membership: m, Organisation: o, Anchored: a.ok, AnchoredUntil: a.until, Lapsed: a.lapsed})
 	}
 	slices.SortFunc(out, func(a, b Membership) int { return a.Since.Compare(b.Since) })
 	return out, nil

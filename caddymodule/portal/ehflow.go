@@ -82,7 +82,7 @@ func (p *Portal) eherkenningStart(w http.ResponseWriter, r *http.Request) {
 		Name: ehBindingCookie, Value: secret, Path: "/", MaxAge: int(time.Hour / time.Second),
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
-	start, err := sp.StartLogin(r.Context(), a.ID, bindingHash(secret), "/dashboard")
+	start, err := sp.StartLogin(r.Context(), a.ID, bindingHash(secret), p.ehReturnTo(r, a.ID))
 	if eherkenning.ErrorCode(err) == eherkenning.CodeBrokerUnavailable {
 		p.logger.Warn("eHerkenning login not started: the broker is unavailable", zap.String("account", a.ID), zap.Error(err))
 		p.pages.render(w, r, http.StatusServiceUnavailable, "error", &view{Lang: lang, Title: "eh.title", Data: lang.T("eh.unavailable")})
@@ -159,6 +159,14 @@ func (p *Portal) ehFailed(w http.ResponseWriter, r *http.Request, lang Lang, err
 		key, status = "eh.cancelled", http.StatusOK
 	case eherkenning.CodeNoAuthorization:
 		key, status = "eh.noauthorization", http.StatusForbidden
+		ended, err := p.endAnchorOnRefusal(r, err)
+		if err != nil {
+			p.serverError(w, r, lang, "ending an eHerkenning anchor after a no-machtiging answer", err)
+			return
+		}
+		if ended {
+			key = "reverify.refused"
+		}
 	case eherkenning.CodeLevelTooLow:
 		key, status = "eh.leveltoolow", http.StatusForbidden
 	case eherkenning.CodeUnknownRequest, eherkenning.CodeExpired:
@@ -205,6 +213,7 @@ func (p *Portal) eherkenningComplete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: ehBindingCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true})
+	_, was, notRenewal := p.cfg.Orgs.Verification(res.KvK, a.ID)
 	same, err := p.cfg.Orgs.Link(a.ID, org.Verified{
 		KvK: res.KvK, Name: res.CompanyName, RSIN: res.RSIN, Branch: res.Branch,
 		Pseudonym: res.Pseudonym, Level: eherkenning.ShortLevel(res.Level),
@@ -217,6 +226,9 @@ func (p *Portal) eherkenningComplete(w http.ResponseWriter, r *http.Request) {
 		p.logger.Warn("eHerkenning pseudonym already seen on other accounts", zap.String("account", a.ID), zap.Strings("other_accounts", same), zap.String("kvk", res.KvK))
 	}
 	p.logger.Info("organisation linked", zap.String("account", a.ID), zap.String("kvk", res.KvK), zap.String("level", res.Level))
+	if notRenewal == nil {
+		p.logger.Info("eHerkenning verification renewed", zap.String("account", a.ID), zap.String("kvk", res.KvK), zap.Stringer("was", was))
+	}
 	if err := p.cfg.Sessions.SetActiveOrg(s.Key, res.KvK); err != nil {
 		p.logger.Warn("making the linked organisation active", zap.Error(err))
 	}

@@ -105,6 +105,9 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		p.logger.Warn("clearing login failures", zap.Error(err))
 	}
 	p.logger.Info("login", zap.String("account", a.ID), zap.String("remote", ip))
+	if p.reverifyAfterLogin(w, r, lang, a, ret) {
+		return
+	}
 	p.continueAfterLogin(w, r, lang, ret)
 }
 

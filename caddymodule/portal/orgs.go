@@ -28,6 +28,9 @@ type dashboardData struct {
 	Memberships []org.Membership
 	Active      *org.Membership
 	Apps        []AppInfo
+	// Reverify are the account's verifications to renew; Waiting the
+	// memberships waiting for an admin to verify the company again.
+	Reverify, Waiting []reverifyView
 }
 
 // memberView is a member as the admin page shows them.
@@ -91,6 +94,7 @@ func (p *Portal) dashboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := dashboardData{Memberships: ms}
+	d.Reverify, d.Waiting = p.reverifyNotices(lang, ms)
 	if active, ok := org.Active(ms, s.ActiveOrg); ok {
 		d.Active = &active
 		granted := active.AppsFor(p.appNames())

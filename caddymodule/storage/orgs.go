@@ -34,6 +34,15 @@ type Membership struct {
 	Apps       []string  `json:"apps,omitempty"`
 	Since      time.Time `json:"since"`
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	// AnchorEndedAt is when the broker answered that the person holds no
+	// machtiging for the company: their eh3 anchor ended then, whatever
+	// VerifiedAt says, until they verify again.
+	AnchorEndedAt time.Time `json:"anchor_ended_at,omitzero"`
+	// ReverifyStep is how far the renewal of this verification has gone:
+	// 1 once the reminder a month before it lapses is sent, 2 the one a
+	// week before, 3 once its lapse is recorded. A new verification
+	// starts again at 0.
+	ReverifyStep int `json:"reverify_step,omitempty"`
 }
 
 // Invitation asks someone to join an organisation with a set of apps.
