@@ -90,9 +90,9 @@ func TestExportIsAPostedDownloadOfEverythingAndNoSecret(t *testing.T) {
 		actions = append(actions, e.Action)
 	}
 	slices.Sort(actions)
-	// Jan invited Piet and the newcomer, and gave Piet apps; Piet's
-	// acceptance names Piet only.
-	if want := []string{"invite", "invite", "set_apps"}; !slices.Equal(actions, want) {
+	// Jan verified the company, invited Piet and the newcomer, and gave
+	// Piet apps; Piet's acceptance names Piet only.
+	if want := []string{"eh_verified", "invite", "invite", "set_apps"}; !slices.Equal(actions, want) {
 		t.Errorf("audit actions %v, want %v", actions, want)
 	}
 	if x.Factors == nil || len(x.Factors) != 0 {
