@@ -29,6 +29,7 @@ func init() {
 //	POST /wijgate/accounts/disable  {"email"}: disable one, ending its sessions
 //	GET  /wijgate/orgs              list organisations
 //	GET  /wijgate/orgs/<kvk>        one organisation with its members
+//	GET  /wijgate/backup            a backup of the store, streamed
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -46,6 +47,7 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/wijgate/accounts/disable", Handler: caddy.AdminHandlerFunc(handleDisable)},
 		{Pattern: "/wijgate/orgs", Handler: caddy.AdminHandlerFunc(handleOrgs)},
 		{Pattern: "/wijgate/orgs/", Handler: caddy.AdminHandlerFunc(handleOrgs)},
+		{Pattern: "/wijgate/backup", Handler: caddy.AdminHandlerFunc(handleBackup)},
 	}
 }
 
