@@ -22,6 +22,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
+	"github.com/wijtechniek/wijgate/caddymodule/store"
 )
 
 // TestBackupUnderLoadRestoresEverything backs up a running server while
@@ -84,7 +85,7 @@ func TestBackupUnderLoadRestoresEverything(t *testing.T) {
 		})
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for written.Load() < 5 {
+	for written.Load() < 20 {
 		if time.Now().After(deadline) {
 			close(stop)
 			wg.Wait()
@@ -185,6 +186,18 @@ func TestBackupUnderLoadRestoresEverything(t *testing.T) {
 	}
 	s.stop()
 
+	// A snapshot holds no session or membership whose account it lacks.
+	opened, err := store.Open(store.Options{Dir: restored})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := opened.Check(); err != nil {
+		t.Errorf("the restored store's records contradict each other:\n%v", err)
+	}
+	if err := opened.Close(); err != nil {
+		t.Fatal(err)
+	}
+
 	// Without a server the command opens the store itself.
 	again := filepath.Join(s.dir, "again.backup")
 	out, err = run(t, "", nil, "backup", "--to", again, "--config", s.caddyfile, "--adapter", "caddyfile")
@@ -251,6 +264,7 @@ func TestRestoreRefuses(t *testing.T) {
 		file, want string
 	}{
 		"truncated":       {variant("truncated.backup", string(good[:len(good)*2/3])), "is truncated"},
+		"cut at a line":   {variant("cut.backup", strings.Join(lines[:len(lines)-2], "")), "is truncated"},
 		"altered byte":    {variant("altered.backup", string(altered)), "has been altered or damaged"},
 		"unknown version": {variant("v2.backup", header+strings.Join(lines[1:], "")), "has format version 2"},
 		"not a backup":    {variant("Caddyfile.backup", "{\n\tadmin off\n}\n"), "is not a wijgate backup"},
@@ -277,6 +291,17 @@ func TestRestoreRefuses(t *testing.T) {
 	}
 	if out, err := run(t, "", nil, "backup", "verify", file); err != nil || !strings.Contains(out, "chmod 600") {
 		t.Errorf("verify of a backup others can read: %v\n%s", err, out)
+	}
+
+	// A backup that fails leaves the file of that name as it was.
+	if out, err := run(t, "", nil, "backup", "--to", file, "--storage", filepath.Join(s.dir, "outbox"), "--address", freeAddr(t)); err == nil || !strings.Contains(out, "not a badger store") {
+		t.Errorf("backup of a directory that is no store: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(file); err != nil || !bytes.Equal(b, good) {
+		t.Errorf("a failed backup changed the backup of the same name (%v)", err)
+	}
+	if leftover, _ := filepath.Glob(filepath.Join(s.dir, ".*partial*")); len(leftover) > 0 {
+		t.Errorf("a failed backup left %v", leftover)
 	}
 
 	others := filepath.Join(s.dir, "others")
