@@ -23,6 +23,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/internal/pgtest"
 )
 
 // TestBackupUnderLoadRestoresEverything backs up a running server while
@@ -391,4 +392,78 @@ func getBody(t *testing.T, target string) string {
 		t.Fatalf("GET %s: %d %v\n%s", target, resp.StatusCode, err, b)
 	}
 	return string(b)
+}
+
+// TestBackupAcrossEngines restores a badger server's backup into
+// PostgreSQL and the PostgreSQL server's backup, streamed from it, into a
+// new badger directory, starting the server on each: the session cookie
+// made first works on both, and a database that holds records is refused
+// as a target.
+func TestBackupAcrossEngines(t *testing.T) {
+	pg, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	pgURL, err := pg.NewDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s := newFaultServer(t)
+	s.start()
+	const email = "overstap@example.nl"
+	if _, err := addAccountByAPI(http.DefaultClient, s.admin, email); err != nil {
+		t.Fatal(err)
+	}
+	v := newVisitor("http://"+s.site, http.DefaultTransport)
+	cookie, err := v.login(email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.linkCompany("87654321", "piet"); err != nil {
+		t.Fatal(err)
+	}
+	fromBadger := filepath.Join(s.dir, "badger.backup")
+	if out, err := run(t, "", nil, "backup", "--to", fromBadger, "--config", s.caddyfile); err != nil {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	s.stop()
+
+	if out, err := run(t, "", nil, "restore", "--from", fromBadger, "--storage", pgURL); err != nil || !strings.Contains(out, "restored;") {
+		t.Fatalf("restore into PostgreSQL: %v\n%s", err, out)
+	}
+	useStorage(t, s, pgURL)
+	s.start()
+	expectGuarded(t, s, cookie, email)
+	fromPostgres := filepath.Join(s.dir, "postgres.backup")
+	if out, err := run(t, "", nil, "backup", "--to", fromPostgres, "--config", s.caddyfile); err != nil || !strings.Contains(out, "from a postgres store") {
+		t.Fatalf("backup of the server on PostgreSQL: %v\n%s", err, out)
+	}
+	s.stop()
+	if out, err := run(t, "", nil, "restore", "--from", fromBadger, "--storage", pgURL); err == nil || !strings.Contains(out, "already holds") {
+		t.Errorf("restore into a database that holds records: %v\n%s", err, out)
+	}
+	a, err := caddymodule.ReadBackup(fromBadger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := caddymodule.ReadBackup(fromPostgres, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []storage.Kind{storage.KindSecret, storage.KindAccount, storage.KindSession, storage.KindOrganisation, storage.KindMembership} {
+		if a.Summary.Counts[k] != b.Summary.Counts[k] || a.Summary.Counts[k] == 0 {
+			t.Errorf("%s: %d in the badger backup, %d in the PostgreSQL one", k, a.Summary.Counts[k], b.Summary.Counts[k])
+		}
+	}
+
+	restored := filepath.Join(s.dir, "restored")
+	if out, err := run(t, "", nil, "restore", "--from", fromPostgres, "--storage", restored); err != nil {
+		t.Fatalf("restore of the PostgreSQL backup into badger: %v\n%s", err, out)
+	}
+	useStorage(t, s, restored)
+	s.start()
+	expectGuarded(t, s, cookie, email)
+	s.stop()
 }
