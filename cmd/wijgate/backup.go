@@ -158,8 +158,10 @@ func takeBackup(c *cobra.Command, to string) (caddymodule.BackupInfo, error) {
 	flagAddr, _ := c.Flags().GetString("address")
 	addr := cfg.adminAddress(flagAddr)
 	adminOff := flagAddr == "" && cfg != nil && cfg.Admin.Disabled
+	var from string
 	if !adminOff && serverAnswers(addr) {
-		fmt.Fprintf(c.ErrOrStderr(), "backing up the server at %s\n", addr)
+		from = "the server at " + addr
+		fmt.Fprintf(c.ErrOrStderr(), "backing up %s\n", from)
 		resp, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, "/wijgate/backup", nil, nil)
 		if err != nil {
 			return info, fmt.Errorf("the server at %s: %s", addr, serverMessage(err))
@@ -175,7 +177,8 @@ func takeBackup(c *cobra.Command, to string) (caddymodule.BackupInfo, error) {
 		if err != nil {
 			return info, fmt.Errorf("no server answered at %s, and %w", addr, err)
 		}
-		fmt.Fprintf(c.ErrOrStderr(), "no server answered at %s; backing up the store %s (from %s)\n", addr, caddymodule.RedactStorage(location), source)
+		from = "the store " + caddymodule.RedactStorage(location)
+		fmt.Fprintf(c.ErrOrStderr(), "no server answered at %s; backing up %s (from %s)\n", addr, from, source)
 		if _, err := caddymodule.BackupStore(c.Context(), location, partial); err != nil {
 			return info, err
 		}
@@ -187,6 +190,10 @@ func takeBackup(c *cobra.Command, to string) (caddymodule.BackupInfo, error) {
 		return info, fmt.Errorf("writing the backup next to %s: %w", to, err)
 	}
 	info, err = caddymodule.ReadBackup(partial.Name(), nil)
+	var damaged *caddymodule.BackupError
+	if errors.As(err, &damaged) {
+		return info, fmt.Errorf("the backup %s sent %s\nnothing was written to %s", from, damaged.Reason, to)
+	}
 	if err != nil {
 		return info, fmt.Errorf("%w\nnothing was written to %s", err, to)
 	}

@@ -440,6 +440,23 @@ func TestBackupAcrossEngines(t *testing.T) {
 	if out, err := run(t, "", nil, "backup", "--to", fromPostgres, "--config", s.caddyfile); err != nil || !strings.Contains(out, "from a postgres store") {
 		t.Fatalf("backup of the server on PostgreSQL: %v\n%s", err, out)
 	}
+	// With the database down the server ends the stream with the cause,
+	// and nothing takes the backup's name.
+	if err := pg.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	outage := filepath.Join(s.dir, "outage.backup")
+	out, err := run(t, "", nil, "backup", "--to", outage, "--config", s.caddyfile)
+	if err == nil || !strings.Contains(out, "sent is not a whole backup: the server stopped it after 0 records") {
+		t.Errorf("backup while the database is down: %v\n%s", err, out)
+	}
+	t.Logf("backup while the database is down:\n%s", out)
+	if _, err := os.Stat(outage); !os.IsNotExist(err) {
+		t.Errorf("a backup that failed was named %s (%v)", outage, err)
+	}
+	if err := pg.Resume(); err != nil {
+		t.Fatal(err)
+	}
 	s.stop()
 	if out, err := run(t, "", nil, "restore", "--from", fromBadger, "--storage", pgURL); err == nil || !strings.Contains(out, "already holds") {
 		t.Errorf("restore into a database that holds records: %v\n%s", err, out)
