@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -48,7 +49,8 @@ const (
 type BackupHeader struct {
 	Format  string `json:"format"`
 	Version int    `json:"version"`
-	// WijGate is the version of the wijgate that wrote the backup.
+	// WijGate is the version of the wijgate that wrote the backup, with
+	// the Caddy version it was built with.
 	WijGate string `json:"wijgate"`
 	// Engine is the engine backed up: badger or postgres.
 	Engine  string    `json:"engine"`
@@ -94,6 +96,17 @@ func engineName(v recordVisitor) string {
 	return "badger"
 }
 
+// buildVersion names the wijgate build and the Caddy in it; a build
+// without version control information is "(devel)".
+func buildVersion() string {
+	own := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		own = bi.Main.Version
+	}
+	caddyVersion, _ := caddy.Version()
+	return own + " (Caddy " + caddyVersion + ")"
+}
+
 // writeBackup writes every record src holds, from one snapshot, to w as
 // a backup. An error after the header has been written ends the stream
 // with an error line, so that a reader names the cause rather than a cut.
@@ -102,8 +115,7 @@ func writeBackup(ctx context.Context, src recordVisitor, w io.Writer) (BackupSum
 	sum := sha256.New()
 	out := io.MultiWriter(bw, sum)
 	enc := json.NewEncoder(out)
-	version, _ := caddy.Version()
-	header := BackupHeader{Format: backupFormat, Version: backupVersion, WijGate: version, Engine: engineName(src), TakenAt: time.Now().UTC()}
+	header := BackupHeader{Format: backupFormat, Version: backupVersion, WijGate: buildVersion(), Engine: engineName(src), TakenAt: time.Now().UTC()}
 	if err := enc.Encode(header); err != nil {
 		return BackupSummary{}, err
 	}
