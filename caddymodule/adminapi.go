@@ -32,6 +32,7 @@ func init() {
 //	POST /wijgate/accounts/delete   {"email"}: remove one and everything kept for it
 //	GET  /wijgate/orgs              list organisations
 //	GET  /wijgate/orgs/<kvk>        one organisation with its members
+//	GET  /wijgate/backup            a backup of the store, streamed
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -51,6 +52,7 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/wijgate/accounts/delete", Handler: caddy.AdminHandlerFunc(handleDelete)},
 		{Pattern: "/wijgate/orgs", Handler: caddy.AdminHandlerFunc(handleOrgs)},
 		{Pattern: "/wijgate/orgs/", Handler: caddy.AdminHandlerFunc(handleOrgs)},
+		{Pattern: "/wijgate/backup", Handler: caddy.AdminHandlerFunc(handleBackup)},
 	}
 }
 
