@@ -289,7 +289,7 @@ func (a *App) serve(repl *caddy.Replacer, s *served) error {
 		return err
 	}
 	if note != nil {
-		return fmt.Errorf("storage %s holds an incomplete copy (%s): run `wijgate store copy` again with --force before serving from it",
+		return fmt.Errorf("storage %s holds an incomplete copy (%s): run the same `wijgate store copy` or `wijgate restore` again with --force before serving from it",
 			RedactStorage(a.storeKey), note)
 	}
 	keys := s.keys

@@ -22,7 +22,8 @@ func main() {
 	caddy.CustomLongDescription = `wijgate is the front door of Wij Techniek's web applications: the Caddy
 web server with wijgate's modules. It has Caddy's commands (run, validate,
 adapt, reload, stop, list-modules, ...) and the operator commands
-'wijgate accounts' and 'wijgate orgs'.
+'wijgate accounts', 'wijgate orgs', 'wijgate store copy', 'wijgate backup'
+and 'wijgate restore'.
 
 	$ wijgate run --config Caddyfile
 	$ wijgate accounts list
