@@ -29,6 +29,7 @@ func init() {
 //	POST /wijgate/accounts/disable  {"email"}: disable one, ending its sessions
 //	GET  /wijgate/orgs              list organisations
 //	GET  /wijgate/orgs/<kvk>        one organisation with its members
+//	/wijgate/eherkenning/keys...    the SP's key set (spkeys.go)
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -46,6 +47,8 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/wijgate/accounts/disable", Handler: caddy.AdminHandlerFunc(handleDisable)},
 		{Pattern: "/wijgate/orgs", Handler: caddy.AdminHandlerFunc(handleOrgs)},
 		{Pattern: "/wijgate/orgs/", Handler: caddy.AdminHandlerFunc(handleOrgs)},
+		{Pattern: "/wijgate/eherkenning/keys", Handler: caddy.AdminHandlerFunc(handleSPKeys)},
+		{Pattern: "/wijgate/eherkenning/keys/", Handler: caddy.AdminHandlerFunc(handleSPKeys)},
 	}
 }
 

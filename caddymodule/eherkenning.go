@@ -130,11 +130,22 @@ func (a *App) provisionEHerkenning(repl *caddy.Replacer) (*eherkenning.ServicePr
 		AttributeConsumingServiceIndex: c.AttributeConsumingServiceIndex,
 		MinLevel:                       c.MinLevel, RequestedAuthnContext: c.RequestedAuthnContext,
 		ArtifactClient: client, Now: now, Logger: a.logger.Named("eherkenning"),
+		Keys: a.engine,
 	}
 	sp, err := eherkenning.NewWithoutBrokerMetadata(cfg, a.engine)
 	if err != nil {
 		return nil, err
 	}
+	// The stored key set rules once it exists: configured files only seed
+	// it. Files it does not hold mean a rollover done by swapping files,
+	// which would publish and sign with keys the set does not know.
+	if c.SigningCert != "" && !sp.KeySet().Holds(signCert) {
+		return nil, fmt.Errorf("eherkenning: signing_cert %s (fingerprint %s) is not in the stored key set, whose current key is %s: "+
+			"roll to a new certificate with `wijgate eherkenning keys add --cert F --key F` and `activate`, then point signing_cert and signing_key at it; "+
+			"or name the current key's files again",
+			r(c.SigningCert), eherkenning.KeyName(signCert), sp.KeySet().Current().Fingerprint())
+	}
+	a.serviceProvider = sp
 	return sp, nil
 }
 
