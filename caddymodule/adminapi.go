@@ -30,6 +30,7 @@ func init() {
 //	GET  /wijgate/orgs              list organisations
 //	GET  /wijgate/orgs/<kvk>        one organisation with its members
 //	/wijgate/eherkenning/keys...    the SP's key set (spkeys.go)
+//	/wijgate/token/keys...          the identity-token keys (tokenkeys.go)
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -49,6 +50,8 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/wijgate/orgs/", Handler: caddy.AdminHandlerFunc(handleOrgs)},
 		{Pattern: "/wijgate/eherkenning/keys", Handler: caddy.AdminHandlerFunc(handleSPKeys)},
 		{Pattern: "/wijgate/eherkenning/keys/", Handler: caddy.AdminHandlerFunc(handleSPKeys)},
+		{Pattern: "/wijgate/token/keys", Handler: caddy.AdminHandlerFunc(handleTokenKeys)},
+		{Pattern: "/wijgate/token/keys/", Handler: caddy.AdminHandlerFunc(handleTokenKeys)},
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wijtechniek/wijgate/caddymodule"
+	"github.com/wijtechniek/wijgate/caddymodule/token"
 )
 
 func init() {
@@ -102,6 +103,76 @@ accounts' does, or opens the store when none runs.
 			cmd.AddCommand(keys)
 		},
 	})
+}
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "token",
+		Usage: "keys list|rotate [--config <file>] [--address <admin>] [--storage <dir>]",
+		Short: "Shows and rotates the identity-token (X-Wij-Assertion) keys",
+		Long: `
+The keys that sign X-Wij-Assertion rotate on their own every 30 days: the
+next key is published in /.well-known/jwks.json before it signs, the one
+before stays published until the following rotation. 'rotate' rotates now
+(say, after a key may have leaked); it is refused while the next key has
+been published for less than two minutes, so every replica publishes it
+before it signs. Other servers on the store follow within a minute.
+
+  wijgate token keys list
+  wijgate token keys rotate
+`,
+		CobraFunc: func(cmd *cobra.Command) {
+			addOperatorFlags(cmd)
+			keys := &cobra.Command{Use: "keys", Short: "Lists and rotates the identity-token keys"}
+			list := &cobra.Command{
+				Use:   "list",
+				Short: "Lists the published keys: role, kid, created, signing since",
+				RunE: func(c *cobra.Command, _ []string) error {
+					return tokenKeysCommand(c, http.MethodGet, "/wijgate/token/keys",
+						func(k *caddymodule.TokenKeys) ([]token.KeyInfo, error) { return k.List(), nil })
+				},
+			}
+			rotate := &cobra.Command{
+				Use:   "rotate",
+				Short: "The next key signs now; a new next key is published",
+				RunE: func(c *cobra.Command, _ []string) error {
+					return tokenKeysCommand(c, http.MethodPost, "/wijgate/token/keys/rotate",
+						func(k *caddymodule.TokenKeys) ([]token.KeyInfo, error) { return k.Rotate() })
+				},
+			}
+			keys.AddCommand(list, rotate)
+			cmd.AddCommand(keys)
+		},
+	})
+}
+
+// tokenKeysCommand runs a token key operation through the running
+// server's admin API or on the store opened directly, and prints the keys.
+func tokenKeysCommand(c *cobra.Command, method, uri string, direct func(*caddymodule.TokenKeys) ([]token.KeyInfo, error)) error {
+	var list []token.KeyInfo
+	err := withStore(c, method, uri, nil, &list,
+		func(location string) error {
+			k, closeStore, err := caddymodule.OpenTokenKeys(location)
+			if err != nil {
+				return fmt.Errorf("opening the store %s: %w", caddymodule.RedactStorage(location), err)
+			}
+			defer closeStore()
+			list, err = direct(k)
+			return err
+		})
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tKID\tCREATED\tSIGNS SINCE / MAY SIGN FROM")
+	for _, k := range list {
+		since := "-"
+		if !k.Since.IsZero() {
+			since = k.Since.Format("2006-01-02 15:04:05 MST")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Role, k.ID, k.Created.Format("2006-01-02 15:04:05 MST"), since)
+	}
+	return tw.Flush()
 }
 
 // keysCommand runs a key operation through the running server's admin API

@@ -129,7 +129,12 @@ func roleIn(out, fingerprint string) string {
 
 func metadata(t *testing.T, site string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + site + "/eherkenning/metadata")
+	return get(t, "http://"+site+"/eherkenning/metadata")
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,4 +153,66 @@ func selfSigned(t *testing.T, key *rsa.PrivateKey, from, until time.Time) string
 		t.Fatal(err)
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// TestTokenKeysCommands: `wijgate token keys` shows the identity-token
+// keys and rotates them through a running server, which then publishes
+// the new next key in its JWKS; a second rotation within two minutes is
+// refused; with the server stopped the store's set is listed.
+func TestTokenKeysCommands(t *testing.T) {
+	dir := t.TempDir()
+	site, admin := freeAddr(t), freeAddr(t)
+	writeFile(t, filepath.Join(dir, "Caddyfile"), fmt.Sprintf(`{
+	admin %[1]s
+	auto_https off
+	persist_config off
+	wijgate {
+		storage %[2]s
+		mail {
+			outbox %[3]s
+		}
+	}
+}
+http://%[4]s {
+	wijgate portal
+}
+`, admin, filepath.Join(dir, "store"), filepath.Join(dir, "outbox"), site))
+	tokenKeys := func(args ...string) (string, error) {
+		return runIn(t, dir, "", nil, append([]string{"token", "keys"}, args...)...)
+	}
+	stop := startServer(t, dir, nil, admin, "run", "--config", "Caddyfile")
+	out, err := tokenKeys("list")
+	if err != nil || len(strings.Split(strings.TrimSpace(out), "\n")) != 3 {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	var current, next string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "current" {
+			current = f[1]
+		} else if len(f) > 1 && f[0] == "next" {
+			next = f[1]
+		}
+	}
+	out, err = tokenKeys("rotate")
+	if err != nil || roleIn(out, next) != "current" || roleIn(out, current) != "previous" {
+		t.Fatalf("rotate: %v\n%s", err, out)
+	}
+	var newNext string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "next" {
+			newNext = f[1]
+		}
+	}
+	if jwks := get(t, "http://"+site+"/.well-known/jwks.json"); !strings.Contains(jwks, newNext) || !strings.Contains(jwks, current) {
+		t.Fatalf("the JWKS after the rotation does not publish the new next key and the previous one:\n%s", jwks)
+	}
+	out, err = tokenKeys("rotate")
+	if err == nil || !strings.Contains(out, "published too recently") {
+		t.Fatalf("a second rotation at once: %v\n%s", err, out)
+	}
+	stop()
+	out, err = tokenKeys("list")
+	if err != nil || !strings.Contains(out, "using the store") || roleIn(out, next) != "current" || roleIn(out, newNext) != "next" {
+		t.Fatalf("list with the server stopped: %v\n%s", err, out)
+	}
 }
