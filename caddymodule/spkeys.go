@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 )
@@ -43,7 +44,10 @@ type SPKeys struct {
 	store eherkenning.KeyStore
 	// sp is the running server's service provider, which takes a change
 	// at once; nil on a store the command opened.
-	sp  *eherkenning.ServiceProvider
+	sp *eherkenning.ServiceProvider
+	// log tells the running server's operator what changed; nil on a
+	// store the command opened.
+	log *zap.Logger
 	now func() time.Time
 }
 
@@ -127,7 +131,15 @@ func (k *SPKeys) update(change func(eherkenning.KeySet) (eherkenning.KeySet, err
 			return nil, err
 		}
 	}
-	return summarizeKeys(set), nil
+	list := summarizeKeys(set)
+	if k.log != nil {
+		keys := make([]string, 0, len(list))
+		for _, s := range list {
+			keys = append(keys, s.Role+" "+s.Fingerprint)
+		}
+		k.log.Info("eHerkenning key set changed through the admin API", zap.Strings("keys", keys))
+	}
+	return list, nil
 }
 
 func summarizeKeys(set eherkenning.KeySet) []SPKeySummary {
@@ -156,7 +168,7 @@ func runningSPKeys() (*SPKeys, error) {
 	if app.serviceProvider == nil {
 		return nil, caddy.APIError{HTTPStatus: http.StatusConflict, Err: errors.New("this server's configuration has no eherkenning block, so it has no eHerkenning keys")}
 	}
-	return &SPKeys{store: app.engine, sp: app.serviceProvider, now: now}, nil
+	return &SPKeys{store: app.engine, sp: app.serviceProvider, log: app.logger.Named("eherkenning"), now: now}, nil
 }
 
 // handleSPKeys serves the key commands:

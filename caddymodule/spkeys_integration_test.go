@@ -169,6 +169,9 @@ func TestEHerkenningKeyRollover(t *testing.T) {
 		!bytes.Contains(logged, []byte("was retired")) {
 		t.Fatalf("an answer encrypted to the retired key is not logged clearly:\n%s", logged)
 	}
+	if !bytes.Contains(logged, []byte("eHerkenning key set changed through the admin API")) || !bytes.Contains(logged, []byte(`"eHerkenning signing key changed","current":"`+newKey+`","before":"`+oldKey+`"`)) {
+		t.Fatalf("the key operations are not in the log:\n%s", logged)
+	}
 
 	clk.Add(61 * time.Second)
 	b.linksCompany("12345678")
