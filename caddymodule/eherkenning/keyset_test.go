@@ -298,3 +298,62 @@ func TestReplicasFollowTheStoredSet(t *testing.T) {
 		t.Fatalf("the other replica signs with %s", got.Subject)
 	}
 }
+
+// TestAnswersDecryptWithEveryPublishedKey: a broker may encrypt to any
+// key in our metadata. An answer encrypted to the next key decrypts
+// before it signs, one encrypted to the old key after activation, and
+// after retirement such an answer is refused saying why.
+func TestAnswersDecryptWithEveryPublishedKey(t *testing.T) {
+	h := newHarness(t, harnessOpts{responseBinding: BindingHTTPPost})
+	ks := &memKeyStore{secrets: map[string][]byte{}}
+	cfg := h.cfg
+	cfg.Keys = ks
+	sp, err := New(cfg, h.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sp = sp
+	nextKey, nextCert, err := GenerateKeyPair("next")
+	if err != nil {
+		t.Fatal(err)
+	}
+	answerTo := func(cert *x509.Certificate) error {
+		t.Helper()
+		start := h.start(t)
+		a := h.answer(start)
+		a.SPEncryptionCert = cert
+		raw, err := h.sim.BuildResponse(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = h.postResponse(raw, start.RelayState)
+		return err
+	}
+	change := func(f func(KeySet) (KeySet, error)) {
+		t.Helper()
+		if _, err := UpdateKeySet(ks, f); err != nil {
+			t.Fatal(err)
+		}
+		if err := sp.ReloadKeys(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	change(func(s KeySet) (KeySet, error) { return s.AddNext(nextKey, nextCert, time.Now()) })
+	if err := answerTo(nextCert); err != nil {
+		t.Fatalf("an answer encrypted to the next key: %v", err)
+	}
+	change(func(s KeySet) (KeySet, error) { return s.ActivateNext(time.Now(), MinPublished, true) })
+	if err := answerTo(h.cfg.EncryptionCert); err != nil {
+		t.Fatalf("an answer encrypted to the old key: %v", err)
+	}
+	change(func(s KeySet) (KeySet, error) { s, _, err := s.Retire(""); return s, err })
+	err = answerTo(h.cfg.EncryptionCert)
+	wantCode(t, err, CodeIdentity)
+	if !strings.Contains(err.Error(), "encrypted to none of our keys") || !strings.Contains(err.Error(), "retired") {
+		t.Fatalf("the refusal does not say why: %v", err)
+	}
+	if err := answerTo(nextCert); err != nil {
+		t.Fatalf("an answer encrypted to the current key after retirement: %v", err)
+	}
+}
