@@ -33,6 +33,9 @@ type EHerkenningConfig struct {
 	// SigningCert and SigningKey are PEM files (a PKIoverheid certificate
 	// for a real broker). Empty: a key pair is generated once and kept in
 	// the store — enough for the simulator, never for a real broker.
+	// Either way the pair only seeds the key set kept in the store (its
+	// first current key); `wijgate eherkenning keys` rolls it from there,
+	// and files the set no longer holds refuse a start.
 	SigningCert string `json:"signing_cert,omitempty"`
 	SigningKey  string `json:"signing_key,omitempty"`
 	// EncryptionCert and EncryptionKey decrypt the identifiers; default the
