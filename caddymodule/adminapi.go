@@ -33,6 +33,8 @@ func init() {
 //	GET  /wijgate/orgs              list organisations
 //	GET  /wijgate/orgs/<kvk>        one organisation with its members
 //	GET  /wijgate/backup            a backup of the store, streamed
+//	/wijgate/eherkenning/keys...    the SP's key set (spkeys.go)
+//	/wijgate/token/keys...          the identity-token keys (tokenkeys.go)
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -53,6 +55,10 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/wijgate/orgs", Handler: caddy.AdminHandlerFunc(handleOrgs)},
 		{Pattern: "/wijgate/orgs/", Handler: caddy.AdminHandlerFunc(handleOrgs)},
 		{Pattern: "/wijgate/backup", Handler: caddy.AdminHandlerFunc(handleBackup)},
+		{Pattern: "/wijgate/eherkenning/keys", Handler: caddy.AdminHandlerFunc(handleSPKeys)},
+		{Pattern: "/wijgate/eherkenning/keys/", Handler: caddy.AdminHandlerFunc(handleSPKeys)},
+		{Pattern: "/wijgate/token/keys", Handler: caddy.AdminHandlerFunc(handleTokenKeys)},
+		{Pattern: "/wijgate/token/keys/", Handler: caddy.AdminHandlerFunc(handleTokenKeys)},
 	}
 }
 

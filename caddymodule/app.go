@@ -23,6 +23,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
+	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 	"github.com/wijtechniek/wijgate/caddymodule/engine"
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
@@ -159,6 +160,8 @@ type App struct {
 	brokerWatch *brokerWatch
 	// reverify reminds admins of verifications that need renewing.
 	reverify *reverifyCheck
+	// serviceProvider is the eHerkenning SP, for the key operator commands.
+	serviceProvider *eherkenning.ServiceProvider
 	// ready is set once what needs the store's secrets is built (serve);
 	// until then waiting answers every request.
 	ready   *atomic.Bool

@@ -33,6 +33,9 @@ type EHerkenningConfig struct {
 	// SigningCert and SigningKey are PEM files (a PKIoverheid certificate
 	// for a real broker). Empty: a key pair is generated once and kept in
 	// the store — enough for the simulator, never for a real broker.
+	// Either way the pair only seeds the key set kept in the store (its
+	// first current key); `wijgate eherkenning keys` rolls it from there,
+	// and files the set no longer holds refuse a start.
 	SigningCert string `json:"signing_cert,omitempty"`
 	SigningKey  string `json:"signing_key,omitempty"`
 	// EncryptionCert and EncryptionKey decrypt the identifiers; default the
@@ -130,11 +133,22 @@ func (a *App) provisionEHerkenning(repl *caddy.Replacer) (*eherkenning.ServicePr
 		AttributeConsumingServiceIndex: c.AttributeConsumingServiceIndex,
 		MinLevel:                       c.MinLevel, RequestedAuthnContext: c.RequestedAuthnContext,
 		ArtifactClient: client, Now: now, Logger: a.logger.Named("eherkenning"),
+		Keys: a.engine,
 	}
 	sp, err := eherkenning.NewWithoutBrokerMetadata(cfg, a.engine)
 	if err != nil {
 		return nil, err
 	}
+	// The stored key set rules once it exists: configured files only seed
+	// it. Files it does not hold mean a rollover done by swapping files,
+	// which would publish and sign with keys the set does not know.
+	if c.SigningCert != "" && !sp.KeySet().Holds(signCert) {
+		return nil, fmt.Errorf("eherkenning: signing_cert %s (fingerprint %s) is not in the stored key set, whose current key is %s: "+
+			"roll to a new certificate with `wijgate eherkenning keys add --cert F --key F` and `activate`, then point signing_cert and signing_key at it; "+
+			"or name the current key's files again",
+			r(c.SigningCert), eherkenning.KeyName(signCert), sp.KeySet().Current().Fingerprint())
+	}
+	a.serviceProvider = sp
 	return sp, nil
 }
 

@@ -67,6 +67,11 @@ type Config struct {
 	// the signing pair.
 	EncryptionKey  *rsa.PrivateKey
 	EncryptionCert *x509.Certificate
+	// Keys, when set, keeps the key set (see KeySet) that every server on
+	// the store shares: the pairs above are its current key when it holds
+	// none yet, and it is read again every minute. Without it the pairs
+	// above are the only key.
+	Keys KeyStore
 	// BrokerMetadata is the Herkenningsmakelaar's metadata.
 	BrokerMetadata MetadataSource
 	// ServiceID (urn:etoegang:DV:<OIN>:services:<n>) and ServiceUUID are
@@ -165,8 +170,8 @@ type ServiceProvider struct {
 	oin        string
 	minLevel   string
 	state      StateStore
-	signer     signer
-	dec        decrypter
+	keys       atomic.Pointer[keyState]
+	rereading  atomic.Bool
 	log        *zap.Logger
 	meta       atomic.Pointer[brokerMetadata]
 	refreshing atomic.Bool
@@ -279,9 +284,10 @@ func NewWithoutBrokerMetadata(cfg Config, state StateStore) (*ServiceProvider, e
 		oin:      oin,
 		minLevel: minLevel,
 		state:    state,
-		signer:   signer{key: cfg.SigningKey, cert: cfg.SigningCert},
-		dec:      decrypter{entityID: cfg.EntityID, key: cfg.EncryptionKey, cert: cfg.EncryptionCert},
 		log:      cfg.Logger,
+	}
+	if err := sp.initKeys(); err != nil {
+		return nil, err
 	}
 	return sp, nil
 }

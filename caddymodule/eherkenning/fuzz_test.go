@@ -114,6 +114,6 @@ func FuzzDecrypt(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_, _ = h.sp.dec.decrypt(d.Root())
+		_, _ = h.sp.decrypt(d.Root())
 	})
 }

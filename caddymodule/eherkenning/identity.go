@@ -41,7 +41,7 @@ func (sp *ServiceProvider) readAttributes(a *etree.Element, res *Result) *Error 
 			case is(c, nsSAML, "Attribute"):
 				attrs = append(attrs, c)
 			case is(c, nsSAML, "EncryptedAttribute"):
-				at, err := sp.dec.decrypt(c)
+				at, err := sp.decrypt(c)
 				if err != nil {
 					return wrapErr(CodeIdentity, err, "EncryptedAttribute")
 				}
@@ -122,7 +122,7 @@ func (sp *ServiceProvider) encryptedIDs(at *etree.Element) ([]*etree.Element, er
 		if err != nil {
 			return nil, fmt.Errorf("value is not an EncryptedID: %w", err)
 		}
-		nid, err := sp.dec.decrypt(eid)
+		nid, err := sp.decrypt(eid)
 		if err != nil {
 			return nil, err
 		}

@@ -102,7 +102,7 @@ func (sp *ServiceProvider) StartLogin(ctx context.Context, accountID, browserBin
 	req := sp.authnRequest(tr.ID, dest, now)
 	start := &LoginStart{Binding: binding, URL: dest, RequestID: tr.ID, RelayState: tr.RelayState}
 	if binding == BindingHTTPPost {
-		if err := sp.signer.sign(req, true); err != nil {
+		if err := sp.signing().sign(req, true); err != nil {
 			return nil, wrapErr(CodeInternal, err, "signing the AuthnRequest")
 		}
 		raw, err := serialize(req)
@@ -182,7 +182,7 @@ func (sp *ServiceProvider) redirectURL(req *etree.Element, dest, relay string) (
 		q += "&RelayState=" + url.QueryEscape(relay)
 	}
 	q += "&SigAlg=" + url.QueryEscape(dsig.RSASHA256SignatureMethod)
-	sig, err := sp.signer.signString(q)
+	sig, err := sp.signing().signString(q)
 	if err != nil {
 		return "", err
 	}

@@ -139,7 +139,7 @@ func (sp *ServiceProvider) resolveArtifact(ctx context.Context, art string, m *b
 	ar.CreateAttr("Destination", loc)
 	ar.CreateElement("saml:Issuer").SetText(sp.cfg.EntityID)
 	ar.CreateElement("samlp:Artifact").SetText(art)
-	if err := sp.signer.sign(ar, true); err != nil {
+	if err := sp.signing().sign(ar, true); err != nil {
 		return nil, wrapErr(CodeInternal, err, "signing the ArtifactResolve")
 	}
 	env := etree.NewElement("soapenv:Envelope")

@@ -26,11 +26,16 @@ func (sp *ServiceProvider) Metadata() ([]byte, error) {
 	spd.CreateAttr("AuthnRequestsSigned", "true")
 	spd.CreateAttr("WantAssertionsSigned", "true")
 	spd.CreateAttr("protocolSupportEnumeration", nsSAMLP)
-	if sp.cfg.SigningCert.Equal(sp.cfg.EncryptionCert) {
-		spd.AddChild(keyDescriptor("", sp.cfg.SigningCert))
-	} else {
-		spd.AddChild(keyDescriptor("signing", sp.cfg.SigningCert))
-		spd.AddChild(keyDescriptor("encryption", sp.cfg.EncryptionCert))
+	// Every key of the set is published, the current one first: a next
+	// key before it signs, an old one while answers may be encrypted to it.
+	keys := sp.active()
+	for _, k := range keys.set.Keys {
+		if k.SigningCert.Equal(k.EncryptionCert) {
+			spd.AddChild(keyDescriptor("", k.SigningCert))
+		} else {
+			spd.AddChild(keyDescriptor("signing", k.SigningCert))
+			spd.AddChild(keyDescriptor("encryption", k.EncryptionCert))
+		}
 	}
 	acs := spd.CreateElement("md:AssertionConsumerService")
 	acs.CreateAttr("Binding", BindingHTTPArtifact)
@@ -52,7 +57,7 @@ func (sp *ServiceProvider) Metadata() ([]byte, error) {
 	ra := acsvc.CreateElement("md:RequestedAttribute")
 	ra.CreateAttr("Name", sp.cfg.ServiceID)
 	ra.CreateAttr("isRequired", "false")
-	if err := sp.signer.sign(ed, false); err != nil {
+	if err := keys.signer.sign(ed, false); err != nil {
 		return nil, err
 	}
 	return serialize(ed)
@@ -171,9 +176,10 @@ func (sp *ServiceProvider) ServiceCatalogue(o CatalogueOptions) ([]byte, error) 
 	o.PrivacyPolicyURL.add(inst, "esc:PrivacyPolicyURL")
 	inst.CreateElement("esc:HerkenningsmakelaarId").SetText(o.BrokerOIN)
 	inst.CreateElement("esc:SSOSupport").SetText("false")
-	inst.CreateElement("esc:ServiceCertificate").AddChild(keyDescriptor("encryption", sp.cfg.EncryptionCert))
+	keys := sp.active()
+	inst.CreateElement("esc:ServiceCertificate").AddChild(keyDescriptor("encryption", keys.set.Current().EncryptionCert))
 
-	if err := sp.signer.sign(root, false); err != nil {
+	if err := keys.signer.sign(root, false); err != nil {
 		return nil, err
 	}
 	return serialize(root)

@@ -52,6 +52,10 @@ var mgfDigests = map[string]crypto.Hash{
 	nsXENC1 + "mgf1sha512": crypto.SHA512,
 }
 
+// errNotForUs is decrypt's answer when no EncryptedKey is meant for this
+// key, so that another of our keys may be tried.
+var errNotForUs = errors.New("encrypted to none of our keys")
+
 // decrypter holds our encryption identity.
 type decrypter struct {
 	entityID string
@@ -97,7 +101,7 @@ func (d decrypter) decrypt(el *etree.Element) (*etree.Element, error) {
 		}
 	}
 	if len(mine) == 0 {
-		return nil, fmt.Errorf("none of %d EncryptedKeys is meant for us", len(keys))
+		return nil, fmt.Errorf("%w: none of its %d EncryptedKeys", errNotForUs, len(keys))
 	}
 	ct, err := cipherValue(ed)
 	if err != nil {

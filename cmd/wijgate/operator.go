@@ -120,6 +120,19 @@ func (cfg *serverConfig) storeLocation(flagDir string) (location, source string,
 // running server, or, when none answers, on the server's store opened
 // directly, saying which store that is.
 func withOperator(c *cobra.Command, method, uri string, body, result any, direct func(*caddymodule.Operator) error) error {
+	return withStore(c, method, uri, body, result, func(dir string) error {
+		op, closeStore, err := caddymodule.OpenOperator(dir)
+		if err != nil {
+			return fmt.Errorf("opening the store %s: %w", caddymodule.RedactStorage(dir), err)
+		}
+		defer closeStore()
+		return direct(op)
+	})
+}
+
+// withStore is withOperator for commands that open the store their own
+// way: direct gets the store's location.
+func withStore(c *cobra.Command, method, uri string, body, result any, direct func(location string) error) error {
 	cfg, err := loadServerConfig(c)
 	if err != nil {
 		return err
@@ -149,12 +162,7 @@ func withOperator(c *cobra.Command, method, uri string, body, result any, direct
 		return fmt.Errorf("no server answered at %s, and %w", addr, err)
 	}
 	fmt.Fprintf(c.ErrOrStderr(), "no server answered at %s; using the store %s (from %s)\n", addr, caddymodule.RedactStorage(dir), source)
-	op, closeStore, err := caddymodule.OpenOperator(dir)
-	if err != nil {
-		return fmt.Errorf("opening the store %s: %w", caddymodule.RedactStorage(dir), err)
-	}
-	defer closeStore()
-	return direct(op)
+	return direct(dir)
 }
 
 // serverMessage is the server's own message in an admin API error, which
