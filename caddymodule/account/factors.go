@@ -1,0 +1,135 @@
+package account
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"time"
+
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
+)
+
+// Second-factor outcomes, each its own message to the person.
+var (
+	// ErrFactorWrong is a wrong, reused or expired authenticator or
+	// recovery code.
+	ErrFactorWrong = errors.New("the code is not right or was used already")
+	// ErrNoTOTP means the account has no authenticator app set up.
+	ErrNoTOTP = errors.New("no authenticator app is set up")
+	// ErrTOTPExists means an authenticator app is set up already; it is
+	// removed before another is set up.
+	ErrTOTPExists = errors.New("an authenticator app is set up already")
+	// ErrSetupExpired is a setup form that is too old or not ours.
+	ErrSetupExpired = errors.New("the setup has expired; start again")
+	// ErrLastFactor refuses removing the last second factor of an account
+	// the policy requires one of.
+	ErrLastFactor = errors.New("the last second factor cannot be removed")
+	// ErrNoSuchFactor names a factor the account does not have.
+	ErrNoSuchFactor = errors.New("the account has no such factor")
+)
+
+// Factors keeps an account's second factors: an authenticator app,
+// recovery codes and passkeys. Every change goes through the store's
+// UpdateAccount, so a code is checked and spent in one transaction.
+type Factors struct {
+	Store Store
+	// Key is the server's factor secret: it seals authenticator secrets
+	// and keys the recovery-code hashes, so a copy of the store without
+	// it yields neither codes nor a way to test guesses offline.
+	Key []byte
+	// Issuer names the service in authenticator apps.
+	Issuer string
+	Now    func() time.Time
+}
+
+func (f *Factors) now() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
+}
+
+// subkey derives the key for one use from the factor secret.
+func (f *Factors) subkey(use string) []byte {
+	k, err := hkdf.Key(sha256.New, f.Key, nil, "wijgate factors: "+use, 32)
+	if err != nil {
+		// hkdf.Key fails only for a length beyond 255 hash sizes.
+		panic(err)
+	}
+	return k
+}
+
+// seal encrypts plain with AES-GCM, bound to context (the account, the
+// purpose), so a sealed value moved to another account does not open.
+func (f *Factors) seal(plain []byte, context string) []byte {
+	gcm := f.gcm()
+	nonce := make([]byte, gcm.NonceSize())
+	_, _ = rand.Read(nonce)
+	return gcm.Seal(nonce, nonce, plain, []byte(context))
+}
+
+// open decrypts what seal made for context.
+func (f *Factors) open(sealed []byte, context string) ([]byte, error) {
+	gcm := f.gcm()
+	if len(sealed) < gcm.NonceSize() {
+		return nil, errors.New("account: sealed value too short")
+	}
+	return gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], []byte(context))
+}
+
+func (f *Factors) gcm() cipher.AEAD {
+	block, err := aes.NewCipher(f.subkey("seal"))
+	if err != nil {
+		panic(err) // a 32-byte key always makes a cipher
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	return gcm
+}
+
+// Remove takes a factor off the account: "totp", or "passkey" with the
+// credential ID. While required, the last factor stays; recovery codes go
+// with it, since they only back a factor up. Removing moves the
+// credential version (storage.CredentialsDiffer), which ends the account's
+// sessions; the portal starts the current browser a new one.
+func (f *Factors) Remove(accountID, kind string, passkeyID []byte, required bool) (storage.Account, error) {
+	return f.Store.UpdateAccount(accountID, func(a *storage.Account) error {
+		switch kind {
+		case "totp":
+			if a.TOTP == nil {
+				return ErrNoSuchFactor
+			}
+			a.TOTP = nil
+		case "passkey":
+			i := passkeyIndex(a.Passkeys, passkeyID)
+			if i < 0 {
+				return ErrNoSuchFactor
+			}
+			a.Passkeys = append(a.Passkeys[:i:i], a.Passkeys[i+1:]...)
+		default:
+			return ErrNoSuchFactor
+		}
+		if !a.HasSecondFactor() {
+			if required {
+				return ErrLastFactor
+			}
+			a.RecoveryCodes, a.RecoveryCodesAt = nil, time.Time{}
+		}
+		return nil
+	})
+}
+
+func passkeyIndex(keys []storage.Passkey, id []byte) int {
+	for i, k := range keys {
+		if bytes.Equal(k.ID, id) {
+			return i
+		}
+	}
+	return -1
+}
