@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
@@ -133,3 +134,40 @@ func passkeyIndex(keys []storage.Passkey, id []byte) int {
 	}
 	return -1
 }
+
+// Policy says who must have a second factor: the `second_factor` option.
+type Policy string
+
+// The policies; the zero value reads as PolicyAdmins.
+const (
+	PolicyAdmins   Policy = "admins"
+	PolicyEveryone Policy = "everyone"
+	PolicyOff      Policy = "off"
+)
+
+// ParsePolicy reads a configured policy; "" is the default, admins.
+func ParsePolicy(s string) (Policy, error) {
+	switch Policy(s) {
+	case "", PolicyAdmins:
+		return PolicyAdmins, nil
+	case PolicyEveryone, PolicyOff:
+		return Policy(s), nil
+	}
+	return "", fmt.Errorf("second_factor must be admins, everyone or off, not %q", s)
+}
+
+// Requires reports whether an account must have a second factor; admin
+// says whether it is an admin of some organisation.
+func (p Policy) Requires(admin bool) bool {
+	switch p {
+	case PolicyOff:
+		return false
+	case PolicyEveryone:
+		return true
+	}
+	return admin
+}
+
+// AdminNeedsMFA reports whether acting as an admin takes a session that
+// passed a second factor: under every policy but off.
+func (p Policy) AdminNeedsMFA() bool { return p != PolicyOff }

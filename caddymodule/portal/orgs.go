@@ -149,7 +149,7 @@ func (p *Portal) switchOrg(w http.ResponseWriter, r *http.Request) {
 // its admins.
 func (p *Portal) orgAdmin(w http.ResponseWriter, r *http.Request) {
 	lang := requestLang(w, r)
-	a, _, ok := p.signedIn(w, r, r.URL.Path)
+	a, s, ok := p.signedIn(w, r, r.URL.Path)
 	if !ok {
 		return
 	}
@@ -169,6 +169,9 @@ func (p *Portal) orgAdmin(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, err := p.cfg.Orgs.RequireAdmin(a.ID, kvk, "view"); err != nil {
 		p.forbidden(w, r, lang, a.ID, "view the admin page of an organisation", kvk)
+		return
+	}
+	if p.refuseUnprovenAdmin(w, r, lang, a, s, kvk) {
 		return
 	}
 	d, err := p.orgAdminData(lang, kvk, a.ID, page)
@@ -304,7 +307,7 @@ func (p *Portal) orgAction(w http.ResponseWriter, r *http.Request) {
 		p.formExpired(w, r, lang)
 		return
 	}
-	a, _, ok := p.signedIn(w, r, "/dashboard")
+	a, s, ok := p.signedIn(w, r, "/dashboard")
 	if !ok {
 		return
 	}
@@ -319,6 +322,9 @@ func (p *Portal) orgAction(w http.ResponseWriter, r *http.Request) {
 	}
 	if action != "invite" && !validID(target) {
 		p.badValue(w, r, lang, "target", "orgadmin.badtarget")
+		return
+	}
+	if p.refuseUnprovenAdmin(w, r, lang, a, s, kvk) {
 		return
 	}
 	// Only the fields each action reads are looked at; anything else a

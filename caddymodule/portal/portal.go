@@ -61,6 +61,11 @@ type Config struct {
 	ShareOutbox bool
 	// Health are the checks /healthz reports, in order.
 	Health []HealthCheck
+	// Factors keeps second factors; nil offers none, and then no policy
+	// can require one.
+	Factors *account.Factors
+	// SecondFactor is who must have a second factor.
+	SecondFactor account.Policy
 }
 
 // HealthCheck is one line of /healthz. Check runs on every request to it,
@@ -134,6 +139,10 @@ func New(cfg Config) (*Portal, error) {
 	p.mux.HandleFunc("GET /login", p.loginPage)
 	p.mux.HandleFunc("POST /login", p.login)
 	p.mux.HandleFunc("POST /logout", p.logout)
+	p.mux.HandleFunc("GET "+factorStepPath, p.factorStepPage)
+	p.mux.HandleFunc("POST "+factorStepPath, p.factorStep)
+	p.mux.HandleFunc("GET "+securityPath, p.securityPage)
+	p.mux.HandleFunc("POST "+securityPath, p.securityAction)
 	p.mux.HandleFunc("GET /dashboard", p.dashboard)
 	p.mux.HandleFunc("POST /dashboard/active", p.switchOrg)
 	p.mux.HandleFunc("GET /org/{kvk}", p.orgAdmin)
