@@ -35,6 +35,7 @@ func init() {
 //	    return_hosts  <host...>
 //	    strip_headers <header...>
 //	    audit_retention <duration>
+//	    second_factor admins|everyone|off
 //	    mail { ... }
 //	    eherkenning { ... }
 //	}
@@ -61,6 +62,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		switch opt := d.Val(); opt {
+		case "second_factor":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			a.SecondFactor = v
 		case "storage", "cookie_name", "cookie_domain", "portal_url", "cookie_key":
 			v, err := oneArg(d)
 			if err != nil {

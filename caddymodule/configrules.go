@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 )
@@ -240,4 +241,10 @@ func walkFilePlaceholders(option string, v any) error {
 		}
 	}
 	return nil
+}
+
+// checkSecondFactor checks the second_factor policy.
+func checkSecondFactor(v string) error {
+	_, err := account.ParsePolicy(v)
+	return err
 }
