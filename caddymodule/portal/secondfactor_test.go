@@ -3,6 +3,7 @@ package portal
 import (
 	"bytes"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -167,9 +168,15 @@ func TestWrongSecondFactorsCountInLoginRegulation(t *testing.T) {
 	for range account.LoginFailureLimit - 1 {
 		wantPage(t, b.post(factorStepPath, url.Values{"action": {"totp"}, "code": {"000000"}}), http.StatusUnauthorized, Dutch, "mfa.code.wrong")
 	}
-	// The right password again does not clear the count of wrong codes.
-	passwordStep(t, b, "anna@example.nl")
-	wantPage(t, b.post(factorStepPath, url.Values{"action": {"recovery"}, "recovery": {"aaaa-bbbb-cccc"}}), http.StatusTooManyRequests, Dutch, "login.locked")
+	// The right password again, from another address, does not clear
+	// the account's count of wrong codes.
+	elsewhere := func(path string, form url.Values) *httptest.ResponseRecorder {
+		r := b.formRequest(path, form)
+		r.RemoteAddr = "198.51.100.7:40000"
+		return b.do(r)
+	}
+	wantRedirect(t, elsewhere("/login", url.Values{"email": {"anna@example.nl"}, "password": {testPassword}}), factorStepPath)
+	wantPage(t, elsewhere(factorStepPath, url.Values{"action": {"recovery"}, "recovery": {"aaaa-bbbb-cccc"}}), http.StatusTooManyRequests, Dutch, "login.locked")
 	// Locked: the right code and the password login wait too.
 	wantPage(t, b.post(factorStepPath, url.Values{"action": {"totp"}, "code": {totpCode(t, secret, h.now())}}), http.StatusTooManyRequests, Dutch, "login.locked")
 	wantPage(t, h.browser().post("/login", url.Values{"email": {"anna@example.nl"}, "password": {testPassword}}), http.StatusTooManyRequests, Dutch, "login.locked")
