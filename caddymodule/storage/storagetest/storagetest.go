@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) Engine) {
 		{"ConcurrentAccountUpdatesAreAllKept", testConcurrentAccountUpdatesAreAllKept},
 		{"SessionNeedsTheCurrentCredentials", testSessionNeedsTheCurrentCredentials},
 		{"LoginsRacingAPasswordChangeLeaveNoOldSession", testLoginsRacingAPasswordChangeLeaveNoOldSession},
+		{"SecondFactorsAreKeptAndRemovingOneEndsSessions", testSecondFactorsAreKeptAndRemovingOneEndsSessions},
 		{"Flows", testFlows},
 		{"Sessions", testSessions},
 		{"VersionsMoveForWhatAWriteTouched", testVersionsMoveForWhatAWriteTouched},
