@@ -143,8 +143,13 @@ func (p *Portal) factorStep(w http.ResponseWriter, r *http.Request) {
 		p.pages.render(w, r, http.StatusConflict, "secondfactor", v)
 		return
 	}
-	if len(input) > maxCodeInput || input == "" {
+	switch {
+	case len(input) > maxCodeInput:
+		v.Errors[field] = lang.T("field.toolong")
+	case input == "":
 		v.Errors[field] = lang.T("mfa.code.empty")
+	}
+	if v.Errors[field] != "" {
 		v.FormError = lang.T("errors.summary")
 		p.pages.render(w, r, http.StatusBadRequest, "secondfactor", v)
 		return

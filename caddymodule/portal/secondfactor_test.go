@@ -348,3 +348,30 @@ func TestTOTPSetupRefusesAWrongFirstCodeAndAnExpiredForm(t *testing.T) {
 		t.Fatal("a refused setup stored a factor")
 	}
 }
+
+func TestSecondFactorStepAnswersBadInputClearly(t *testing.T) {
+	t.Parallel()
+	h := newFactorHarness(t, account.PolicyAdmins)
+	h.account("anna@example.nl", "Anna de Vries")
+	setUpTOTP(t, h, h.loggedIn("anna@example.nl"))
+	b := h.browser()
+	passwordStep(t, b, "anna@example.nl")
+	wantPage(t, b.post(factorStepPath, url.Values{"action": {"totp"}, "code": {""}}), http.StatusBadRequest, Dutch, "mfa.code.empty")
+	wantPage(t, b.post(factorStepPath, url.Values{"action": {"totp"}, "code": {strings.Repeat("1", 21)}}), http.StatusBadRequest, Dutch, "field.toolong")
+	wantPage(t, b.post(factorStepPath, url.Values{"action": {"totp"}, "code": {"123456"}, "amr": {"mfa"}}), http.StatusBadRequest, Dutch, "form.unknown")
+	wantPage(t, b.post(factorStepPath, url.Values{"action": {"skip"}}), http.StatusConflict, Dutch, "form.outofstep")
+	wantPage(t, b.post(factorStepPath, url.Values{"action": {"totp"}, "code": {"123456"}, "csrf": {"forged"}}), http.StatusForbidden, Dutch, "form.expired")
+	wantRedirect(t, b.post(factorStepPath, url.Values{"action": {"cancel"}}), "/login")
+	wantRedirect(t, b.get(factorStepPath), "/login?factor=expired&lang=nl")
+	if b.session() != "" {
+		t.Fatal("bad input gave a session")
+	}
+	// The Beveiliging page likewise.
+	h.account("bob@example.nl", "Bob Bakker")
+	bob := h.loggedIn("bob@example.nl")
+	wantPage(t, bob.post(securityPath, url.Values{"action": {"totp-begin"}, "role": {"admin"}}), http.StatusBadRequest, Dutch, "form.unknown")
+	wantPage(t, bob.post(securityPath, url.Values{"action": {"make-admin"}}), http.StatusConflict, Dutch, "form.outofstep")
+	wantPage(t, bob.post(securityPath, url.Values{"action": {"totp-confirm"}, "sealed": {"%%%"}, "expires": {"x"}}), http.StatusBadRequest, Dutch, "mfa.totp.setupexpired")
+	wantPage(t, bob.post(securityPath, url.Values{"action": {"recovery-new"}}), http.StatusConflict, Dutch, "mfa.recovery.nofactor")
+	wantPage(t, bob.post(securityPath, url.Values{"action": {"remove"}, "factor": {"totp"}, "password": {testPassword}}), http.StatusBadRequest, Dutch, "mfa.remove.unknown")
+}
