@@ -1,7 +1,6 @@
 package account
 
 import (
-	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -94,28 +93,17 @@ func (f *Factors) gcm() cipher.AEAD {
 	return gcm
 }
 
-// Remove takes a factor off the account: "totp", or "passkey" with the
-// credential ID. While required, the last factor stays; recovery codes go
-// with it, since they only back a factor up. Removing moves the
-// credential version (storage.CredentialsDiffer), which ends the account's
-// sessions; the portal starts the current browser a new one.
-func (f *Factors) Remove(accountID, kind string, passkeyID []byte, required bool) (storage.Account, error) {
+// RemoveTOTP takes the authenticator app off the account. While a factor
+// is required, the last one stays; recovery codes go with the last one,
+// since they only back a factor up. Removing moves the credential version
+// (storage.CredentialsDiffer), which ends the account's sessions; the
+// portal starts the current browser a new one.
+func (f *Factors) RemoveTOTP(accountID string, required bool) (storage.Account, error) {
 	return f.Store.UpdateAccount(accountID, func(a *storage.Account) error {
-		switch kind {
-		case "totp":
-			if a.TOTP == nil {
-				return ErrNoSuchFactor
-			}
-			a.TOTP = nil
-		case "passkey":
-			i := passkeyIndex(a.Passkeys, passkeyID)
-			if i < 0 {
-				return ErrNoSuchFactor
-			}
-			a.Passkeys = append(a.Passkeys[:i:i], a.Passkeys[i+1:]...)
-		default:
+		if a.TOTP == nil {
 			return ErrNoSuchFactor
 		}
+		a.TOTP = nil
 		if !a.HasSecondFactor() {
 			if required {
 				return ErrLastFactor
@@ -124,15 +112,6 @@ func (f *Factors) Remove(accountID, kind string, passkeyID []byte, required bool
 		}
 		return nil
 	})
-}
-
-func passkeyIndex(keys []storage.Passkey, id []byte) int {
-	for i, k := range keys {
-		if bytes.Equal(k.ID, id) {
-			return i
-		}
-	}
-	return -1
 }
 
 // Policy says who must have a second factor: the `second_factor` option.

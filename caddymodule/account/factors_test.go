@@ -171,10 +171,10 @@ func TestRemovingAFactorMovesTheCredentialVersionAndAddingDoesNot(t *testing.T) 
 	if used.CredentialVersion != a.CredentialVersion {
 		t.Fatalf("adding and using a factor moved the credential version %d → %d", a.CredentialVersion, used.CredentialVersion)
 	}
-	if _, err := f.Remove(a.ID, "totp", nil, true); !errors.Is(err, ErrLastFactor) {
+	if _, err := f.RemoveTOTP(a.ID, true); !errors.Is(err, ErrLastFactor) {
 		t.Fatalf("removing the last factor while required: %v, want ErrLastFactor", err)
 	}
-	removed, err := f.Remove(a.ID, "totp", nil, false)
+	removed, err := f.RemoveTOTP(a.ID, false)
 	if err != nil {
 		t.Fatal(err)
 	}

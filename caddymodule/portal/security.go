@@ -95,7 +95,7 @@ func (p *Portal) securityAction(w http.ResponseWriter, r *http.Request) {
 		p.serverError(w, r, lang, "reading memberships", err)
 		return
 	}
-	if err := parseForm(r, "action", "code", "sealed", "expires", "password", "factor", "ref"); err != nil {
+	if err := parseForm(r, "action", "code", "sealed", "expires", "password", "factor"); err != nil {
 		p.logger.Info("security form refused", zap.Error(err), zap.String("remote", p.clientIP(r)))
 		v.FormError = lang.T("form.unknown")
 		p.pages.render(w, r, http.StatusBadRequest, "security", v)
@@ -288,19 +288,17 @@ func (p *Portal) removeFactor(w http.ResponseWriter, r *http.Request, v *view, a
 		return
 	}
 	kind := r.PostFormValue("factor")
-	var id []byte
-	if kind == "passkey" {
-		var err error
-		if id, err = base64.RawURLEncoding.DecodeString(r.PostFormValue("ref")); err != nil {
-			id = nil
-		}
-	}
 	required, err := p.factorRequired(a)
 	if err != nil {
 		p.serverError(w, r, lang, "reading memberships", err)
 		return
 	}
-	updated, err := p.cfg.Factors.Remove(a.ID, kind, id, required)
+	updated := a
+	if kind == "totp" {
+		updated, err = p.cfg.Factors.RemoveTOTP(a.ID, required)
+	} else {
+		err = account.ErrNoSuchFactor
+	}
 	switch {
 	case errors.Is(err, account.ErrLastFactor):
 		p.logger.Info("factor removal refused: the last factor while the policy requires one", zap.String("account", a.ID))
