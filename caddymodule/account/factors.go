@@ -104,14 +104,21 @@ func (f *Factors) RemoveTOTP(accountID string, required bool) (storage.Account, 
 			return ErrNoSuchFactor
 		}
 		a.TOTP = nil
-		if !a.HasSecondFactor() {
-			if required {
-				return ErrLastFactor
-			}
-			a.RecoveryCodes, a.RecoveryCodesAt = nil, time.Time{}
-		}
-		return nil
+		return lastFactorRule(a, required)
 	})
+}
+
+// lastFactorRule keeps the last factor while one is required, and drops
+// the recovery codes with it otherwise.
+func lastFactorRule(a *storage.Account, required bool) error {
+	if a.HasSecondFactor() {
+		return nil
+	}
+	if required {
+		return ErrLastFactor
+	}
+	a.RecoveryCodes, a.RecoveryCodesAt = nil, time.Time{}
+	return nil
 }
 
 // Policy says who must have a second factor: the `second_factor` option.

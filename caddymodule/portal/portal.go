@@ -143,6 +143,14 @@ func New(cfg Config) (*Portal, error) {
 	p.mux.HandleFunc("POST "+factorStepPath, p.factorStep)
 	p.mux.HandleFunc("GET "+securityPath, p.securityPage)
 	p.mux.HandleFunc("POST "+securityPath, p.securityAction)
+	if cfg.Factors != nil {
+		p.mux.HandleFunc("POST "+passkeyRegisterPath+beginSuffix, p.passkeyRegisterBegin)
+		p.mux.HandleFunc("POST "+passkeyRegisterPath, p.passkeyRegister)
+		p.mux.HandleFunc("POST "+passkeyLoginPath+beginSuffix, p.passkeyLoginBegin)
+		p.mux.HandleFunc("POST "+passkeyLoginPath, p.passkeyLogin)
+		p.mux.HandleFunc("POST "+passkeyStepPath+beginSuffix, p.passkeyStepBegin)
+		p.mux.HandleFunc("POST "+passkeyStepPath, p.passkeyStep)
+	}
 	p.mux.HandleFunc("GET /dashboard", p.dashboard)
 	p.mux.HandleFunc("POST /dashboard/active", p.switchOrg)
 	p.mux.HandleFunc("GET /org/{kvk}", p.orgAdmin)

@@ -36,7 +36,7 @@ const factorStepLifetime = 5 * time.Minute
 
 // factorStepData is what the step page shows.
 type factorStepData struct {
-	TOTP, Recovery bool
+	TOTP, Passkey, Recovery bool
 	// RecoveryOpen unfolds the recovery-code form, after a wrong one.
 	RecoveryOpen bool
 }
@@ -90,7 +90,7 @@ func (p *Portal) pendingLogin(w http.ResponseWriter, r *http.Request, lang Lang)
 
 func (p *Portal) factorStepView(w http.ResponseWriter, r *http.Request, lang Lang, a storage.Account) *view {
 	return &view{Lang: lang, Title: "mfa.step.title", CSRF: csrfToken(w, r), Errors: map[string]string{},
-		Data: factorStepData{TOTP: a.TOTP != nil, Recovery: len(a.RecoveryCodes) > 0}}
+		Data: factorStepData{TOTP: a.TOTP != nil, Passkey: len(a.Passkeys) > 0, Recovery: len(a.RecoveryCodes) > 0}}
 }
 
 func (p *Portal) factorStepPage(w http.ResponseWriter, r *http.Request) {

@@ -22,7 +22,8 @@ const securityPath = "/account/security"
 
 // securityData is what the Beveiliging page shows.
 type securityData struct {
-	TOTP *storage.TOTPFactor
+	TOTP     *storage.TOTPFactor
+	Passkeys []passkeyView
 	// RecoveryLeft is how many recovery codes are unused.
 	RecoveryLeft int
 	HasFactor    bool
@@ -34,6 +35,13 @@ type securityData struct {
 	NewCodes []string
 	// Offered says second factors are on offer at all.
 	Offered bool
+}
+
+// passkeyView is a passkey as the page lists it.
+type passkeyView struct {
+	storage.Passkey
+	// Ref names the passkey in the removal form.
+	Ref string
 }
 
 // totpSetupView is an authenticator app being set up, as the page shows it.
@@ -54,6 +62,9 @@ func (p *Portal) securityView(w http.ResponseWriter, r *http.Request, lang Lang,
 	}
 	d := securityData{TOTP: a.TOTP, RecoveryLeft: len(a.RecoveryCodes), HasFactor: a.HasSecondFactor(),
 		Required: required, Offered: p.cfg.Factors != nil}
+	for _, k := range a.Passkeys {
+		d.Passkeys = append(d.Passkeys, passkeyView{Passkey: k, Ref: passkeyRef(k.ID)})
+	}
 	return &view{Lang: lang, Title: "mfa.security.title", CSRF: csrfToken(w, r), Errors: map[string]string{},
 		User: &userView{ID: a.ID, Email: a.Email, Name: a.Name}, Data: d}, nil
 }
@@ -75,6 +86,8 @@ func (p *Portal) securityPage(w http.ResponseWriter, r *http.Request) {
 		v.Notice = lang.T("mfa.security.required")
 	case q.Get("done") == "removed":
 		v.Notice = lang.T("mfa.security.removed")
+	case q.Get("done") == "passkey":
+		v.Notice = lang.T("mfa.passkey.added")
 	}
 	p.pages.render(w, r, http.StatusOK, "security", v)
 }
@@ -294,9 +307,17 @@ func (p *Portal) removeFactor(w http.ResponseWriter, r *http.Request, v *view, a
 		return
 	}
 	updated := a
-	if kind == "totp" {
+	ref, isPasskey := strings.CutPrefix(kind, "passkey:")
+	switch {
+	case kind == "totp":
 		updated, err = p.cfg.Factors.RemoveTOTP(a.ID, required)
-	} else {
+	case isPasskey:
+		id, derr := base64.RawURLEncoding.DecodeString(ref)
+		if derr != nil {
+			id = nil
+		}
+		updated, err = p.cfg.Factors.RemovePasskey(a.ID, id, required)
+	default:
 		err = account.ErrNoSuchFactor
 	}
 	switch {

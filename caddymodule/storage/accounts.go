@@ -132,6 +132,9 @@ type Flow struct {
 	Return    string    `json:"return,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Ceremony is a passkey ceremony's state (its challenge), kept until
+	// the browser answers it once.
+	Ceremony []byte `json:"ceremony,omitempty"`
 }
 
 // Counter counts events in a window, for rate limits and login
