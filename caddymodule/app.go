@@ -126,6 +126,11 @@ type App struct {
 	// a second factor.
 	SecondFactor string `json:"second_factor,omitempty"`
 
+	// PasskeyRPID is the WebAuthn relying party ID passkeys are made for:
+	// by default the portal's host. A parent domain (example.nl for
+	// account.example.nl) lets passkeys outlive a move of the portal.
+	PasskeyRPID string `json:"passkey_rp_id,omitempty"`
+
 	engine   engine.Engine
 	storeKey string
 	sessions *session.Manager
@@ -341,6 +346,7 @@ func (a *App) serve(repl *caddy.Replacer, s *served) error {
 
 		Factors:      &account.Factors{Store: a.engine, Key: factorKey, Issuer: "Wij Techniek", Now: now},
 		SecondFactor: a.policy(),
+		PasskeyRPID:  a.PasskeyRPID,
 	})
 	if err != nil {
 		a.sessions.Close()
@@ -419,6 +425,7 @@ func (a *App) Validate() error {
 		checkAuditRetention(time.Duration(a.AuditRetention)),
 		checkOutageGrace(time.Duration(a.StorageOutageGrace)),
 		checkSecondFactor(a.SecondFactor),
+		checkPasskeyRPID(a.PasskeyRPID, a.PortalURL),
 	}
 	for _, name := range a.StripHeaders {
 		if err := checkHeaderName(name); err != nil {

@@ -13,14 +13,16 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 )
 
 // addVirtualAuthenticator gives the browser a platform authenticator that
-// keeps discoverable credentials and verifies its user at once.
-func (c *chrome) addVirtualAuthenticator() webauthn.AuthenticatorID {
+// keeps discoverable credentials and confirms presence at once; it
+// verifies its user (PIN, fingerprint) when verifiesUser.
+func (c *chrome) addVirtualAuthenticator(verifiesUser bool) webauthn.AuthenticatorID {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(c.ctx, stepTimeout)
 	defer cancel()
@@ -30,8 +32,8 @@ func (c *chrome) addVirtualAuthenticator() webauthn.AuthenticatorID {
 	}
 	res, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
 		Protocol: webauthn.AuthenticatorProtocolCtap2, Ctap2version: webauthn.Ctap2versionCtap21,
-		Transport: webauthn.AuthenticatorTransportInternal, HasResidentKey: true, HasUserVerification: true,
-		IsUserVerified: true, AutomaticPresenceSimulation: true,
+		Transport: webauthn.AuthenticatorTransportInternal, HasResidentKey: true, HasUserVerification: verifiesUser,
+		IsUserVerified: verifiesUser, AutomaticPresenceSimulation: true,
 	}})
 	if err != nil {
 		c.t.Fatalf("adding a virtual authenticator: %v", err)
@@ -79,7 +81,7 @@ func TestBrowserPasskeyPath(t *testing.T) {
 	g.URL = strings.Replace(g.URL, "127.0.0.1", "localhost", 1)
 	c := newChrome(t, g, exe)
 	c.next = 90
-	authenticator := c.addVirtualAuthenticator()
+	authenticator := c.addVirtualAuthenticator(true)
 
 	c.open("/login")
 	c.expect("login page", c.field("E-mailadres").Autocomplete == "username webauthn", "email autocomplete %q", c.field("E-mailadres").Autocomplete)
@@ -129,5 +131,36 @@ func TestBrowserPasskeyPath(t *testing.T) {
 	c.open("/org/12345678")
 	v = c.see("passkey-step-admin")
 	c.expect("admin after password and passkey", strings.HasPrefix(v.H1, "Beheer"), "heading %q", v.H1)
+	c.finish()
+}
+
+// TestBrowserPasskeyWithoutUserVerificationIsRefused: a passkey whose
+// device did not verify its user (no PIN or fingerprint) is not added.
+func TestBrowserPasskeyWithoutUserVerificationIsRefused(t *testing.T) {
+	exe := chromiumPath(t)
+	g := startGateway(t, "mfa.caddyfile", gatewayParams{})
+	g.addAccount(testEmail, testName, testPassword)
+	g.URL = strings.Replace(g.URL, "127.0.0.1", "localhost", 1)
+	c := newChrome(t, g, exe)
+	c.next = 98
+	c.addVirtualAuthenticator(false)
+	c.open("/login")
+	c.fill("E-mailadres", testEmail)
+	c.fill("Wachtwoord", testPassword)
+	c.click("Aanmelden")
+	c.open("/account/security")
+	c.fill("Naam van de nieuwe passkey", "Sleutel zonder pincode")
+	c.do("adding the passkey", chromedp.Click(`//button[normalize-space()="Passkey toevoegen"]`, chromedp.NodeVisible))
+	refused := `(() => { const e = document.querySelector("[data-passkey-error]");
+		return location.search.includes("done=passkey") || document.querySelector(".alert") !== null || (!!e && !e.hidden); })()`
+	for deadline := time.Now().Add(stepTimeout); !eval[bool](c, refused); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no refusal shown on %s", c.location())
+		}
+	}
+	v := c.see("passkey-unverified")
+	c.expect("unverified passkey", v.query("done") == "" && !strings.Contains(v.Text, "Sleutel zonder pincode ·"), "the passkey was added (%s)", v.URL)
+	acct, err := runningApp(t).accounts.AccountByEmail(testEmail)
+	c.expect("unverified passkey", err == nil && len(acct.Passkeys) == 0, "passkeys stored: %d (%v)", len(acct.Passkeys), err)
 	c.finish()
 }

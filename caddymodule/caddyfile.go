@@ -36,6 +36,7 @@ func init() {
 //	    strip_headers <header...>
 //	    audit_retention <duration>
 //	    second_factor admins|everyone|off
+//	    passkey_rp_id <domain>
 //	    mail { ... }
 //	    eherkenning { ... }
 //	}
@@ -62,12 +63,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		switch opt := d.Val(); opt {
-		case "second_factor":
+		case "second_factor", "passkey_rp_id":
 			v, err := oneArg(d)
 			if err != nil {
 				return err
 			}
-			a.SecondFactor = v
+			if opt == "second_factor" {
+				a.SecondFactor = v
+			} else {
+				a.PasskeyRPID = v
+			}
 		case "storage", "cookie_name", "cookie_domain", "portal_url", "cookie_key":
 			v, err := oneArg(d)
 			if err != nil {

@@ -45,7 +45,7 @@ var (
 
 // relyingParty is the WebAuthn relying party of the portal's public
 // origin: the configured portal URL, else the address the request came
-// to. The RP ID is that origin's host.
+// to. The RP ID is passkey_rp_id, else that origin's host.
 func (p *Portal) relyingParty(r *http.Request) (*webauthn.WebAuthn, error) {
 	scheme := "http"
 	if r.TLS != nil {
@@ -55,8 +55,12 @@ func (p *Portal) relyingParty(r *http.Request) (*webauthn.WebAuthn, error) {
 	if err != nil {
 		return nil, err
 	}
+	rpID := origin.Hostname()
+	if p.cfg.PasskeyRPID != "" {
+		rpID = p.cfg.PasskeyRPID
+	}
 	return webauthn.New(&webauthn.Config{
-		RPID: origin.Hostname(), RPDisplayName: "Wij Techniek",
+		RPID: rpID, RPDisplayName: "Wij Techniek",
 		RPOrigins:              []string{origin.Scheme + "://" + origin.Host},
 		AuthenticatorSelection: account.PasskeySelection,
 	})

@@ -132,3 +132,20 @@ func (h *portalHarness) loggedInAs(a storage.Account) *browser {
 	b.cookies[sessionCookieName] = &http.Cookie{Name: sessionCookieName, Value: raw}
 	return b
 }
+
+func TestPasskeysAreForTheConfiguredRelyingParty(t *testing.T) {
+	t.Parallel()
+	h := newPortalHarness(t, func(c *Config) {
+		c.Factors = &account.Factors{Store: c.Accounts.Store, Key: []byte("0123456789abcdef0123456789abcdef"), Issuer: "Wij Techniek", Now: c.Now}
+		c.PasskeyRPID = "example.nl"
+	})
+	h.account("anna@example.nl", "Anna de Vries")
+	pk := ceremonyOptions(t, h.loggedIn("anna@example.nl"), passkeyRegisterPath+beginSuffix, nil)
+	if rp, _ := pk["rp"].(map[string]any); rp["id"] != "example.nl" {
+		t.Fatalf("relying party %v, want the configured example.nl", rp)
+	}
+	login := ceremonyOptions(t, h.browser(), passkeyLoginPath+beginSuffix, nil)
+	if login["rpId"] != "example.nl" || login["userVerification"] != "required" {
+		t.Fatalf("login options %v, want rpId example.nl and user verification required", login)
+	}
+}

@@ -66,6 +66,9 @@ type Config struct {
 	Factors *account.Factors
 	// SecondFactor is who must have a second factor.
 	SecondFactor account.Policy
+	// PasskeyRPID is the relying party ID of passkeys; empty means the
+	// portal's host.
+	PasskeyRPID string
 }
 
 // HealthCheck is one line of /healthz. Check runs on every request to it,

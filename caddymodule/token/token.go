@@ -51,7 +51,8 @@ type Claims struct {
 	Apps      []string
 	Assurance string
 	// AMR is how the session's person proved who they are (RFC 8176):
-	// ["pwd"], ["pwd","otp","mfa"] or ["hwk","user","mfa"].
+	// ["pwd"], ["pwd","otp","mfa"], ["pwd","hwk","mfa"] or
+	// ["hwk","user","mfa"].
 	AMR       []string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
