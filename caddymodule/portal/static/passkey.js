@@ -77,7 +77,9 @@
       form.elements.credential.value = answer(cred);
       form.submit();
     }).catch(function (err) {
-      if (err && err.name === "AbortError") { return; }
+      // An autofill offer that ends unused or cannot start is no failure:
+      // the person did not ask for it.
+      if (mediation || (err && err.name === "AbortError")) { return; }
       if (error) { error.hidden = false; }
     });
   }
