@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -66,50 +67,48 @@ func (p *Portal) relyingParty(r *http.Request) (*webauthn.WebAuthn, error) {
 	})
 }
 
-// newCeremony starts a flow holding a ceremony's state, replacing the
-// browser's flow: one ceremony at a time.
-func (p *Portal) newCeremony(w http.ResponseWriter, r *http.Request, purpose, accountID string, state *webauthn.SessionData) error {
+// newCeremony keeps a ceremony's state in a flow of its own and returns
+// the token the browser posts back with its answer. The token travels in
+// the page, not in the flow cookie, so a login page open in another tab
+// does not end a registration or reset in progress; the answer itself is
+// the proof, bound to this site by the browser.
+func (p *Portal) newCeremony(purpose, accountID string, state *webauthn.SessionData) (string, error) {
 	raw, err := json.Marshal(state)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if c, err := r.Cookie(flowCookie); err == nil {
-		if err := p.cfg.Accounts.EndFlow(flowKey(c.Value)); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return err
-		}
-	}
+	token := rand.Text()
 	now := p.now()
-	f := storage.Flow{Purpose: purpose, AccountID: accountID, Stage: stageCode, Ceremony: raw,
-		CreatedAt: now, ExpiresAt: now.Add(ceremonyLifetime)}
-	return p.saveFlow(w, r, &f)
+	return token, p.cfg.Accounts.SaveFlow(storage.Flow{ID: flowKey(token), Purpose: purpose, AccountID: accountID,
+		Stage: stageCode, Ceremony: raw, CreatedAt: now, ExpiresAt: now.Add(ceremonyLifetime)})
 }
 
-// takeCeremony ends the browser's ceremony of purpose and returns its
-// state: whatever the answer, a challenge is answered once.
-func (p *Portal) takeCeremony(w http.ResponseWriter, r *http.Request, purpose string) (storage.Flow, webauthn.SessionData, error) {
+// takeCeremony ends the ceremony the form names and returns its state:
+// whatever the answer, a challenge is answered once.
+func (p *Portal) takeCeremony(r *http.Request, purpose string) (storage.Flow, webauthn.SessionData, error) {
 	var state webauthn.SessionData
-	c, err := r.Cookie(flowCookie)
-	if err != nil || len(c.Value) != 26 {
+	token := r.PostFormValue("ceremony")
+	if len(token) != 26 {
 		return storage.Flow{}, state, storage.ErrNotFound
 	}
-	f, err := p.cfg.Accounts.Flow(flowKey(c.Value))
+	f, err := p.cfg.Accounts.Flow(flowKey(token))
 	if err != nil {
+		return storage.Flow{}, state, err
+	}
+	if err := p.cfg.Accounts.EndFlow(f.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return storage.Flow{}, state, err
 	}
 	if f.Purpose != purpose || len(f.Ceremony) == 0 || !p.now().Before(f.ExpiresAt) {
 		return storage.Flow{}, state, storage.ErrNotFound
 	}
-	if err := p.endFlow(w, f); err != nil {
-		return storage.Flow{}, state, err
-	}
 	return f, state, json.Unmarshal(f.Ceremony, &state)
 }
 
 // writeCeremony answers a begin request with the options for the
-// browser's navigator.credentials call.
-func writeCeremony(w http.ResponseWriter, options any) {
+// browser's navigator.credentials call, and the ceremony's token.
+func writeCeremony(w http.ResponseWriter, token string, options any) {
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(options)
+	_ = json.NewEncoder(w).Encode(map[string]any{"ceremony": token, "publicKey": options})
 }
 
 // ceremonyRefused answers a begin request that cannot start.
@@ -153,14 +152,15 @@ func (p *Portal) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request) {
 		exclude = append(exclude, c.Descriptor())
 	}
 	options, state, err := rp.BeginRegistration(user, webauthn.WithAuthenticatorSelection(account.PasskeySelection), webauthn.WithExclusions(exclude))
+	var token string
 	if err == nil {
-		err = p.newCeremony(w, r, purposePasskeyRegister, a.ID, state)
+		token, err = p.newCeremony(purposePasskeyRegister, a.ID, state)
 	}
 	if err != nil {
 		p.ceremonyRefused(w, r, http.StatusServiceUnavailable, "starting a registration", err)
 		return
 	}
-	writeCeremony(w, options)
+	writeCeremony(w, token, options.Response)
 }
 
 // passkeyRegister keeps the passkey the browser made, under the name the
@@ -180,7 +180,7 @@ func (p *Portal) passkeyRegister(w http.ResponseWriter, r *http.Request) {
 		p.serverError(w, r, lang, "reading memberships", err)
 		return
 	}
-	if err := parseForm(r, "name", "credential"); err != nil {
+	if err := parseForm(r, "name", "credential", "ceremony"); err != nil {
 		p.logger.Info("passkey form refused", zap.Error(err), zap.String("remote", p.clientIP(r)))
 		v.FormError = lang.T("form.unknown")
 		p.pages.render(w, r, http.StatusBadRequest, "security", v)
@@ -198,7 +198,7 @@ func (p *Portal) passkeyRegister(w http.ResponseWriter, r *http.Request) {
 		p.pages.render(w, r, http.StatusBadRequest, "security", v)
 		return
 	}
-	f, state, err := p.takeCeremony(w, r, purposePasskeyRegister)
+	f, state, err := p.takeCeremony(r, purposePasskeyRegister)
 	raw, okRaw := credentialField(r)
 	if err != nil || f.AccountID != a.ID || !okRaw {
 		p.passkeyFailed(w, r, v, "security", "no ceremony or answer", err)
@@ -256,14 +256,15 @@ func (p *Portal) passkeyLoginBegin(w http.ResponseWriter, r *http.Request) {
 		mediation = protocol.MediationConditional
 	}
 	options, state, err := rp.BeginDiscoverableMediatedLogin(mediation, webauthn.WithUserVerification(protocol.VerificationRequired))
+	var token string
 	if err == nil {
-		err = p.newCeremony(w, r, purposePasskeyLogin, "", state)
+		token, err = p.newCeremony(purposePasskeyLogin, "", state)
 	}
 	if err != nil {
 		p.ceremonyRefused(w, r, http.StatusServiceUnavailable, "starting a passkey login", err)
 		return
 	}
-	writeCeremony(w, options)
+	writeCeremony(w, token, options.Response)
 }
 
 // passkeyLogin signs in with the passkey the browser answered with.
@@ -275,13 +276,13 @@ func (p *Portal) passkeyLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	ret := p.returnTarget(r, r.PostFormValue("return"))
 	v := &view{Lang: lang, Title: "login.title", CSRF: csrfToken(w, r), Return: ret}
-	if err := parseForm(r, "credential", "return"); err != nil {
+	if err := parseForm(r, "credential", "ceremony", "return"); err != nil {
 		p.logger.Info("passkey login form refused", zap.Error(err), zap.String("remote", p.clientIP(r)))
 		v.FormError = lang.T("form.unknown")
 		p.pages.render(w, r, http.StatusBadRequest, "login", v)
 		return
 	}
-	_, state, err := p.takeCeremony(w, r, purposePasskeyLogin)
+	_, state, err := p.takeCeremony(r, purposePasskeyLogin)
 	raw, okRaw := credentialField(r)
 	if err != nil || !okRaw {
 		p.passkeyFailed(w, r, v, "login", "no ceremony or answer", err)
@@ -353,7 +354,7 @@ func (p *Portal) passkeyStepBegin(w http.ResponseWriter, r *http.Request) {
 		p.ceremonyRefused(w, r, http.StatusServiceUnavailable, "starting a passkey step", err)
 		return
 	}
-	writeCeremony(w, options)
+	writeCeremony(w, "", options.Response)
 }
 
 // passkeyStep checks the passkey answer of the pending login.

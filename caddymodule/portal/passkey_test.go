@@ -21,17 +21,26 @@ import (
 // options.
 func ceremonyOptions(t *testing.T, b *browser, path string, form url.Values) map[string]any {
 	t.Helper()
+	pk, _ := ceremony(t, b, path, form)
+	return pk
+}
+
+// ceremony begins a ceremony at path and returns its publicKey options
+// and the token the answer is posted with.
+func ceremony(t *testing.T, b *browser, path string, form url.Values) (map[string]any, string) {
+	t.Helper()
 	rec := b.post(path, form)
 	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {
 		t.Fatalf("begin %s: %d %s\n%s", path, rec.Code, rec.Header().Get("Content-Type"), rec.Body)
 	}
 	var options struct {
+		Ceremony  string         `json:"ceremony"`
 		PublicKey map[string]any `json:"publicKey"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &options); err != nil {
 		t.Fatal(err)
 	}
-	return options.PublicKey
+	return options.PublicKey, options.Ceremony
 }
 
 func TestPasskeyRegistrationAsksForADiscoverableVerifiedPasskey(t *testing.T) {
@@ -62,17 +71,21 @@ func TestPasskeyCeremonyIsAnsweredOnce(t *testing.T) {
 	h := newFactorHarness(t, account.PolicyAdmins)
 	h.account("anna@example.nl", "Anna de Vries")
 	b := h.loggedIn("anna@example.nl")
-	ceremonyOptions(t, b, passkeyRegisterPath+beginSuffix, nil)
-	flow := flowKey(b.cookies[flowCookie].Value)
+	_, token := ceremony(t, b, passkeyRegisterPath+beginSuffix, nil)
+	flow := flowKey(token)
 	if f, err := h.accounts.Flow(flow); err != nil || f.Purpose != purposePasskeyRegister || len(f.Ceremony) == 0 {
 		t.Fatalf("no ceremony kept: %+v %v", f, err)
 	}
-	rec := b.post(passkeyRegisterPath, url.Values{"name": {"Laptop"}, "credential": {`{"id":"x"}`}})
+	rec := b.post(passkeyRegisterPath, url.Values{"name": {"Laptop"}, "credential": {`{"id":"x"}`}, "ceremony": {token}})
 	wantPage(t, rec, http.StatusBadRequest, Dutch, "mfa.passkey.failed")
 	if _, err := h.accounts.Flow(flow); err == nil {
 		t.Fatal("a refused answer left the ceremony to be answered again")
 	}
-
+	// A login page in another tab leaves a registration in progress alone.
+	reg := h.browser()
+	wantRedirect(t, reg.post("/register", url.Values{"action": {"send"}, "email": {"bob@example.nl"}}), "/register?sent=1")
+	ceremony(t, reg, passkeyLoginPath+beginSuffix, url.Values{"mediation": {"conditional"}})
+	wantPage(t, reg.get("/register?sent=1"), http.StatusOK, Dutch, "register.verify")
 }
 
 func TestPasskeyFormsAnswerBadInput(t *testing.T) {

@@ -62,7 +62,9 @@
   function run(form, mediation) {
     if (pending) { pending.abort(); pending = null; }
     var error = form.querySelector("[data-passkey-error]");
+    var ceremony = "";
     return begin(form, mediation).then(function (options) {
+      ceremony = options.ceremony;
       if (form.dataset.passkey === "register") {
         return navigator.credentials.create({ publicKey: publicKey(options) });
       }
@@ -75,6 +77,7 @@
       return navigator.credentials.get(req);
     }).then(function (cred) {
       form.elements.credential.value = answer(cred);
+      if (form.elements.ceremony) { form.elements.ceremony.value = ceremony; }
       form.submit();
     }).catch(function (err) {
       // An autofill offer that ends unused or cannot start is no failure:
