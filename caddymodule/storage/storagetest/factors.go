@@ -75,3 +75,16 @@ func testSecondFactorsAreKeptAndRemovingOneEndsSessions(t *testing.T, e Engine) 
 		t.Fatalf("a session outlived the removal of the authenticator app: %v", err)
 	}
 }
+
+// testPasskeyCeremonyIsKeptInItsFlow: a flow keeps a passkey ceremony's
+// state as written.
+func testPasskeyCeremonyIsKeptInItsFlow(t *testing.T, e Engine) {
+	f := storage.Flow{ID: "ceremony-1", Purpose: "passkey-login", Stage: "code", Ceremony: []byte(`{"challenge":"abc"}`),
+		CreatedAt: now(), ExpiresAt: now().Add(5 * time.Minute)}
+	if err := e.PutFlow(f); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.Flow(f.ID); err != nil || !same(got, f) {
+		t.Fatalf("read back %+v, %v; want %+v", got, err, f)
+	}
+}

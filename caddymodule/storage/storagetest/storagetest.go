@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) Engine) {
 		{"SessionNeedsTheCurrentCredentials", testSessionNeedsTheCurrentCredentials},
 		{"LoginsRacingAPasswordChangeLeaveNoOldSession", testLoginsRacingAPasswordChangeLeaveNoOldSession},
 		{"SecondFactorsAreKeptAndRemovingOneEndsSessions", testSecondFactorsAreKeptAndRemovingOneEndsSessions},
+		{"PasskeyCeremonyIsKeptInItsFlow", testPasskeyCeremonyIsKeptInItsFlow},
 		{"Flows", testFlows},
 		{"Sessions", testSessions},
 		{"VersionsMoveForWhatAWriteTouched", testVersionsMoveForWhatAWriteTouched},
