@@ -133,6 +133,17 @@ type App struct {
 	// invitation.
 	EHerkenning *EHerkenningConfig `json:"eherkenning,omitempty"`
 
+	// SecondFactor says who must have a second factor (authenticator app
+	// or passkey): `admins` (default), `everyone` or `off`. Under admins
+	// and everyone, an admin acts as one only from a session that passed
+	// a second factor.
+	SecondFactor string `json:"second_factor,omitempty"`
+
+	// PasskeyRPID is the WebAuthn relying party ID passkeys are made for:
+	// by default the portal's host. A parent domain (example.nl for
+	// account.example.nl) lets passkeys outlive a move of the portal.
+	PasskeyRPID string `json:"passkey_rp_id,omitempty"`
+
 	engine   engine.Engine
 	storeKey string
 	sessions *session.Manager
@@ -310,6 +321,10 @@ func (a *App) serve(repl *caddy.Replacer, s *served) error {
 	if err != nil {
 		return fmt.Errorf("loading the code key: %w", err)
 	}
+	factorKey, err := a.engine.Secret("factor-key", func() ([]byte, error) { return randomBytes(32), nil })
+	if err != nil {
+		return fmt.Errorf("loading the second-factor key: %w", err)
+	}
 	sp, err := a.provisionEHerkenning(repl)
 	if err != nil {
 		return err
@@ -349,6 +364,10 @@ func (a *App) serve(repl *caddy.Replacer, s *served) error {
 		Returns: s.returns,
 		Logger:  a.logger.Named("portal"),
 		Health:  []portal.HealthCheck{{Name: "storage", Check: a.engine.Health, Critical: true}},
+
+		Factors:      &account.Factors{Store: a.engine, Key: factorKey, Issuer: "Wij Techniek", Now: now},
+		SecondFactor: a.policy(),
+		PasskeyRPID:  a.PasskeyRPID,
 	})
 	if err != nil {
 		a.sessions.Close()
@@ -402,6 +421,13 @@ func (a *App) outageGrace() time.Duration {
 	return time.Duration(a.StorageOutageGrace)
 }
 
+// policy is the second-factor policy; Validate refused any value
+// ParsePolicy does not read.
+func (a *App) policy() account.Policy {
+	p, _ := account.ParsePolicy(a.SecondFactor)
+	return p
+}
+
 // DefaultStorageOutageGrace is storage_outage_grace's default.
 const DefaultStorageOutageGrace = 60 * time.Second
 
@@ -421,6 +447,8 @@ func (a *App) Validate() error {
 		checkAuditRetention(time.Duration(a.AuditRetention)),
 		checkOutageGrace(time.Duration(a.StorageOutageGrace)),
 		checkReverify(time.Duration(a.ReverifyAfter), time.Duration(a.ReverifyGrace)),
+		checkSecondFactor(a.SecondFactor),
+		checkPasskeyRPID(a.PasskeyRPID, a.PortalURL),
 	}
 	for _, name := range a.StripHeaders {
 		if err := checkHeaderName(name); err != nil {

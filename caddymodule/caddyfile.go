@@ -37,6 +37,8 @@ func init() {
 //	    audit_retention <duration>
 //	    reverify_after <duration>
 //	    reverify_grace <duration>
+//	    second_factor admins|everyone|off
+//	    passkey_rp_id <domain>
 //	    mail { ... }
 //	    eherkenning { ... }
 //	}
@@ -63,6 +65,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		switch opt := d.Val(); opt {
+		case "second_factor", "passkey_rp_id":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			if opt == "second_factor" {
+				a.SecondFactor = v
+			} else {
+				a.PasskeyRPID = v
+			}
 		case "storage", "cookie_name", "cookie_domain", "portal_url", "cookie_key":
 			v, err := oneArg(d)
 			if err != nil {

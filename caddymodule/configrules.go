@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
@@ -261,6 +262,36 @@ func walkFilePlaceholders(option string, v any) error {
 				return fmt.Errorf("%s: {file.%s}: %w", option, m[1], err)
 			}
 		}
+	}
+	return nil
+}
+
+// checkSecondFactor checks the second_factor policy.
+func checkSecondFactor(v string) error {
+	_, err := account.ParsePolicy(v)
+	return err
+}
+
+// checkPasskeyRPID checks passkey_rp_id: a host name, and when portal_url
+// is set, that host or a parent domain of it, as WebAuthn requires.
+func checkPasskeyRPID(rpID, portalURL string) error {
+	if rpID == "" {
+		return nil
+	}
+	hostName := rpID == strings.ToLower(rpID) && strings.Trim(rpID, ".") == rpID &&
+		!strings.ContainsAny(rpID, ":/ ") && (strings.Contains(rpID, ".") || rpID == "localhost")
+	if !hostName {
+		return fmt.Errorf("passkey_rp_id %q: want a lower-case host name such as example.nl", rpID)
+	}
+	if portalURL == "" {
+		return nil
+	}
+	u, err := url.Parse(portalURL)
+	if err != nil {
+		return nil // portal_url's own rule answers
+	}
+	if host := u.Hostname(); host != rpID && !strings.HasSuffix(host, "."+rpID) {
+		return fmt.Errorf("passkey_rp_id %q: the portal's host %s must be it or under it", rpID, host)
 	}
 	return nil
 }

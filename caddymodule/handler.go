@@ -232,6 +232,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.unauthenticated(w, r)
 	}
 	active, hasOrg := id.active(s.ActiveOrg)
+	if hasOrg && active.role == org.RoleAdmin && a.policy().AdminNeedsMFA() && !slices.Contains(s.AMR, "mfa") {
+		active = active.asMember()
+	}
 	if h.Require != "session" {
 		if !hasOrg && id.waitingKvK != "" {
 			return h.refuse(w, r, id, &orgIdentity{kvk: id.waitingKvK, name: id.waitingName}, "lapsed")
@@ -254,7 +257,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	for i, f := range h.send {
 		if f.fact != contract.Assertion {
 			values[i] = headerValue(id, active, f.fact)
-		} else if values[i], err = h.assertion(r, s.Key, id, active); err != nil {
+		} else if values[i], err = h.assertion(r, s.Key, s.AMR, id, active); err != nil {
 			h.logger.Error("signing the identity token", zap.Error(err))
 			return caddyhttp.Error(http.StatusInternalServerError, err)
 		}
@@ -332,9 +335,9 @@ func headerValue(id *identity, o *orgIdentity, f contract.Fact) string {
 // assertion is the signed identity token for this session and app; the
 // signer reuses one until it nears expiry or the facts change, so the hot
 // path rarely signs.
-func (h *Handler) assertion(r *http.Request, sessionKey string, id *identity, o *orgIdentity) (string, error) {
+func (h *Handler) assertion(r *http.Request, sessionKey string, amr []string, id *identity, o *orgIdentity) (string, error) {
 	c := token.Claims{
-		Issuer: h.app.issuer(r), Audience: h.App, Subject: id.id, Email: id.email, Name: id.name,
+		Issuer: h.app.issuer(r), Audience: h.App, Subject: id.id, Email: id.email, Name: id.name, AMR: amr,
 	}
 	if o != nil {
 		c.OrgKvK, c.OrgName, c.Role, c.Apps, c.Assurance = o.kvk, o.name, o.role, o.apps, o.assurance

@@ -177,5 +177,14 @@ func (id *identity) pack() {
 	pack.Strings(fields...)
 }
 
+// asMember is the membership of an admin whose session did not pass a
+// second factor: handed on as a member (same apps, role member), so no
+// admin-only app or admin role reaches an upstream on a password alone.
+func (o *orgIdentity) asMember() *orgIdentity {
+	m := *o
+	m.role = org.RoleMember
+	return &m
+}
+
 // mayUse reports whether the membership grants the app.
 func (o *orgIdentity) mayUse(app string) bool { return slices.Contains(o.apps, app) }

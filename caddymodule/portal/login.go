@@ -25,8 +25,11 @@ func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := &view{Lang: lang, Title: "login.title", CSRF: csrfToken(w, r), Return: ret}
-	if r.URL.Query().Get("loggedout") == "1" {
+	switch {
+	case r.URL.Query().Get("loggedout") == "1":
 		v.Notice = lang.T("login.loggedout")
+	case r.URL.Query().Get("factor") == "expired":
+		v.Notice = lang.T("mfa.step.expired")
 	}
 	p.pages.render(w, r, http.StatusOK, "login", v)
 }
@@ -74,6 +77,13 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := p.cfg.Accounts.Authenticate(r.Context(), email, password)
+	if err == nil && p.cfg.Factors != nil && a.HasSecondFactor() {
+		// The password's failures are cleared only once the second
+		// factor passes: a known password must not reset the count of
+		// code guesses.
+		p.askSecondFactor(w, r, lang, a, key, ret)
+		return
+	}
 	if err == nil {
 		// A password changed while it was being checked no longer opens
 		// the account: that login failed.
@@ -105,22 +115,24 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		p.logger.Warn("clearing login failures", zap.Error(err))
 	}
 	p.logger.Info("login", zap.String("account", a.ID), zap.String("remote", ip))
-	if p.reverifyAfterLogin(w, r, lang, a, ret) {
-		return
-	}
-	p.continueAfterLogin(w, r, lang, ret)
+	p.afterLogin(w, r, lang, a, ret)
 }
 
 // logIn starts a session for the account and ends the one the request
 // presented, so logging in again leaves this browser one session, not two.
 // storage.ErrStale means the account's credentials changed since it was read.
 func (p *Portal) logIn(w http.ResponseWriter, r *http.Request, a storage.Account) error {
+	return p.logInWith(w, r, a, amrPassword)
+}
+
+// logInWith is logIn recording how the person proved who they are.
+func (p *Portal) logInWith(w http.ResponseWriter, r *http.Request, a storage.Account, amr []string) error {
 	if c, err := r.Cookie(p.cfg.Cookie.Name); err == nil {
 		if err := p.cfg.Sessions.Revoke(c.Value); err != nil {
 			return err
 		}
 	}
-	return p.startSession(w, r, a, []string{"pwd"})
+	return p.startSession(w, r, a, amr)
 }
 
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {

@@ -153,7 +153,7 @@ func (p *Portal) switchOrg(w http.ResponseWriter, r *http.Request) {
 // its admins.
 func (p *Portal) orgAdmin(w http.ResponseWriter, r *http.Request) {
 	lang := requestLang(w, r)
-	a, _, ok := p.signedIn(w, r, r.URL.Path)
+	a, s, ok := p.signedIn(w, r, r.URL.Path)
 	if !ok {
 		return
 	}
@@ -173,6 +173,9 @@ func (p *Portal) orgAdmin(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, err := p.cfg.Orgs.RequireAdmin(a.ID, kvk, "view"); err != nil {
 		p.forbidden(w, r, lang, a.ID, "view the admin page of an organisation", kvk)
+		return
+	}
+	if p.refuseUnprovenAdmin(w, r, lang, a, s, kvk) {
 		return
 	}
 	d, err := p.orgAdminData(lang, kvk, a.ID, page)
@@ -305,7 +308,7 @@ func (p *Portal) orgAction(w http.ResponseWriter, r *http.Request) {
 		p.formExpired(w, r, lang)
 		return
 	}
-	a, _, ok := p.signedIn(w, r, "/dashboard")
+	a, s, ok := p.signedIn(w, r, "/dashboard")
 	if !ok {
 		return
 	}
@@ -320,6 +323,9 @@ func (p *Portal) orgAction(w http.ResponseWriter, r *http.Request) {
 	}
 	if action != "invite" && !validID(target) {
 		p.badValue(w, r, lang, "target", "orgadmin.badtarget")
+		return
+	}
+	if p.refuseUnprovenAdmin(w, r, lang, a, s, kvk) {
 		return
 	}
 	// Only the fields each action reads are looked at; anything else a

@@ -64,6 +64,14 @@ type Config struct {
 	ShareOutbox bool
 	// Health are the checks /healthz reports, in order.
 	Health []HealthCheck
+	// Factors keeps second factors; nil offers none, and then no policy
+	// can require one.
+	Factors *account.Factors
+	// SecondFactor is who must have a second factor.
+	SecondFactor account.Policy
+	// PasskeyRPID is the relying party ID of passkeys; empty means the
+	// portal's host.
+	PasskeyRPID string
 }
 
 // HealthCheck is one line of /healthz. Check runs on every request to it,
@@ -137,6 +145,18 @@ func New(cfg Config) (*Portal, error) {
 	p.mux.HandleFunc("GET /login", p.loginPage)
 	p.mux.HandleFunc("POST /login", p.login)
 	p.mux.HandleFunc("POST /logout", p.logout)
+	p.mux.HandleFunc("GET "+factorStepPath, p.factorStepPage)
+	p.mux.HandleFunc("POST "+factorStepPath, p.factorStep)
+	p.mux.HandleFunc("GET "+securityPath, p.securityPage)
+	p.mux.HandleFunc("POST "+securityPath, p.securityAction)
+	if cfg.Factors != nil {
+		p.mux.HandleFunc("POST "+passkeyRegisterPath+beginSuffix, p.passkeyRegisterBegin)
+		p.mux.HandleFunc("POST "+passkeyRegisterPath, p.passkeyRegister)
+		p.mux.HandleFunc("POST "+passkeyLoginPath+beginSuffix, p.passkeyLoginBegin)
+		p.mux.HandleFunc("POST "+passkeyLoginPath, p.passkeyLogin)
+		p.mux.HandleFunc("POST "+passkeyStepPath+beginSuffix, p.passkeyStepBegin)
+		p.mux.HandleFunc("POST "+passkeyStepPath, p.passkeyStep)
+	}
 	p.mux.HandleFunc("GET /dashboard", p.dashboard)
 	p.mux.HandleFunc("POST /dashboard/active", p.switchOrg)
 	p.mux.HandleFunc("GET /org/{kvk}", p.orgAdmin)

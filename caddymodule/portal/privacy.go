@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -207,12 +208,19 @@ func (p *Portal) deleteRefused(w http.ResponseWriter, r *http.Request, v *view, 
 	p.pages.render(w, r, http.StatusTooManyRequests, "delete", v)
 }
 
-// requireRecentSecondFactor is where removing an account asks for the
-// account's second factor, when it has one, after the password; it
-// answers the request itself when it refuses. Accounts hold no second
-// factor yet, so the password is the whole proof.
-func (p *Portal) requireRecentSecondFactor(http.ResponseWriter, *http.Request, storage.Account, storage.Session) bool {
-	return true
+// requireRecentSecondFactor asks, after the password, for the account's
+// second factor when it has one: the session must have passed it at login
+// (amr "mfa"), else the person is told to log in again with it. It
+// answers the request itself when it refuses.
+func (p *Portal) requireRecentSecondFactor(w http.ResponseWriter, r *http.Request, a storage.Account, s storage.Session) bool {
+	if !a.HasSecondFactor() || slices.Contains(s.AMR, amrMFA) {
+		return true
+	}
+	lang := requestLang(w, r)
+	p.logger.Info("account removal refused: the session did not pass the account's second factor", zap.String("account", a.ID))
+	p.pages.render(w, r, http.StatusForbidden, "securityrefused", &view{Lang: lang, Title: "mfa.admin.title", CSRF: csrfToken(w, r),
+		Data: securityRefusal{Text: "privacy.delete.secondfactor"}})
+	return false
 }
 
 // deletedPage is where a removed account's browser lands.

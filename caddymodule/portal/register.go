@@ -114,5 +114,5 @@ func (p *Portal) registerCreate(w http.ResponseWriter, r *http.Request, v *view,
 		p.serverError(w, r, lang, "starting a session", err)
 		return
 	}
-	p.continueAfterLogin(w, r, lang, f.Return)
+	p.afterLogin(w, r, lang, a, f.Return)
 }

@@ -50,7 +50,7 @@ type view struct {
 type fieldError struct{ Field, Message string }
 
 // fieldOrder is the order fields appear in on every form.
-var fieldOrder = []string{"email", "code", "password", "password2", "name", "confirm"}
+var fieldOrder = []string{"email", "code", "recovery", "password", "password2", "name", "confirm"}
 
 // userView is the logged-in person as pages show them.
 type userView struct {

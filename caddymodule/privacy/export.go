@@ -1,8 +1,10 @@
 package privacy
 
 import (
+	"strconv"
 	"time"
 
+	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
@@ -202,9 +204,26 @@ func invitation(inv storage.Invitation, orgName string) Invitation {
 		InvitedBy: inv.InvitedBy, CreatedAt: inv.CreatedAt, ExpiresAt: inv.ExpiresAt}
 }
 
-// factors describes the account's second factors and passkeys. The
-// account record holds none yet; when it does, each is summarised here.
-func factors(storage.Account) []FactorSummary { return []FactorSummary{} }
+// factors describes the account's second factors by kind, name and
+// dates; the secrets, keys and code hashes stay out. An authenticator
+// app's last use is the start of the time step of its last accepted code.
+func factors(a storage.Account) []FactorSummary {
+	out := []FactorSummary{}
+	if a.TOTP != nil {
+		f := FactorSummary{Kind: "totp", CreatedAt: a.TOTP.CreatedAt}
+		if a.TOTP.LastStep > 0 {
+			f.LastUsedAt = time.Unix(a.TOTP.LastStep*account.TOTPPeriod, 0).UTC()
+		}
+		out = append(out, f)
+	}
+	if len(a.RecoveryCodes) > 0 {
+		out = append(out, FactorSummary{Kind: "recovery-codes", Name: strconv.Itoa(len(a.RecoveryCodes)) + " unused", CreatedAt: a.RecoveryCodesAt})
+	}
+	for _, pk := range a.Passkeys {
+		out = append(out, FactorSummary{Kind: "passkey", Name: pk.Name, CreatedAt: pk.CreatedAt, LastUsedAt: pk.LastUsedAt})
+	}
+	return out
+}
 
 // nonNil makes an absent list an empty one, so the JSON shape holds a
 // list wherever one can be.

@@ -37,8 +37,8 @@ const minRotateEvery = time.Hour
 
 // Claims are the facts a token asserts. Token sets IssuedAt, ExpiresAt and
 // ID itself; values passed in are ignored. In the token they appear as iss,
-// aud, sub, email, name, org_kvk, org_name, role, apps, assurance, iat,
-// exp, nbf (equal to iat) and jti.
+// aud, sub, email, name, org_kvk, org_name, role, apps, assurance, amr,
+// iat, exp, nbf (equal to iat) and jti.
 type Claims struct {
 	Issuer    string
 	Audience  string
@@ -50,6 +50,10 @@ type Claims struct {
 	Role      string
 	Apps      []string
 	Assurance string
+	// AMR is how the session's person proved who they are (RFC 8176):
+	// ["pwd"], ["pwd","otp","mfa"], ["pwd","hwk","mfa"] or
+	// ["hwk","user","mfa"].
+	AMR       []string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	ID        string
@@ -61,7 +65,7 @@ func (c *Claims) sameFacts(o *Claims) bool {
 	return c.Issuer == o.Issuer && c.Audience == o.Audience && c.Subject == o.Subject &&
 		c.Email == o.Email && c.Name == o.Name && c.OrgKvK == o.OrgKvK &&
 		c.OrgName == o.OrgName && c.Role == o.Role && c.Assurance == o.Assurance &&
-		slices.Equal(c.Apps, o.Apps)
+		slices.Equal(c.Apps, o.Apps) && slices.Equal(c.AMR, o.AMR)
 }
 
 // wireClaims is the JSON payload of a token.
@@ -76,6 +80,7 @@ type wireClaims struct {
 	Role      string   `json:"role,omitempty"`
 	Apps      []string `json:"apps"`
 	Assurance string   `json:"assurance,omitempty"`
+	AMR       []string `json:"amr,omitempty"`
 	IssuedAt  int64    `json:"iat"`
 	ExpiresAt int64    `json:"exp"`
 	NotBefore int64    `json:"nbf"`
@@ -211,6 +216,7 @@ func (s *Signer) Token(key CacheKey, c Claims) (string, error) {
 		return "", err
 	}
 	c.Apps = slices.Clone(c.Apps)
+	c.AMR = slices.Clone(c.AMR)
 	sh.put(key, &cacheEntry{token: tok, renewAt: exp.Add(-s.margin), claims: c}, s.cache.perShard)
 	return tok, nil
 }
@@ -228,7 +234,7 @@ func (s *Signer) sign(c *Claims, iat, exp time.Time) (string, error) {
 	payload, err := json.Marshal(wireClaims{
 		Issuer: c.Issuer, Audience: c.Audience, Subject: c.Subject,
 		Email: c.Email, Name: c.Name, OrgKvK: c.OrgKvK, OrgName: c.OrgName,
-		Role: c.Role, Apps: apps, Assurance: c.Assurance,
+		Role: c.Role, Apps: apps, Assurance: c.Assurance, AMR: c.AMR,
 		IssuedAt: iat.Unix(), ExpiresAt: exp.Unix(), NotBefore: iat.Unix(),
 		ID: b64.EncodeToString(jti[:]),
 	})

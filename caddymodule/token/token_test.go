@@ -64,6 +64,7 @@ func claims() Claims {
 		Issuer: "https://account.example.nl", Audience: "declaratie", Subject: "acc-1",
 		Email: "an@example.nl", Name: "Ån de Vries", OrgKvK: "12345678", OrgName: "Wij & Zo B.V.",
 		Role: "admin", Apps: []string{"declaratie", "rie"}, Assurance: "eh3",
+		AMR: []string{"pwd", "otp", "mfa"},
 	}
 }
 
@@ -144,7 +145,7 @@ func TestTokenCarriesTheClaims(t *testing.T) {
 		"iss": "https://account.example.nl", "aud": "declaratie", "sub": "acc-1",
 		"email": "an@example.nl", "name": "Ån de Vries", "org_kvk": "12345678",
 		"org_name": "Wij & Zo B.V.", "role": "admin", "apps": []any{"declaratie", "rie"},
-		"assurance": "eh3", "iat": now, "nbf": now, "exp": now + 300,
+		"assurance": "eh3", "amr": []any{"pwd", "otp", "mfa"}, "iat": now, "nbf": now, "exp": now + 300,
 	}
 	for k, v := range want {
 		if fmt.Sprint(mc[k]) != fmt.Sprint(v) {
@@ -243,6 +244,7 @@ func TestTokenNotReusedWhenFactsChange(t *testing.T) {
 		"audience":  func(c *Claims) { c.Audience = "rie" },
 		"org":       func(c *Claims) { c.OrgKvK = "87654321" },
 		"assurance": func(c *Claims) { c.Assurance = "invited" },
+		"amr":       func(c *Claims) { c.AMR = []string{"pwd"} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := claims()

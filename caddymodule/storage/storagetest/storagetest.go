@@ -55,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) Engine) {
 		{"ConcurrentClaimsOfOneAddress", testConcurrentClaimsOfOneAddress},
 		{"SessionNeedsTheCurrentCredentials", testSessionNeedsTheCurrentCredentials},
 		{"LoginsRacingAPasswordChangeLeaveNoOldSession", testLoginsRacingAPasswordChangeLeaveNoOldSession},
+		{"SecondFactorsAreKeptAndRemovingOneEndsSessions", testSecondFactorsAreKeptAndRemovingOneEndsSessions},
+		{"PasskeyCeremonyIsKeptInItsFlow", testPasskeyCeremonyIsKeptInItsFlow},
 		{"Flows", testFlows},
 		{"Sessions", testSessions},
 		{"AccountSessionsListsTheLiveOnes", testAccountSessionsListsTheLiveOnes},
