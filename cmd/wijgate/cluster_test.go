@@ -36,6 +36,8 @@ const clusterReplicaCaddyfile = `{
 	wijgate {
 		storage {{DB}}
 		portal_url http://{{PUBLIC}}
+		# Admins here act on a password alone; the second-factor tests keep the default.
+		second_factor off
 		mail {
 			outbox {{OUTBOX}}
 		}
