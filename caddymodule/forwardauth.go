@@ -83,17 +83,17 @@ func (f *ForwardAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 	for _, expr := range f.TrustedProxies {
+		exprs := []string{expr}
 		if expr == "private_ranges" {
-			for _, r := range caddyhttp.PrivateRangesCIDR() {
-				f.proxies = append(f.proxies, netip.MustParsePrefix(r))
+			exprs = caddyhttp.PrivateRangesCIDR()
+		}
+		for _, e := range exprs {
+			p, err := caddyhttp.CIDRExpressionToPrefix(e)
+			if err != nil {
+				return fmt.Errorf("trusted_proxies: %q is not an IP address, a CIDR range or private_ranges", expr)
 			}
-			continue
+			f.proxies = append(f.proxies, p)
 		}
-		p, err := caddyhttp.CIDRExpressionToPrefix(expr)
-		if err != nil {
-			return fmt.Errorf("trusted_proxies: %q is not an IP address, a CIDR range or private_ranges", expr)
-		}
-		f.proxies = append(f.proxies, p)
 	}
 	var err error
 	f.returns, err = portal.NewReturnPolicy(f.app.PortalURL, f.app.ReturnHosts)
