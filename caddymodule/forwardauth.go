@@ -126,7 +126,6 @@ type originalRequest struct {
 // ServeHTTP answers the proxy's subrequest; it never calls next.
 func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	a := f.app
-	a.stripper.strip(r.Header)
 	orig := f.original(r)
 	w.Header().Set("Cache-Control", "no-store")
 	if !a.ready.Load() {
