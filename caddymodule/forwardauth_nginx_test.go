@@ -41,18 +41,24 @@ func (b *lockedBuffer) Write(p []byte) (int, error) {
 
 func (b *lockedBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
 
-// startNginx starts nginx on a free loopback port, or skips the test when
-// nginx is not installed. As root it runs as nobody, as it would in
-// production; either way it needs nothing outside its own folder.
-func startNginx(t *testing.T, g *gateway) *nginxProxy {
+// nginxBinary finds Debian's nginx (in /usr/sbin, which a user's PATH
+// may lack), or skips the test when it is not installed.
+func nginxBinary(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		if _, statErr := os.Stat("/usr/sbin/nginx"); statErr != nil {
-			t.Skip("nginx is not installed (Debian's nginx package); the forward-auth test runs it")
-		}
-		bin = "/usr/sbin/nginx"
+	if bin, err := exec.LookPath("nginx"); err == nil {
+		return bin
 	}
+	if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
+		t.Skip("nginx is not installed (Debian's nginx package); the forward-auth test runs it")
+	}
+	return "/usr/sbin/nginx"
+}
+
+// startNginx starts nginx on a free loopback port. As root it runs as
+// nobody, as it would in production; either way it needs nothing outside
+// its own folder.
+func startNginx(t *testing.T, bin string, g *gateway) *nginxProxy {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "wijgate-nginx-")
 	if err != nil {
 		t.Fatal(err)
@@ -152,8 +158,9 @@ var forgedIdentity = []string{
 // TestForwardAuthBehindNginx puts real nginx (auth_request) in front of an
 // app, asking a real wijgate about every request.
 func TestForwardAuthBehindNginx(t *testing.T) {
+	bin := nginxBinary(t)
 	g := startGateway(t, "forwardauth.caddyfile", gatewayParams{})
-	n := startNginx(t, g)
+	n := startNginx(t, bin, g)
 	adminAcct := g.addAccount(testEmail, testName, testPassword)
 	linkOrg(t, adminAcct.ID, "12345678", "Bouwbedrijf Ääk B.V.", "loa3")
 
