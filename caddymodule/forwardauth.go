@@ -159,8 +159,8 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyh
 }
 
 // original reads the original request's method and address from a
-// trusted proxy's headers; anyone else's are ignored, and logged, so no
-// client can pick the address it is sent back to after login.
+// trusted proxy's headers; anyone else's are ignored, and logged: only
+// the proxy knows what its client asked for.
 func (f *ForwardAuth) original(r *http.Request) originalRequest {
 	fromProxy := r.Header.Get("X-Original-Url") != "" || r.Header.Get("X-Forwarded-Uri") != "" ||
 		r.Header.Get("X-Forwarded-Method") != ""
