@@ -330,7 +330,21 @@ func (a *App) unmarshalEHerkenning(d *caddyfile.Dispenser) error {
 //	    websocket                          # let WebSocket upgrades through
 //	    allow_encoded_slashes              # let %2F and %5C in paths through
 //	}
+//
+//	wijgate forward_auth {
+//	    app               <app>
+//	    ...                                # the options above but websocket and allow_encoded_slashes
+//	    trusted_proxies   <ip or cidr...>  # private_ranges for every private range
+//	    redirect_browsers                  # 302 rather than 401 (Traefik)
+//	}
 func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	forwardAuth := h.Next() && h.NextArg() && h.Val() == "forward_auth"
+	h.Reset()
+	if forwardAuth {
+		var f ForwardAuth
+		err := f.UnmarshalCaddyfile(h.Dispenser)
+		return &f, err
+	}
 	var handler Handler
 	err := handler.UnmarshalCaddyfile(h.Dispenser)
 	return &handler, err
@@ -354,53 +368,91 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if h.Portal {
 			return d.Errf("wijgate portal takes no options, got %q", d.Val())
 		}
-		switch opt := d.Val(); opt {
-		case "app", "name", "url", "require", "min_assurance":
-			v, err := oneArg(d)
-			if err != nil {
-				return err
+		if err := h.unmarshalOption(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unmarshalOption reads one option of the `wijgate` directive's block.
+func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
+	switch opt := d.Val(); opt {
+	case "app", "name", "url", "require", "min_assurance":
+		v, err := oneArg(d)
+		if err != nil {
+			return err
+		}
+		switch opt {
+		case "app":
+			h.App = v
+		case "name":
+			h.Name = v
+		case "url":
+			h.URL = v
+		case "require":
+			h.Require = v
+		case "min_assurance":
+			h.MinAssurance = v
+		}
+	case "admin_only", "websocket", "allow_encoded_slashes":
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		switch opt {
+		case "admin_only":
+			h.AdminOnly = true
+		case "websocket":
+			h.WebSocket = true
+		case "allow_encoded_slashes":
+			h.AllowEncodedSlashes = true
+		}
+	case "headers":
+		facts := d.RemainingArgs()
+		if len(facts) == 0 {
+			return d.ArgErr()
+		}
+		h.Headers = append(h.Headers, facts...)
+	case "alias":
+		var header, fact string
+		if !d.Args(&header, &fact) || d.NextArg() {
+			return d.ArgErr()
+		}
+		if h.Aliases == nil {
+			h.Aliases = map[string]string{}
+		}
+		h.Aliases[header] = fact
+	default:
+		return d.Errf("unknown wijgate option %q", opt)
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile reads `wijgate forward_auth`: the guard's options
+// and its own, syntax only.
+func (f *ForwardAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	d.Next() // forward_auth
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "trusted_proxies":
+			ranges := d.RemainingArgs()
+			if len(ranges) == 0 {
+				return d.ArgErr()
 			}
-			switch opt {
-			case "app":
-				h.App = v
-			case "name":
-				h.Name = v
-			case "url":
-				h.URL = v
-			case "require":
-				h.Require = v
-			case "min_assurance":
-				h.MinAssurance = v
-			}
-		case "admin_only", "websocket", "allow_encoded_slashes":
+			f.TrustedProxies = append(f.TrustedProxies, ranges...)
+		case "redirect_browsers":
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-			switch opt {
-			case "admin_only":
-				h.AdminOnly = true
-			case "websocket":
-				h.WebSocket = true
-			case "allow_encoded_slashes":
-				h.AllowEncodedSlashes = true
-			}
-		case "headers":
-			facts := d.RemainingArgs()
-			if len(facts) == 0 {
-				return d.ArgErr()
-			}
-			h.Headers = append(h.Headers, facts...)
-		case "alias":
-			var header, fact string
-			if !d.Args(&header, &fact) || d.NextArg() {
-				return d.ArgErr()
-			}
-			if h.Aliases == nil {
-				h.Aliases = map[string]string{}
-			}
-			h.Aliases[header] = fact
+			f.RedirectBrowsers = true
 		default:
-			return d.Errf("unknown wijgate option %q", opt)
+			if err := f.unmarshalOption(d); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -410,4 +462,5 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 var (
 	_ caddyfile.Unmarshaler = (*App)(nil)
 	_ caddyfile.Unmarshaler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler = (*ForwardAuth)(nil)
 )

@@ -209,65 +209,128 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	a.stripper.cleanConnection(r.Header, upgrade == otherUpgrade)
 
-	cookieName := a.sessions.Codec().Name()
-	s, err := a.sessions.Lookup(sessionCookie(r.Header, cookieName))
-	if errors.Is(err, storage.ErrUnavailable) {
-		return h.storageUnavailable(w, r, "looking up a session", err)
+	d := h.decide(r)
+	switch d.verdict {
+	case storageDown:
+		return h.storageUnavailable(w, r, d.what, d.err)
+	case noSession:
+		return h.unauthenticated(w, r)
+	case refused:
+		return h.refuse(w, r, d.id, d.active, d.reason)
 	}
+	values, err := h.identityValues(r, &d)
 	if err != nil {
-		if !errors.Is(err, session.ErrNoSession) {
-			h.logger.Error("session lookup failed", zap.String("app", h.App), zap.Error(err))
-		}
-		return h.unauthenticated(w, r)
-	}
-	// Lookup set LastSeen to this request's time.
-	id, err := a.identity.get(a.engine, a.accounts, a.orgs, a.appNames, s.AccountID, s.LastSeen)
-	if errors.Is(err, storage.ErrUnavailable) {
-		return h.storageUnavailable(w, r, "reading an account", err)
-	}
-	if err != nil || id.disabled || id.credentialVersion != s.CredentialVersion {
-		if err != nil {
-			h.logger.Warn("session without a readable account", zap.String("account", s.AccountID), zap.Error(err))
-		}
-		return h.unauthenticated(w, r)
-	}
-	active, hasOrg := id.active(s.ActiveOrg)
-	if hasOrg && active.role == org.RoleAdmin && a.policy().AdminNeedsMFA() && !slices.Contains(s.AMR, "mfa") {
-		active = active.asMember()
-	}
-	if h.Require != "session" {
-		if !hasOrg && id.waitingKvK != "" {
-			return h.refuse(w, r, id, &orgIdentity{kvk: id.waitingKvK, name: id.waitingName}, "lapsed")
-		}
-		if !hasOrg {
-			return h.refuse(w, r, id, nil, "no_org")
-		}
-		if h.AdminOnly && active.role != org.RoleAdmin {
-			return h.refuse(w, r, id, active, "admin_only")
-		}
-		if assuranceRank[active.assurance] < h.minRank {
-			return h.refuse(w, r, id, active, "assurance")
-		}
-		if h.Require != "org" && !active.mayUse(h.App) {
-			return h.refuse(w, r, id, active, "no_right")
-		}
-	}
-
-	values := make([]string, len(h.send))
-	for i, f := range h.send {
-		if f.fact != contract.Assertion {
-			values[i] = headerValue(id, active, f.fact)
-		} else if values[i], err = h.assertion(r, s.Key, s.AMR, id, active); err != nil {
-			h.logger.Error("signing the identity token", zap.Error(err))
-			return caddyhttp.Error(http.StatusInternalServerError, err)
-		}
+		h.logger.Error("signing the identity token", zap.Error(err))
+		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
 	setHeaders(r.Header, h.send, values)
 	removeCookie(r.Header, a.ownCookies)
 
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Map((&placeholders{id: id, active: active, app: h.App}).replace)
+	repl.Map((&placeholders{id: d.id, active: d.active, app: h.App}).replace)
 	return next.ServeHTTP(w, r)
+}
+
+// verdict is what a route's policy makes of a request.
+type verdict uint8
+
+const (
+	admitted verdict = iota
+	noSession
+	storageDown
+	refused
+)
+
+// decision is the policy's judgement on one request: whom it admits and
+// for which organisation, or why not. The guard and forward_auth both act
+// on it, so the policy lives in decide alone.
+type decision struct {
+	verdict verdict
+	// sessionKey, id and active are the admitted session, its account
+	// and the organisation it acts for (nil for none); id and active
+	// are also set when refused.
+	sessionKey string
+	id         *identity
+	active     *orgIdentity
+	// amr is how the session's person proved who they are, for the
+	// identity token.
+	amr []string
+	// reason is why a logged-in request is refused: no_org, lapsed,
+	// admin_only, assurance or no_right.
+	reason string
+	// what and err say what needed the storage when it did not answer.
+	what string
+	err  error
+}
+
+// decide looks up the request's session and applies the route's policy.
+func (h *Handler) decide(r *http.Request) decision {
+	a := h.app
+	cookieName := a.sessions.Codec().Name()
+	s, err := a.sessions.Lookup(sessionCookie(r.Header, cookieName))
+	if errors.Is(err, storage.ErrUnavailable) {
+		return decision{verdict: storageDown, what: "looking up a session", err: err}
+	}
+	if err != nil {
+		if !errors.Is(err, session.ErrNoSession) {
+			h.logger.Error("session lookup failed", zap.String("app", h.App), zap.Error(err))
+		}
+		return decision{verdict: noSession}
+	}
+	// Lookup set LastSeen to this request's time.
+	id, err := a.identity.get(a.engine, a.accounts, a.orgs, a.appNames, s.AccountID, s.LastSeen)
+	if errors.Is(err, storage.ErrUnavailable) {
+		return decision{verdict: storageDown, what: "reading an account", err: err}
+	}
+	if err != nil || id.disabled || id.credentialVersion != s.CredentialVersion {
+		if err != nil {
+			h.logger.Warn("session without a readable account", zap.String("account", s.AccountID), zap.Error(err))
+		}
+		return decision{verdict: noSession}
+	}
+	active, hasOrg := id.active(s.ActiveOrg)
+	// An admin acts as admin only from a session that passed a second
+	// factor while the policy asks that of admins.
+	if hasOrg && active.role == org.RoleAdmin && a.policy().AdminNeedsMFA() && !slices.Contains(s.AMR, "mfa") {
+		active = active.asMember()
+	}
+	d := decision{verdict: admitted, sessionKey: s.Key, id: id, active: active, amr: s.AMR}
+	if h.Require == "session" {
+		return d
+	}
+	d.verdict = refused
+	switch {
+	case !hasOrg && id.waitingKvK != "":
+		d.active, d.reason = &orgIdentity{kvk: id.waitingKvK, name: id.waitingName}, "lapsed"
+	case !hasOrg:
+		d.reason = "no_org"
+	case h.AdminOnly && active.role != org.RoleAdmin:
+		d.reason = "admin_only"
+	case assuranceRank[active.assurance] < h.minRank:
+		d.reason = "assurance"
+	case h.Require != "org" && !active.mayUse(h.App):
+		d.reason = "no_right"
+	default:
+		d.verdict = admitted
+	}
+	return d
+}
+
+// identityValues are the values of the route's identity headers (h.send)
+// for an admitted request.
+func (h *Handler) identityValues(r *http.Request, d *decision) ([]string, error) {
+	values := make([]string, len(h.send))
+	for i, f := range h.send {
+		if f.fact != contract.Assertion {
+			values[i] = headerValue(d.id, d.active, f.fact)
+			continue
+		}
+		var err error
+		if values[i], err = h.assertion(r, d.sessionKey, d.amr, d.id, d.active); err != nil {
+			return nil, err
+		}
+	}
+	return values, nil
 }
 
 // placeholders answers the {wijgate.*} placeholders (and Caddy's
