@@ -80,7 +80,7 @@ func TestModulesAreListed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range []string{"wijgate", "http.handlers.wijgate", "admin.api.wijgate", "http.handlers.reverse_proxy",
+	for _, m := range []string{"wijgate", "http.handlers.wijgate", "http.handlers.wijgate_forward_auth", "admin.api.wijgate", "http.handlers.reverse_proxy",
 		"http.handlers.eherkenning_simulator", "http.handlers.wijgate_demo_app"} {
 		if !strings.Contains(out, m+"\n") {
 			t.Errorf("list-modules lacks %s", m)
