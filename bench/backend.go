@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -41,6 +42,11 @@ type backendStats struct {
 
 type backendCounters struct {
 	requests, plain, guarded, identified, org, assertion, forged, cookie atomic.Int64
+
+	// captured holds the header lines of the last request to each path
+	// ending in /__capture, served at /__captured: what a route sent.
+	mu       sync.Mutex
+	captured map[string][]string
 }
 
 func (c *backendCounters) snapshot() backendStats {
@@ -77,6 +83,7 @@ var (
 	hdrLength     = []byte("content-length:")
 	forgedValue   = []byte(forgedIdentity)
 	sessionCookie = []byte(cookieName + "=")
+	captureSuffix = []byte("/__capture")
 )
 
 func serveBackendConn(conn net.Conn, c *backendCounters) {
@@ -92,7 +99,9 @@ func serveBackendConn(conn net.Conn, c *backendCounters) {
 			path = f[1]
 		}
 		guarded := bytes.HasPrefix(path, []byte("/g/"))
+		capture := bytes.HasSuffix(path, captureSuffix)
 		var identified, org, assertion, forged, cookie bool
+		var lines []string
 		bodyLen := 0
 		for {
 			h, err := br.ReadSlice('\n')
@@ -101,6 +110,9 @@ func serveBackendConn(conn net.Conn, c *backendCounters) {
 			}
 			if len(h) <= 2 {
 				break
+			}
+			if capture {
+				lines = append(lines, string(bytes.TrimRight(h, "\r\n")))
 			}
 			switch {
 			case hasPrefixFold(h, hdrLength):
@@ -123,9 +135,23 @@ func serveBackendConn(conn net.Conn, c *backendCounters) {
 			}
 		}
 		c.requests.Add(1)
+		if capture {
+			c.mu.Lock()
+			if c.captured == nil {
+				c.captured = map[string][]string{}
+			}
+			c.captured[string(path)] = lines
+			c.mu.Unlock()
+		}
 		switch {
 		case bytes.Equal(path, []byte("/__stats")):
 			b, _ := json.Marshal(c.snapshot())
+			fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
+			continue
+		case bytes.Equal(path, []byte("/__captured")):
+			c.mu.Lock()
+			b, _ := json.Marshal(c.captured)
+			c.mu.Unlock()
 			fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
 			continue
 		case guarded:

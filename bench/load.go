@@ -27,6 +27,9 @@ type load struct {
 	// reqs are complete serialised requests; the workers go through them
 	// in turn (many entries: many distinct session cookies).
 	reqs [][]byte
+	// at is the server the load goes to when not the phase's own (a
+	// peer's).
+	at *server
 }
 
 // segment is one timed run of one load at fixed concurrency.
@@ -313,6 +316,8 @@ type requestOpts struct {
 	host, path, accept string
 	navigate           bool
 	cookie             string // session cookie value, or ""
+	// peerCookie is another gateway's session cookie, name=value.
+	peerCookie string
 }
 
 // forgedIdentity is the X-Wij-User-Id every benchmark request carries, as
@@ -333,6 +338,9 @@ func buildRequest(o requestOpts) []byte {
 	b.WriteString("Cookie: _pk_id.1.1fff=5c8e4b2a1d3f6e7a.1700000000.; lang=nl")
 	if o.cookie != "" {
 		b.WriteString("; " + cookieName + "=" + o.cookie)
+	}
+	if o.peerCookie != "" {
+		b.WriteString("; " + o.peerCookie)
 	}
 	b.WriteString("\r\n\r\n")
 	return b.Bytes()

@@ -14,11 +14,14 @@
 //     into a PostgreSQL database and measured there the same way, with
 //     the guard overhead from a real login and how fast a session ended
 //     or an account disabled on one server is refused by another;
+//   - the same-header-bytes baseline and the peers: plain reverse_proxy
+//     setting the guard's headers statically, caddy-security and
+//     oauth2-proxy, each in the overhead rounds (see peers.go);
 //   - hot-path micro-benchmarks (go test -bench).
 //
 // It prints a table and writes every figure to bench/results.json.
 //
-//	go run ./bench -mode full     # make bench (about 16 minutes on 2 cores)
+//	go run ./bench -mode full     # make bench (under 15 minutes on 2 cores, the peers' first build included)
 //	go run ./bench -mode quick    # make bench-quick (a smoke check, under 1 minute)
 //
 // Ratios are comparable across machines; absolute numbers are not.
@@ -80,6 +83,9 @@ type settings struct {
 	Postgres           bool  `json:"postgres"`
 	PGSizes            []int `json:"postgres_sizes"`
 	PropagationSamples int   `json:"propagation_samples"`
+	// Peers adds caddy-security and oauth2-proxy to the overhead rounds
+	// (make bench only: their first build takes minutes).
+	Peers bool `json:"peers"`
 }
 
 func presets(mode string) (settings, error) {
@@ -87,10 +93,14 @@ func presets(mode string) (settings, error) {
 	case "full":
 		return settings{
 			Mode: mode, Concurrency: 8, Rounds: 3, ScaleRounds: 2, Round: 5 * time.Second, Warm: time.Second,
-			StormRounds: 3, StormRound: 5 * time.Second, StormRate: 20,
+			// Two storm rounds per variant and 250 propagation samples
+			// (a p99 from the third-largest) keep make bench under 15
+			// minutes with the peers' rounds and their first build.
+			StormRounds: 2, StormRound: 5 * time.Second, StormRate: 20,
 			Sizes: []int{1_000, 100_000, 1_000_000}, Hot: 10_000, Fill: 100_000, SeedWorkers: 8,
 			BenchTime: "1s", Micro: true,
-			PGSizes: []int{100_000, 1_000_000}, PropagationSamples: 500,
+			PGSizes: []int{100_000, 1_000_000}, PropagationSamples: 250,
+			Peers: true,
 		}, nil
 	case "quick":
 		return settings{
@@ -130,6 +140,7 @@ func main() {
 	bin := flag.String("wijgate", "", "use this wijgate binary instead of building one")
 	headers := flag.String("headers", "", "the guarded route's `headers` facts, e.g. \"id email\" (default: all, with the signed assertion)")
 	postgres := flag.Bool("postgres", true, "also measure on PostgreSQL (during the scale phase)")
+	peers := flag.Bool("peers", true, "also measure caddy-security and oauth2-proxy in the overhead rounds (default: in -mode full only)")
 	pgSizes := flag.String("pg-sizes", "", "comma-separated scale sizes also measured on PostgreSQL (default: the mode's that are in -sizes, else the largest)")
 	flag.Parse()
 
@@ -163,6 +174,12 @@ func main() {
 	}
 	s.Micro, s.Overhead, s.Storm, s.Scale, s.Profile, s.Headers = *micro, *overhead, *storm, *scale, *profile, *headers
 	s.Postgres = *postgres
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name == "peers" {
+			s.Peers = *peers
+		}
+	})
+	s.Peers = s.Peers && s.Overhead
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -209,6 +226,9 @@ type bench struct {
 	backend     *child
 	backendAddr string
 	seeder      *seeder
+	// sameHeaders are the headers the guarded route sent the upstream,
+	// once read; every later server serves them on /same-headers/.
+	sameHeaders [][2]string
 	res         results
 	start       time.Time
 }
@@ -305,6 +325,9 @@ func (b *bench) setup() error {
 		}
 		b.res.BuildSeconds = time.Since(t0).Seconds()
 	}
+	if b.s.Peers {
+		b.buildPeers()
+	}
 
 	self, err := os.Executable()
 	if err != nil {
@@ -364,7 +387,16 @@ func (b *bench) badgerDir() string { return filepath.Join(b.runDir, "store") }
 // startServer starts wijgate on the storage location (a badger directory
 // or a postgres:// URL); "" starts the plain-only Caddy.
 func (b *bench) startServer(name, storage string) (*server, error) {
-	c := serverConfig{name: name, dir: b.runDir, backend: b.backendAddr, guarded: storage != "", store: storage, headers: b.s.Headers}
+	return b.startConfigured(b.serverConfig(name, storage))
+}
+
+func (b *bench) serverConfig(name, storage string) serverConfig {
+	return serverConfig{name: name, dir: b.runDir, backend: b.backendAddr, guarded: storage != "", store: storage, headers: b.s.Headers,
+		sameHeaders: b.sameHeaders}
+}
+
+func (b *bench) startConfigured(c serverConfig) (*server, error) {
+	name := c.name
 	t0 := time.Now()
 	s, err := startServer(b.bin, c)
 	if err != nil {
@@ -418,6 +450,9 @@ func (b *bench) seedTo(from, to int) (r seedResult, err error) {
 }
 
 func (b *bench) segment(s *server, l *load, round int) (*segment, error) {
+	if l.at != nil {
+		s = l.at
+	}
 	seg, err := runLoad(s.addr, l, b.s.Concurrency, b.s.Warm, b.s.Round, s.pid(), b.backend.pid())
 	if seg != nil {
 		seg.Round = round
@@ -479,22 +514,53 @@ func (b *bench) overhead() error {
 	}
 	logf("logged in through GET+POST /login; session cookie of %d bytes", len(cookie))
 
+	// The same-header-bytes route needs the guard's real headers: read
+	// what the upstream got, then restart the server with the route.
+	if b.sameHeaders, err = guardHeaders(b.backendAddr, srv.addr, cookie); err != nil {
+		return fmt.Errorf("reading the guard's headers: %w", err)
+	}
+	n := 0
+	for _, h := range b.sameHeaders {
+		n += len(h[0]) + len(h[1]) + 4
+	}
+	for _, h := range b.sameHeaders {
+		b.res.Overhead.SameHeaders = append(b.res.Overhead.SameHeaders, headerField{Name: h[0], Bytes: len(h[1])})
+	}
+	logf("the guard sent %d headers, %d bytes; restarting with them set statically on /same-headers/", len(b.sameHeaders), n)
+	if err := b.stopServer(srv); err != nil {
+		return err
+	}
+	if srv, err = b.startServer("overhead", b.badgerDir()); err != nil {
+		return err
+	}
+	if err := checkGuarded(srv.addr, cookie); err != nil {
+		return err
+	}
+
 	host := srv.addr
 	forged := strings.Repeat("A", len(cookie)-8) + "forgedxx"
 	loads := []*load{
 		{name: "plain", status: 200, reqs: [][]byte{buildRequest(requestOpts{host: host, path: "/plain/app", accept: "application/json", cookie: cookie})}},
 		{name: "guarded", status: 200, reqs: [][]byte{buildRequest(requestOpts{host: host, path: "/g/app", accept: "application/json", cookie: cookie})}},
+		{name: "same headers", status: 200, reqs: [][]byte{buildRequest(requestOpts{host: host, path: "/same-headers/app", accept: "application/json", cookie: cookie})}},
+	}
+	if b.s.Peers {
+		loads = append(loads, b.startPeers()...)
+	}
+	loads = append(loads, []*load{
 		{name: "redirect", status: 302, reqs: [][]byte{buildRequest(requestOpts{host: host, path: "/g/app", accept: "text/html,application/xhtml+xml", navigate: true})}},
 		{name: "401", status: 401, reqs: [][]byte{buildRequest(requestOpts{host: host, path: "/g/app", accept: "application/json"})}},
 		{name: "401-forged", status: 401, reqs: [][]byte{buildRequest(requestOpts{host: host, path: "/g/app", accept: "application/json", cookie: forged})}},
-	}
+	}...)
 	be0, err := fetchBackendStats(b.backendAddr)
 	if err != nil {
 		return err
 	}
 	o := &b.res.Overhead
 	if b.s.Overhead {
-		if o.Segments, err = b.interleaved(srv, loads); err != nil {
+		o.Segments, err = b.interleaved(srv, loads)
+		b.stopPeers()
+		if err != nil {
 			return err
 		}
 	}
@@ -521,14 +587,19 @@ func (b *bench) overhead() error {
 	return b.stormPhase(srv, loads[1])
 }
 
-// interleaved runs the loads in turn for the mode's rounds: A B … then
-// B A …, alternating the order of the first two to cancel a steady drift.
+// interleaved runs the loads in turn for the mode's rounds: A B C … then
+// C B A …, reversing in even rounds the leading loads that pass (the
+// throughput comparisons) to cancel a steady drift.
 func (b *bench) interleaved(srv *server, loads []*load) ([]*segment, error) {
 	var segs []*segment
+	passing := 0
+	for passing < len(loads) && loads[passing].status == 200 {
+		passing++
+	}
 	for r := 1; r <= b.s.Rounds; r++ {
 		order := slices.Clone(loads)
 		if r%2 == 0 {
-			order[0], order[1] = order[1], order[0]
+			slices.Reverse(order[:passing])
 		}
 		for _, l := range order {
 			seg, err := b.segment(srv, l, r)
@@ -650,11 +721,16 @@ func (b *bench) scale() error {
 // then interleaved plain and guarded rounds. The server is stopped after.
 func (b *bench) measureSize(sz *scaleSize, name, storage string) error {
 	n := sz.Sessions
-	srv, err := b.startServer(name, storage)
+	c := b.serverConfig(name, storage)
+	c.gctrace = true
+	srv, err := b.startConfigured(c)
 	if err != nil {
 		return err
 	}
 	if sz.MemoryStart, err = procMemory(srv.pid()); err != nil {
+		return err
+	}
+	if sz.HeapStart, err = liveHeap(srv); err != nil {
 		return err
 	}
 	logf("%s: server at start: VmRSS %d MiB (anon %d, file %d)", name, sz.MemoryStart.RSSKiB>>10, sz.MemoryStart.AnonKiB>>10, sz.MemoryStart.FileKiB>>10)
@@ -696,6 +772,10 @@ func (b *bench) measureSize(sz *scaleSize, name, storage string) error {
 	plain := &load{name: "plain", status: 200, reqs: [][]byte{buildRequest(requestOpts{host: host, path: "/plain/app", accept: "application/json", cookie: string(cookieOf(reqs[0]))})}}
 	guarded := &load{name: fmt.Sprintf("guarded (%d sessions)", hot), status: 200, reqs: reqs[:hot]}
 	sz.Hot = hot
+	mark, err := markGC(srv)
+	if err != nil {
+		return err
+	}
 	for r := 1; r <= b.s.ScaleRounds; r++ {
 		order := []*load{plain, guarded}
 		if r%2 == 0 {
@@ -709,9 +789,20 @@ func (b *bench) measureSize(sz *scaleSize, name, storage string) error {
 			sz.Segments = append(sz.Segments, seg)
 		}
 	}
+	gc, err := gcSince(srv, mark)
+	if err != nil {
+		return err
+	}
+	sz.GC = &gc
 	if sz.Memory, err = procMemory(srv.pid()); err != nil {
 		return err
 	}
+	if sz.HeapActive, err = liveHeap(srv); err != nil {
+		return err
+	}
+	sz.Active = fill
+	logf("%s: GC %.1f %% of server CPU over the rounds (%d cycles); live heap %d MiB at start, %d MiB with %d sessions active (%.0f B each)",
+		name, 100*gc.Share, gc.Cycles, sz.HeapStart>>20, sz.HeapActive>>20, fill, sz.heapPerSession())
 	if b.s.Profile {
 		b.heapProfile(srv, name)
 		b.profile(srv, guarded, name+"-guarded")

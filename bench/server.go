@@ -17,6 +17,7 @@ type server struct {
 	port, admin int
 	addr        string // host:port of the site
 	adminAddr   string
+	logPath     string // its stdout and stderr
 }
 
 // serverConfig is what the Caddyfile is made from.
@@ -28,6 +29,13 @@ type serverConfig struct {
 	guarded bool // false: the plain route only, no wijgate app at all
 	// headers, when set, is the guard's `headers` list (default: all).
 	headers string
+	// sameHeaders, when set, adds the route /same-headers/*: plain
+	// reverse_proxy setting these headers (name, value) statically,
+	// the bytes the guarded route sends without the guard.
+	sameHeaders [][2]string
+	// gctrace has the Go runtime log every collection to the server's
+	// log, which gcShare reads the collector's CPU from.
+	gctrace bool
 }
 
 // caddyfile writes the configuration. Both servers share the global
@@ -63,6 +71,15 @@ http://127.0.0.1:%d {
 		reverse_proxy %s
 	}
 `, port, c.backend)
+	if len(c.sameHeaders) > 0 {
+		fmt.Fprintf(&b, "\thandle /same-headers/* {\n\t\treverse_proxy %s {\n", c.backend)
+		for _, h := range c.sameHeaders {
+			// A backquoted token: the values hold no backquote (JWTs,
+			// names, numbers); guardHeaders refuses any that do.
+			fmt.Fprintf(&b, "\t\t\theader_up %s `%s`\n", h[0], h[1])
+		}
+		b.WriteString("\t\t}\n\t}\n")
+	}
 	if c.guarded {
 		headers := ""
 		if c.headers != "" {
@@ -86,6 +103,8 @@ http://127.0.0.1:%d {
 	return b.String()
 }
 
+func (c serverConfig) logPath() string { return filepath.Join(c.dir, c.name+".log") }
+
 // startServer writes the Caddyfile and starts wijgate on it.
 func startServer(bin string, c serverConfig) (*server, error) {
 	port, err1 := freePort()
@@ -98,13 +117,16 @@ func startServer(bin string, c serverConfig) (*server, error) {
 		return nil, err
 	}
 	xdg := filepath.Join(c.dir, "xdg")
-	ch, err := startChild("wijgate ("+c.name+")", filepath.Join(c.dir, c.name+".log"),
-		[]string{"XDG_DATA_HOME=" + xdg, "XDG_CONFIG_HOME=" + xdg + "-config"},
+	env := []string{"XDG_DATA_HOME=" + xdg, "XDG_CONFIG_HOME=" + xdg + "-config"}
+	if c.gctrace {
+		env = append(env, "GODEBUG=gctrace=1")
+	}
+	ch, err := startChild("wijgate ("+c.name+")", c.logPath(), env,
 		bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
 	if err != nil {
 		return nil, err
 	}
-	s := &server{child: ch, port: port, admin: admin,
+	s := &server{child: ch, port: port, admin: admin, logPath: c.logPath(),
 		addr: fmt.Sprintf("127.0.0.1:%d", port), adminAddr: fmt.Sprintf("127.0.0.1:%d", admin)}
 	probe := "http://" + s.addr + "/plain/ready"
 	if c.guarded {
