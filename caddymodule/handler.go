@@ -63,8 +63,12 @@ type Handler struct {
 
 	// Headers lists the identity facts sent as X-Wij-* headers: id, email,
 	// name, org_kvk, org_name, org_role, apps, assurance, assertion (the
-	// signed token). Default all.
+	// signed token). Default all but assertion.
 	Headers []string `json:"headers,omitempty"`
+
+	// Assertion adds the signed token (X-Wij-Assertion) to the headers,
+	// for an app that verifies it.
+	Assertion bool `json:"assertion,omitempty"`
 
 	// Aliases sends identity facts under further header names an old app
 	// expects, e.g. {"Remote-User": "email"}. Clients cannot send these
@@ -111,7 +115,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	facts := h.Headers
 	if len(facts) == 0 {
-		facts = contract.Names()
+		facts = contract.Defaults()
+	}
+	if h.Assertion && !slices.Contains(facts, contract.Assertion.Name()) {
+		facts = append(slices.Clip(facts), contract.Assertion.Name())
 	}
 	for _, name := range facts {
 		f, err := checkFact("headers", name)
