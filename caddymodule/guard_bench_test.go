@@ -2,8 +2,10 @@ package caddymodule
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -186,4 +188,104 @@ func BenchmarkHotPathGuardParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// activeSessionCount is how many sessions BenchmarkActiveSessionHeap
+// makes active: enough that the caches' fixed costs vanish per session.
+const activeSessionCount = 10_000
+
+// BenchmarkActiveSessionHeap is the heap an active session costs the
+// guard's caches, for `make bench` (go test -bench ^BenchmarkActiveSessionHeap
+// -benchtime 3x): each round starts with empty caches, sends one request
+// of every session through a route with the default headers and one with
+// the assertion, and reports the live heap held per
+// session by the session cache, the identity cache and the assertion
+// cache (a route with the assertion); default-B is what a session costs
+// on routes with the default headers.
+func BenchmarkActiveSessionHeap(b *testing.B) {
+	st, err := store.Open(store.Options{InMemory: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	codec, err := session.NewCodec(hotPathCookie, session.NewKeyPair())
+	if err != nil {
+		b.Fatal(err)
+	}
+	accounts, orgs := domainServices(st, nil, 0)
+	creator := session.NewManager(st, codec, session.Settings{})
+	now := time.Now()
+	raws := make([]string, activeSessionCount)
+	for i := range raws {
+		acct := storage.Account{ID: fmt.Sprintf("u-heap%07d", i), Email: fmt.Sprintf("p%d@example.nl", i),
+			Name: "Jan Jänssen", CreatedAt: now, PasswordChangedAt: now}
+		if err := st.CreateAccount(acct); err != nil {
+			b.Fatal(err)
+		}
+		kvk := fmt.Sprintf("%08d", 10_000_000+i)
+		if _, err := orgs.Link(acct.ID, org.Verified{KvK: kvk, Name: "Wij Techniek B.V.", Level: "loa3"}); err != nil {
+			b.Fatal(err)
+		}
+		if raws[i], _, err = creator.Create(acct, session.Start{ActiveOrg: kvk, AMR: []string{"pwd"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	creator.Close()
+
+	var sessionB, identityB, assertionB float64
+	for b.Loop() {
+		tokens, err := token.NewSigner(st, token.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		a := &App{engine: st, sessions: session.NewManager(st, codec, session.Settings{}), accounts: accounts, orgs: orgs,
+			tokens: tokens, stripper: newHeaderStripper(nil), ownCookies: contract.Cookies(hotPathCookie),
+			identity: newIdentityCache(DefaultStorageOutageGrace), lastIssuer: new(atomic.Pointer[string])}
+		a.ready = new(atomic.Bool)
+		a.ready.Store(true)
+		a.registerApp(AppInfo{Name: "bench"}, nil)
+		plain := &Handler{App: "bench", app: a, logger: zap.NewNop(), minRank: assuranceRank["invited"]}
+		for _, name := range contract.Defaults() {
+			f, _ := contract.ByName(name)
+			plain.send = append(plain.send, headerField{header: f.Header(), fact: f})
+		}
+		signed := *plain
+		signed.send = append(slices.Clip(plain.send), headerField{header: contract.Assertion.Header(), fact: contract.Assertion})
+		for _, raw := range raws {
+			for _, h := range []*Handler{plain, &signed} {
+				r := hotPathRequest(hotPathHeaders(raw))
+				if err := h.ServeHTTP(httptest.NewRecorder(), r, hotPathNext); err != nil || r.Header.Get(contract.UserID.Header()) == "" {
+					b.Fatalf("guard refused an active session: %v", err)
+				}
+			}
+		}
+		// Each cache's cost is the heap its release frees: measuring the
+		// growth as it fills would count the store's own churn too.
+		full := liveHeap()
+		a.tokens = nil
+		withoutAssertions := liveHeap()
+		a.identity = nil
+		withoutIdentities := liveHeap()
+		a.sessions.Close()
+		a.sessions = nil
+		empty := liveHeap()
+		assertionB += float64(full-withoutAssertions) / activeSessionCount
+		identityB += float64(withoutAssertions-withoutIdentities) / activeSessionCount
+		sessionB += float64(withoutIdentities-empty) / activeSessionCount
+	}
+	rounds := float64(b.N)
+	b.ReportMetric(sessionB/rounds, "session-B/session")
+	b.ReportMetric(identityB/rounds, "identity-B/session")
+	b.ReportMetric(assertionB/rounds, "assertion-B/session")
+	b.ReportMetric((sessionB+identityB)/rounds, "default-B/session")
+	b.ReportMetric(0, "ns/op")
+}
+
+// liveHeap is the heap in use after a full collection.
+func liveHeap() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
