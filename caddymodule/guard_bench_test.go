@@ -215,6 +215,7 @@ func BenchmarkActiveSessionHeap(b *testing.B) {
 	accounts, orgs := domainServices(st, nil, 0)
 	creator := session.NewManager(st, codec, session.Settings{})
 	now := time.Now()
+	ua := hotPathHeaders("").Get("User-Agent")
 	raws := make([]string, activeSessionCount)
 	for i := range raws {
 		acct := storage.Account{ID: fmt.Sprintf("u-heap%07d", i), Email: fmt.Sprintf("p%d@example.nl", i),
@@ -226,7 +227,7 @@ func BenchmarkActiveSessionHeap(b *testing.B) {
 		if _, err := orgs.Link(acct.ID, org.Verified{KvK: kvk, Name: "Wij Techniek B.V.", Level: "loa3"}); err != nil {
 			b.Fatal(err)
 		}
-		if raws[i], _, err = creator.Create(acct, session.Start{ActiveOrg: kvk, AMR: []string{"pwd"}}); err != nil {
+		if raws[i], _, err = creator.Create(acct, session.Start{ActiveOrg: kvk, AMR: []string{"pwd"}, UserAgent: ua, Address: "192.0.2.10"}); err != nil {
 			b.Fatal(err)
 		}
 	}
