@@ -234,7 +234,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	removeCookie(r.Header, a.ownCookies)
 
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Map((&placeholders{id: d.id, active: d.active, app: h.App}).replace)
+	// One closure holding the placeholders by value: a method value on a
+	// new placeholders would cost two allocations.
+	p := placeholders{id: d.id, active: d.active, app: h.App}
+	repl.Map(func(key string) (any, bool) { return p.replace(key) })
 	return next.ServeHTTP(w, r)
 }
 
@@ -350,7 +353,7 @@ type placeholders struct {
 	app    string
 }
 
-func (p *placeholders) replace(key string) (any, bool) {
+func (p placeholders) replace(key string) (any, bool) {
 	if key == contract.AppPlaceholder {
 		return p.app, true
 	}
