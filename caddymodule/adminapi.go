@@ -44,14 +44,14 @@ func (adminAPI) CaddyModule() caddy.ModuleInfo {
 
 // Routes returns the admin routes.
 func (adminAPI) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{
+	return auditedRoutes([]caddy.AdminRoute{
 		{Pattern: "/wijgate/accounts", Handler: caddy.AdminHandlerFunc(handleAccounts)},
 		{Pattern: "/wijgate/accounts/disable", Handler: caddy.AdminHandlerFunc(handleDisable)},
 		{Pattern: "/wijgate/accounts/export", Handler: caddy.AdminHandlerFunc(handleExport)},
 		{Pattern: "/wijgate/accounts/delete", Handler: caddy.AdminHandlerFunc(handleDelete)},
 		{Pattern: "/wijgate/orgs", Handler: caddy.AdminHandlerFunc(handleOrgs)},
 		{Pattern: "/wijgate/orgs/", Handler: caddy.AdminHandlerFunc(handleOrgs)},
-	}
+	})
 }
 
 // AccountRequest is the admin API's body for adding or disabling.

@@ -151,6 +151,8 @@ type App struct {
 	ownCookies []string
 	identity   *identityCache
 	logger     *zap.Logger
+	// events counts security events and writes them to the audit stream.
+	events *eventSink
 	// lastIssuer is the issuer last built from a request, reused while
 	// requests come to the same site: a reused token's claims then share
 	// one string instead of each holding its own.
@@ -186,6 +188,11 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // returns.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	events, err := newEventSink(ctx, a.logger)
+	if err != nil {
+		return err
+	}
+	a.events = events
 	repl := caddy.NewReplacer()
 	if err := a.checkFilePlaceholders(); err != nil {
 		return err
@@ -346,6 +353,9 @@ func (a *App) serve(repl *caddy.Replacer, s *served) error {
 		Returns: s.returns,
 		Logger:  a.logger.Named("portal"),
 		Health:  []portal.HealthCheck{{Name: "storage", Check: a.engine.Health, Critical: true}},
+
+		Events:    a.events,
+		RequestID: requestID,
 	})
 	if err != nil {
 		a.sessions.Close()

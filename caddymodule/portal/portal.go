@@ -18,6 +18,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/privacy"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
@@ -64,6 +65,10 @@ type Config struct {
 	ShareOutbox bool
 	// Health are the checks /healthz reports, in order.
 	Health []HealthCheck
+	// Events receives the security events; nil discards them.
+	Events observe.Sink
+	// RequestID names a request in the audit stream; nil leaves it out.
+	RequestID func(*http.Request) string
 }
 
 // HealthCheck is one line of /healthz. Check runs on every request to it,
@@ -103,6 +108,7 @@ type Portal struct {
 	// health is what /healthz reports: the configured checks and the
 	// broker's.
 	health []HealthCheck
+	events observe.Sink
 }
 
 // New builds the portal and its routes.
@@ -115,6 +121,9 @@ func New(cfg Config) (*Portal, error) {
 		return nil, err
 	}
 	p := &Portal{cfg: cfg, mux: http.NewServeMux(), pages: pages, logger: cfg.Logger}
+	if p.events = cfg.Events; p.events == nil {
+		p.events = observe.Discard{}
+	}
 	p.refusals = newRefusalLog(cfg.Logger, p.now)
 	p.outages = &outageLog{logger: cfg.Logger, now: p.now}
 	p.health = slices.Clone(cfg.Health)

@@ -1,0 +1,86 @@
+package caddymodule
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
+)
+
+// eventMetric is the counter an event kind feeds, and which of the
+// event's fields fill its labels, in order.
+type eventMetric struct {
+	name, help string
+	labels     []string
+}
+
+// eventMetrics has a row for every observe.Kind (TestEveryKindHasAMetric).
+// Label values come only from bounded fields: outcomes, reasons and stable
+// codes from the code, app names from the configuration.
+var eventMetrics = map[observe.Kind]eventMetric{
+	observe.Login: {"wijgate_logins_total",
+		"Password logins by result: ok, wrong, locked, busy, second_factor.", []string{"result"}},
+	observe.SessionEnded: {"wijgate_sessions_ended_total",
+		"Sessions ended by their owner, by how.", []string{"how"}},
+	observe.EHerkenningAnswer: {"wijgate_eherkenning_answers_total",
+		"Answers from the eHerkenning broker by result and stable error code.", []string{"result", "code"}},
+	observe.OrganisationLinked: {"wijgate_organisations_linked_total",
+		"eHerkenning verifications applied to an account: linked or renewed.", []string{"how"}},
+	observe.AdminAPI: {"wijgate_admin_api_calls_total",
+		"Calls to wijgate's routes on the admin endpoint by route and result.", []string{"route", "result"}},
+	observe.Guard: {"wijgate_guard_decisions_total",
+		"Guard decisions by app, outcome (through, redirect, 401, 403) and refusal reason.", []string{"app", "outcome", "reason"}},
+}
+
+// labelValue is the event's value for one of eventMetrics' labels.
+func labelValue(ev *observe.Event, label string) string {
+	switch label {
+	case "result", "how", "outcome":
+		return ev.Outcome
+	case "code", "reason", "route":
+		return ev.Reason
+	case "app":
+		return ev.App
+	}
+	return ""
+}
+
+// eventCounters are one configuration's counters, registered with the
+// registry Caddy gives that configuration: a reload builds new ones in a
+// new registry, so nothing is registered twice.
+type eventCounters map[observe.Kind]*prometheus.CounterVec
+
+func newEventCounters(reg prometheus.Registerer) (eventCounters, error) {
+	c := make(eventCounters, len(eventMetrics))
+	for kind, m := range eventMetrics {
+		vec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: m.name, Help: m.help}, m.labels)
+		if err := reg.Register(vec); err != nil {
+			return nil, err
+		}
+		c[kind] = vec
+	}
+	return c, nil
+}
+
+func (c eventCounters) count(ev *observe.Event) {
+	vec, ok := c[ev.Kind]
+	if !ok {
+		return
+	}
+	m := eventMetrics[ev.Kind]
+	var values [3]string
+	for i, label := range m.labels {
+		values[i] = labelValue(ev, label)
+	}
+	vec.WithLabelValues(values[:len(m.labels)]...).Inc()
+}
+
+// refusalOutcome is how the guard answers a refusal: a browser without an
+// organisation is sent to verify one, everything else is a 403.
+func refusalOutcome(r *http.Request, reason string) string {
+	if reason == "no_org" && isNavigation(r) {
+		return "redirect"
+	}
+	return "403"
+}

@@ -1,0 +1,229 @@
+package caddymodule
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// scrape reads the admin endpoint's /metrics into series → value, the
+// series written as Prometheus writes them: name{label="value",…}.
+func (g *gateway) scrape() map[string]float64 {
+	g.t.Helper()
+	resp, err := http.Get(g.Admin + "/metrics")
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		g.t.Fatalf("/metrics: %d %s", resp.StatusCode, body)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(strings.NewReader(string(body)))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			g.t.Fatalf("/metrics line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// expectMoved checks that each series moved by exactly its amount
+// between two scrapes.
+func expectMoved(t *testing.T, before, after map[string]float64, want map[string]float64) {
+	t.Helper()
+	for series, delta := range want {
+		if got := after[series] - before[series]; got != delta {
+			t.Errorf("%s moved by %v, want %v", series, got, delta)
+		}
+	}
+}
+
+// TestMetricsAndAuditStream performs each reported event against a real
+// server and checks the counter it moves on the admin endpoint's /metrics
+// and its one entry in the audit file routed with a Caddyfile log block.
+func TestMetricsAndAuditStream(t *testing.T) {
+	auditFile := filepath.Join(t.TempDir(), "audit.log")
+	g := startGateway(t, "observe.caddyfile", gatewayParams{Extra: auditFile})
+	before := g.scrape()
+
+	acct := g.addAccount(testEmail, testName, testPassword)
+	anon := g.newBrowser()
+	resp, body := anon.do(http.MethodGet, "/website/report", nil)
+	expectStatus(t, resp, body, http.StatusUnauthorized)
+	resp, body = anon.page("/website/")
+	expectStatus(t, resp, body, http.StatusFound)
+
+	b := g.newBrowser()
+	resp, body = b.submit("/login", "/login", url.Values{"email": {testEmail}, "password": {"not the password"}})
+	expectStatus(t, resp, body, http.StatusUnauthorized)
+	b.login(testEmail, testPassword)
+	resp, body = b.page("/declaratie/")
+	expectStatus(t, resp, body, http.StatusOK)
+	resp, body = b.do(http.MethodGet, "/website/report", nil)
+	expectStatus(t, resp, body, http.StatusForbidden)
+	resp, body = b.page("/website/")
+	expectStatus(t, resp, body, http.StatusFound)
+	resp, body = b.verifyAt("12345678", "eh3")
+	expectStatus(t, resp, body, http.StatusOK)
+	resp, body = b.page("/website/")
+	expectStatus(t, resp, body, http.StatusOK)
+
+	c := g.newBrowser()
+	c.login(testEmail, testPassword)
+	resp, body = c.verifyAt("12345678", "cancel")
+	expectStatus(t, resp, body, http.StatusOK)
+
+	cookie := b.cookie("__Host-wijgate")
+	if cookie == "" {
+		t.Fatal("no session cookie")
+	}
+	resp, body = b.post("/logout", url.Values{})
+	expectStatus(t, resp, body, http.StatusSeeOther)
+
+	after := g.scrape()
+	expectMoved(t, before, after, map[string]float64{
+		`wijgate_admin_api_calls_total{result="ok",route="accounts"}`:                     1,
+		`wijgate_guard_decisions_total{app="website",outcome="401",reason=""}`:            1,
+		`wijgate_guard_decisions_total{app="website",outcome="redirect",reason=""}`:       1,
+		`wijgate_guard_decisions_total{app="website",outcome="403",reason="no_org"}`:      1,
+		`wijgate_guard_decisions_total{app="website",outcome="redirect",reason="no_org"}`: 1,
+		`wijgate_guard_decisions_total{app="website",outcome="through",reason=""}`:        1,
+		`wijgate_guard_decisions_total{app="declaratie",outcome="through",reason=""}`:     1,
+		`wijgate_logins_total{result="wrong"}`:                                            1,
+		`wijgate_logins_total{result="ok"}`:                                               2,
+		`wijgate_eherkenning_answers_total{code="",result="ok"}`:                          1,
+		`wijgate_eherkenning_answers_total{code="cancelled",result="error"}`:              1,
+		`wijgate_organisations_linked_total{how="linked"}`:                                1,
+		`wijgate_sessions_ended_total{how="logout"}`:                                      1,
+	})
+
+	// A reload builds the counters anew in the new configuration's
+	// registry: no duplicate registration, and they count on.
+	g.reload()
+	reloaded := g.scrape()
+	resp, body = c.page("/website/")
+	expectStatus(t, resp, body, http.StatusOK)
+	expectMoved(t, reloaded, g.scrape(), map[string]float64{
+		`wijgate_guard_decisions_total{app="website",outcome="through",reason=""}`: 1,
+	})
+
+	// Wrong passwords until the lockout starts (the earlier failure from
+	// this address counts too), then one attempt during it.
+	reloaded = g.scrape()
+	d := g.newBrowser()
+	wrong := 0
+	for resp.StatusCode != http.StatusTooManyRequests {
+		if wrong++; wrong > 5 {
+			t.Fatal("no lockout after 5 wrong passwords")
+		}
+		resp, _ = d.submit("/login", "/login", url.Values{"email": {testEmail}, "password": {"still not it"}})
+	}
+	resp, body = d.submit("/login", "/login", url.Values{"email": {testEmail}, "password": {testPassword}})
+	expectStatus(t, resp, body, http.StatusTooManyRequests)
+	final := g.scrape()
+	expectMoved(t, reloaded, final, map[string]float64{
+		`wijgate_logins_total{result="wrong"}`:  float64(wrong),
+		`wijgate_logins_total{result="locked"}`: 1,
+		`wijgate_logins_total{result="ok"}`:     0,
+	})
+	for series := range final {
+		if strings.HasPrefix(series, "wijgate_") && (strings.Contains(series, "@") || strings.Contains(series, "12345678")) {
+			t.Errorf("a label carries an address or a KvK number: %s", series)
+		}
+	}
+
+	// The audit stream: each audited event once, with its fields, and
+	// never a password or a cookie.
+	entries := waitForAuditEntries(t, auditFile, 2+1+wrong+1+1+2+1+1)
+	count := map[string]int{}
+	for _, e := range entries {
+		count[e["event"]+"/"+e["outcome"]]++
+		if e["logger"] != "wijgate.audit" {
+			t.Errorf("entry on logger %q: %v", e["logger"], e)
+		}
+		if e["client"] != "127.0.0.1" || e["event"] != "admin_api" && len(e["request_id"]) != 36 {
+			t.Errorf("entry without its client address or request ID: %v", e)
+		}
+		switch e["event"] + "/" + e["outcome"] {
+		case "login/ok", "session_ended/logout":
+			if e["actor"] != acct.ID {
+				t.Errorf("entry without its actor %s: %v", acct.ID, e)
+			}
+		case "organisation_linked/linked", "eherkenning_answer/ok":
+			if e["actor"] != acct.ID || e["organisation"] != "12345678" {
+				t.Errorf("entry without its actor or organisation: %v", e)
+			}
+		case "eherkenning_answer/error":
+			if e["reason"] != "cancelled" {
+				t.Errorf("eHerkenning error without its code: %v", e)
+			}
+		}
+	}
+	for event, want := range map[string]int{
+		"admin_api/ok": 1, "login/ok": 2, "login/wrong": 1 + wrong, "login/locked": 1,
+		"eherkenning_answer/ok": 1, "eherkenning_answer/error": 1,
+		"organisation_linked/linked": 1, "session_ended/logout": 1,
+	} {
+		if count[event] != want {
+			t.Errorf("%d audit entries for %s, want %d", count[event], event, want)
+		}
+	}
+	if len(count) != 8 {
+		t.Errorf("unexpected audit entries: %v", count)
+	}
+	raw, _ := os.ReadFile(auditFile)
+	for _, secret := range []string{testPassword, "not the password", "still not it", cookie} {
+		if strings.Contains(string(raw), secret) {
+			t.Errorf("the audit stream holds %q", secret)
+		}
+	}
+}
+
+// waitForAuditEntries reads the audit file until it holds n entries; the
+// file writer may not have written the last ones yet.
+func waitForAuditEntries(t *testing.T, path string, n int) []map[string]string {
+	t.Helper()
+	var entries []map[string]string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = entries[:0]
+		for line := range strings.Lines(string(raw)) {
+			var e map[string]any
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("audit line %q: %v", line, err)
+			}
+			fields := map[string]string{}
+			for k, v := range e {
+				if s, ok := v.(string); ok {
+					fields[k] = s
+				}
+			}
+			entries = append(entries, fields)
+		}
+		if len(entries) >= n {
+			return entries
+		}
+	}
+	t.Fatalf("the audit file holds %d entries, want %d", len(entries), n)
+	return nil
+}
