@@ -153,6 +153,9 @@ type App struct {
 	logger     *zap.Logger
 	// events counts security events and writes them to the audit stream.
 	events *eventSink
+	// certificates and relay feed /readyz and the metrics.
+	certificates *certificates
+	relay        *mailRelay
 	// lastIssuer is the issuer last built from a request, reused while
 	// requests come to the same site: a reused token's claims then share
 	// one string instead of each holding its own.
@@ -193,6 +196,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.events = events
+	if a.certificates, err = newCertificates(ctx.GetMetricsRegistry(), a.logger); err != nil {
+		return err
+	}
 	repl := caddy.NewReplacer()
 	if err := a.checkFilePlaceholders(); err != nil {
 		return err
@@ -240,10 +246,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if s.mailer, s.outbox, err = a.Mail.sender(repl, a.logger); err != nil {
 		return err
 	}
+	a.relay = &mailRelay{next: s.mailer, events: a.events}
+	s.mailer = a.relay
 	if a.EHerkenning != nil {
 		if a.brokerWatch, err = watchBroker(ctx); err != nil {
 			return err
 		}
+		a.brokerWatch.afterCheck = a.certificates.warn
 	}
 	a.stripper = newHeaderStripper(a.StripHeaders)
 	a.identity = newIdentityCache(a.outageGrace())
@@ -356,12 +365,14 @@ func (a *App) serve(repl *caddy.Replacer, s *served) error {
 
 		Events:    a.events,
 		RequestID: requestID,
+		Ready:     a.readyChecks(a.engine, sp),
 	})
 	if err != nil {
 		a.sessions.Close()
 		return err
 	}
 	if sp != nil {
+		a.certificates.sp.Store(sp)
 		a.brokerWatch.watch(sp)
 	}
 	a.reverify = a.startReverifyCheck(s.mailer)

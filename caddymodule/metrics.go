@@ -31,6 +31,8 @@ var eventMetrics = map[observe.Kind]eventMetric{
 		"Calls to wijgate's routes on the admin endpoint by route and result.", []string{"route", "result"}},
 	observe.Guard: {"wijgate_guard_decisions_total",
 		"Guard decisions by app, outcome (through, redirect, 401, 403) and refusal reason.", []string{"app", "outcome", "reason"}},
+	observe.Mail: {"wijgate_mail_messages_total",
+		"Messages handed to the mail relay by result: sent, unavailable, failed.", []string{"result"}},
 }
 
 // labelValue is the event's value for one of eventMetrics' labels.

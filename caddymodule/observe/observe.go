@@ -30,13 +30,16 @@ const (
 	// redirect, 401, or 403 with the policy's reason. Not audited: it
 	// happens on every proxied request.
 	Guard Kind = "guard"
+	// Mail is a message handed to the mail relay: sent, unavailable (it
+	// may pass) or failed. Not audited: the event that sent it is.
+	Mail Kind = "mail"
 )
 
 // Audited reports whether events of this kind go to the audit stream.
-func (k Kind) Audited() bool { return k != Guard }
+func (k Kind) Audited() bool { return k != Guard && k != Mail }
 
 // Kinds lists every kind, for the adapter's table and its test.
-var Kinds = []Kind{Login, SessionEnded, EHerkenningAnswer, OrganisationLinked, AdminAPI, Guard}
+var Kinds = []Kind{Login, SessionEnded, EHerkenningAnswer, OrganisationLinked, AdminAPI, Guard, Mail}
 
 // Event is one occurrence. Fields a kind does not use stay empty.
 type Event struct {

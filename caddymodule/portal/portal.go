@@ -69,6 +69,8 @@ type Config struct {
 	Events observe.Sink
 	// RequestID names a request in the audit stream; nil leaves it out.
 	RequestID func(*http.Request) string
+	// Ready are the checks /readyz reports, in order.
+	Ready []ReadyCheck
 }
 
 // HealthCheck is one line of /healthz. Check runs on every request to it,
@@ -139,6 +141,7 @@ func New(cfg Config) (*Portal, error) {
 	static, _ := fs.Sub(staticFS, "static")
 	p.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	p.mux.HandleFunc("GET /healthz", p.healthz)
+	p.mux.HandleFunc("GET /readyz", p.readyz)
 	if cfg.JWKS != nil {
 		p.mux.Handle("GET /.well-known/jwks.json", cfg.JWKS)
 	}
