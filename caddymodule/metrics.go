@@ -33,14 +33,18 @@ var eventMetrics = map[observe.Kind]eventMetric{
 		"Guard decisions by app, outcome (through, redirect, 401, 403) and refusal reason.", []string{"app", "outcome", "reason"}},
 	observe.Mail: {"wijgate_mail_messages_total",
 		"Messages handed to the mail relay by result: sent, unavailable, failed.", []string{"result"}},
+	observe.CodeSent: {"wijgate_codes_total",
+		"Codes asked for by purpose and result: sent, limited, mail_failed.", []string{"purpose", "result"}},
+	observe.FlowStep: {"wijgate_flow_steps_total",
+		"Steps of the registration, reset and email-change flows: code_verified, code_wrong, code_limited, completed.", []string{"flow", "step"}},
 }
 
 // labelValue is the event's value for one of eventMetrics' labels.
 func labelValue(ev *observe.Event, label string) string {
 	switch label {
-	case "result", "how", "outcome":
+	case "result", "how", "outcome", "step":
 		return ev.Outcome
-	case "code", "reason", "route":
+	case "code", "reason", "route", "purpose", "flow":
 		return ev.Reason
 	case "app":
 		return ev.App

@@ -227,3 +227,77 @@ func waitForAuditEntries(t *testing.T, path string, n int) []map[string]string {
 	t.Fatalf("the audit file holds %d entries, want %d", len(entries), n)
 	return nil
 }
+
+// TestCodeFlowSteps: the registration and reset steps, the codes sent and
+// a code whose mail the relay did not take move their counters and write
+// their audit entries, which never hold the code or the new password.
+func TestCodeFlowSteps(t *testing.T) {
+	auditFile := filepath.Join(t.TempDir(), "audit.log")
+	g := startGateway(t, "observe.caddyfile", gatewayParams{Extra: auditFile})
+	g.addAccount(testEmail, testName, testPassword)
+	before := g.scrape()
+
+	const newcomer = "nieuw@wij-techniek.nl"
+	b := g.newBrowser()
+	resp, body := b.registerAction("send", "email", newcomer)
+	expectStatus(t, resp, body, http.StatusSeeOther)
+	registerCode := codeFrom(t, g, newcomer)
+	wrongCode := "000000"
+	if registerCode == wrongCode {
+		wrongCode = "111111"
+	}
+	resp, body = b.registerAction("verify", "code", wrongCode)
+	expectStatus(t, resp, body, http.StatusBadRequest)
+	resp, body = b.registerAction("verify", "code", registerCode)
+	expectStatus(t, resp, body, http.StatusSeeOther)
+	resp, body = b.registerAction("create", "password", testPassword, "password2", testPassword, "name", "Nieuw")
+	expectStatus(t, resp, body, http.StatusSeeOther)
+
+	g.SMTP.Stop()
+	resp, body = g.newBrowser().resetAction("send", "email", testEmail)
+	expectStatus(t, resp, body, http.StatusServiceUnavailable)
+	g.SMTP.Start()
+	r := g.newBrowser()
+	resp, body = r.resetAction("send", "email", testEmail)
+	expectStatus(t, resp, body, http.StatusSeeOther)
+	resetCode := codeFrom(t, g, testEmail)
+	resp, body = r.resetAction("verify", "code", resetCode)
+	expectStatus(t, resp, body, http.StatusSeeOther)
+	const newPassword = "a brand new sentence for me"
+	resp, body = r.resetAction("save", "password", newPassword, "password2", newPassword)
+	expectStatus(t, resp, body, http.StatusSeeOther)
+
+	expectMoved(t, before, g.scrape(), map[string]float64{
+		`wijgate_codes_total{purpose="register",result="sent"}`:          1,
+		`wijgate_codes_total{purpose="reset",result="mail_failed"}`:      1,
+		`wijgate_codes_total{purpose="reset",result="sent"}`:             1,
+		`wijgate_flow_steps_total{flow="register",step="code_wrong"}`:    1,
+		`wijgate_flow_steps_total{flow="register",step="code_verified"}`: 1,
+		`wijgate_flow_steps_total{flow="register",step="completed"}`:     1,
+		`wijgate_flow_steps_total{flow="reset",step="code_verified"}`:    1,
+		`wijgate_flow_steps_total{flow="reset",step="completed"}`:        1,
+		`wijgate_mail_messages_total{result="unavailable"}`:              1,
+	})
+
+	count := map[string]int{}
+	for _, e := range waitForAuditEntries(t, auditFile, 9) {
+		if e["event"] == "code_sent" || e["event"] == "flow_step" {
+			count[e["event"]+"/"+e["reason"]+"/"+e["outcome"]]++
+		}
+	}
+	for event, want := range map[string]int{
+		"code_sent/register/sent": 1, "code_sent/reset/mail_failed": 1, "code_sent/reset/sent": 1,
+		"flow_step/register/code_wrong": 1, "flow_step/register/code_verified": 1, "flow_step/register/completed": 1,
+		"flow_step/reset/code_verified": 1, "flow_step/reset/completed": 1,
+	} {
+		if count[event] != want {
+			t.Errorf("%d audit entries for %s, want %d", count[event], event, want)
+		}
+	}
+	raw, _ := os.ReadFile(auditFile)
+	for _, secret := range []string{registerCode, resetCode, newPassword, testPassword, newcomer, testEmail} {
+		if strings.Contains(string(raw), secret) {
+			t.Errorf("the audit stream holds %q", secret)
+		}
+	}
+}

@@ -33,13 +33,20 @@ const (
 	// Mail is a message handed to the mail relay: sent, unavailable (it
 	// may pass) or failed. Not audited: the event that sent it is.
 	Mail Kind = "mail"
+	// CodeSent is a code asked for; Reason is its purpose (register,
+	// reset, email_change): sent, limited (send limits), mail_failed.
+	CodeSent Kind = "code_sent"
+	// FlowStep is a step of a flow with a code; Reason is the flow
+	// (register, reset, email_change): code_verified, code_wrong,
+	// code_limited (too many wrong codes), completed.
+	FlowStep Kind = "flow_step"
 )
 
 // Audited reports whether events of this kind go to the audit stream.
 func (k Kind) Audited() bool { return k != Guard && k != Mail }
 
 // Kinds lists every kind, for the adapter's table and its test.
-var Kinds = []Kind{Login, SessionEnded, EHerkenningAnswer, OrganisationLinked, AdminAPI, Guard, Mail}
+var Kinds = []Kind{Login, SessionEnded, EHerkenningAnswer, OrganisationLinked, AdminAPI, Guard, Mail, CodeSent, FlowStep}
 
 // Event is one occurrence. Fields a kind does not use stay empty.
 type Event struct {
