@@ -236,7 +236,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 	// One core is always left to the guarded traffic: a login storm must
 	// not make every proxied request wait behind password hashing.
-	hasher, err := account.NewHasher(account.HasherOptions{Concurrency: max(1, runtime.GOMAXPROCS(0)-1)})
+	hashWait, err := newHashQueueWait(ctx.GetMetricsRegistry())
+	if err != nil {
+		return err
+	}
+	hasher, err := account.NewHasher(account.HasherOptions{Concurrency: max(1, runtime.GOMAXPROCS(0)-1),
+		OnWait: func(d time.Duration) { hashWait.Observe(d.Seconds()) }})
 	if err != nil {
 		return err
 	}

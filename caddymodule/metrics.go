@@ -69,6 +69,17 @@ func newEventCounters(reg prometheus.Registerer) (eventCounters, error) {
 	return c, nil
 }
 
+// newHashQueueWait is the histogram of how long password hashing waited
+// for a slot (account.HasherOptions.OnWait).
+func newHashQueueWait(reg prometheus.Registerer) (prometheus.Histogram, error) {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "wijgate_password_hash_queue_wait_seconds",
+		Help:    "How long a password hash or check waited for a free hashing slot.",
+		Buckets: []float64{.001, .01, .05, .1, .25, .5, 1, 2.5, 5},
+	})
+	return h, reg.Register(h)
+}
+
 func (c eventCounters) count(ev *observe.Event) {
 	vec, ok := c[ev.Kind]
 	if !ok {
