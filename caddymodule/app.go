@@ -209,6 +209,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	storeLatency, err := newStoreLatency(ctx.GetMetricsRegistry())
+	if err != nil {
+		return err
+	}
 	location, err := ResolveStorage(a.Storage)
 	if err != nil {
 		return err
@@ -219,6 +223,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	st = &timedEngine{Engine: st, seconds: storeLatency}
 	a.engine, a.storeKey = st, location
 
 	var s served

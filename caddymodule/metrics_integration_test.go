@@ -113,7 +113,8 @@ func TestMetricsAndAuditStream(t *testing.T) {
 		`wijgate_organisations_linked_total{how="linked"}`:                                1,
 		`wijgate_sessions_ended_total{how="logout"}`:                                      1,
 		// Adding the account hashes its password; three logins check one.
-		`wijgate_password_hash_queue_wait_seconds_count`: 4,
+		`wijgate_password_hash_queue_wait_seconds_count`:                    4,
+		`wijgate_store_operation_seconds_count{operation="create_session"}`: 2,
 	})
 
 	// A reload builds the counters anew in the new configuration's
