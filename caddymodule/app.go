@@ -268,6 +268,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.identity = newIdentityCache(a.outageGrace())
 	a.lastIssuer = new(atomic.Pointer[string])
 	a.ready = new(atomic.Bool)
+	if err := ctx.GetMetricsRegistry().Register(cacheLookups{a}); err != nil {
+		return err
+	}
 	if s.returns, err = portal.NewReturnPolicy(a.PortalURL, a.ReturnHosts); err != nil {
 		return err
 	}

@@ -101,3 +101,32 @@ func refusalOutcome(r *http.Request, reason string) string {
 	}
 	return "403"
 }
+
+var cacheLookupsDesc = prometheus.NewDesc("wijgate_cache_lookups_total",
+	"Lookups in the session and identity caches by result: hit (a current entry) or miss (the store was read).",
+	[]string{"cache", "result"}, nil)
+
+// cacheLookups reads the caches' counts when /metrics is scraped, so the
+// guard's hot path only adds to a counter of its own.
+type cacheLookups struct{ app *App }
+
+// Describe implements prometheus.Collector.
+func (c cacheLookups) Describe(ch chan<- *prometheus.Desc) { ch <- cacheLookupsDesc }
+
+// Collect implements prometheus.Collector.
+func (c cacheLookups) Collect(ch chan<- prometheus.Metric) {
+	a := c.app
+	if !a.ready.Load() {
+		return
+	}
+	sessionHits, sessionMisses := a.sessions.CacheCounts()
+	for _, m := range []struct {
+		cache, result string
+		n             uint64
+	}{
+		{"session", "hit", sessionHits}, {"session", "miss", sessionMisses},
+		{"identity", "hit", a.identity.hits.Load()}, {"identity", "miss", a.identity.misses.Load()},
+	} {
+		ch <- prometheus.MustNewConstMetric(cacheLookupsDesc, prometheus.CounterValue, float64(m.n), m.cache, m.result)
+	}
+}

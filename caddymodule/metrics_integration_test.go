@@ -76,6 +76,19 @@ func TestMetricsAndAuditStream(t *testing.T) {
 	b.login(testEmail, testPassword)
 	resp, body = b.page("/declaratie/")
 	expectStatus(t, resp, body, http.StatusOK)
+	// The session and identity are cached now: two more requests read
+	// neither from the store.
+	cached := g.scrape()
+	for range 2 {
+		resp, body = b.page("/declaratie/")
+		expectStatus(t, resp, body, http.StatusOK)
+	}
+	expectMoved(t, cached, g.scrape(), map[string]float64{
+		`wijgate_cache_lookups_total{cache="session",result="hit"}`:   2,
+		`wijgate_cache_lookups_total{cache="session",result="miss"}`:  0,
+		`wijgate_cache_lookups_total{cache="identity",result="hit"}`:  2,
+		`wijgate_cache_lookups_total{cache="identity",result="miss"}`: 0,
+	})
 	resp, body = b.do(http.MethodGet, "/website/report", nil)
 	expectStatus(t, resp, body, http.StatusForbidden)
 	resp, body = b.page("/website/")
@@ -105,7 +118,7 @@ func TestMetricsAndAuditStream(t *testing.T) {
 		`wijgate_guard_decisions_total{app="website",outcome="403",reason="no_org"}`:      1,
 		`wijgate_guard_decisions_total{app="website",outcome="redirect",reason="no_org"}`: 1,
 		`wijgate_guard_decisions_total{app="website",outcome="through",reason=""}`:        1,
-		`wijgate_guard_decisions_total{app="declaratie",outcome="through",reason=""}`:     1,
+		`wijgate_guard_decisions_total{app="declaratie",outcome="through",reason=""}`:     3,
 		`wijgate_logins_total{result="wrong"}`:                                            1,
 		`wijgate_logins_total{result="ok"}`:                                               2,
 		`wijgate_eherkenning_answers_total{code="",result="ok"}`:                          1,

@@ -3,6 +3,9 @@ package caddymodule
 import (
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
 	"github.com/wijtechniek/wijgate/caddymodule/observe"
 )
 
@@ -27,4 +30,19 @@ func TestEveryKindHasAMetric(t *testing.T) {
 	if len(eventMetrics) != len(observe.Kinds) {
 		t.Errorf("%d metrics for %d kinds", len(eventMetrics), len(observe.Kinds))
 	}
+}
+
+// BenchmarkGuardEvent is what the guard adds to each request: counting
+// its decision.
+func BenchmarkGuardEvent(b *testing.B) {
+	counters, err := newEventCounters(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sink := &eventSink{counters: counters, audit: zap.NewNop()}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			sink.Record(observe.Event{Kind: observe.Guard, App: "declaratie", Outcome: "through"})
+		}
+	})
 }
