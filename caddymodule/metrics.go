@@ -33,6 +33,8 @@ var eventMetrics = map[observe.Kind]eventMetric{
 		"Guard decisions by app, outcome (through, redirect, 401, 403) and refusal reason.", []string{"app", "outcome", "reason"}},
 	observe.Mail: {"wijgate_mail_messages_total",
 		"Messages handed to the mail relay by result: sent, unavailable, failed.", []string{"result"}},
+	observe.OrganisationChange: {"wijgate_organisation_changes_total",
+		"Admins' changes to organisations by action (invite, apps, role, remove, withdraw) and result.", []string{"action", "result"}},
 	observe.CodeSent: {"wijgate_codes_total",
 		"Codes asked for by purpose and result: sent, limited, mail_failed.", []string{"purpose", "result"}},
 	observe.FlowStep: {"wijgate_flow_steps_total",
@@ -44,7 +46,7 @@ func labelValue(ev *observe.Event, label string) string {
 	switch label {
 	case "result", "how", "outcome", "step":
 		return ev.Outcome
-	case "code", "reason", "route", "purpose", "flow":
+	case "code", "reason", "route", "purpose", "flow", "action":
 		return ev.Reason
 	case "app":
 		return ev.App

@@ -317,3 +317,55 @@ func TestCodeFlowSteps(t *testing.T) {
 		}
 	}
 }
+
+// TestOrganisationChangesAreCountedAndAudited: an invitation, a change a
+// rule refuses and one by someone who is no admin, each counted and on the
+// audit stream with actor, subject and organisation.
+func TestOrganisationChangesAreCountedAndAudited(t *testing.T) {
+	auditFile := filepath.Join(t.TempDir(), "audit.log")
+	g := startGateway(t, "observe.caddyfile", gatewayParams{Extra: auditFile})
+	admin := g.addAccount(testEmail, testName, testPassword)
+	other := g.addAccount("piet@example.nl", "Piet", testPassword)
+	b := g.newBrowser()
+	b.login(testEmail, testPassword)
+	resp, body := b.verifyAt("12345678", "eh3")
+	expectStatus(t, resp, body, http.StatusOK)
+	before := g.scrape()
+
+	resp, body = b.post("/org/12345678/invite", url.Values{"email": {"collega@example.nl"}, "apps": {"website"}})
+	expectStatus(t, resp, body, http.StatusSeeOther)
+	resp, body = b.post("/org/12345678/role/"+admin.ID, url.Values{"role": {"member"}})
+	expectStatus(t, resp, body, http.StatusConflict)
+	p := g.newBrowser()
+	p.login("piet@example.nl", testPassword)
+	resp, body = p.post("/org/12345678/remove/"+admin.ID, url.Values{})
+	expectStatus(t, resp, body, http.StatusForbidden)
+
+	expectMoved(t, before, g.scrape(), map[string]float64{
+		`wijgate_organisation_changes_total{action="invite",result="ok"}`:        1,
+		`wijgate_organisation_changes_total{action="role",result="refused"}`:     1,
+		`wijgate_organisation_changes_total{action="remove",result="forbidden"}`: 1,
+	})
+	var changes []map[string]string
+	for _, e := range waitForAuditEntries(t, auditFile, 2+1+2+1+3) {
+		if e["event"] == "organisation_change" {
+			changes = append(changes, e)
+		}
+	}
+	if len(changes) != 3 {
+		t.Fatalf("%d organisation_change entries, want 3: %v", len(changes), changes)
+	}
+	for i, want := range []struct{ action, outcome, actor, subject string }{
+		{"invite", "ok", admin.ID, ""}, {"role", "refused", admin.ID, admin.ID}, {"remove", "forbidden", other.ID, admin.ID},
+	} {
+		e := changes[i]
+		if e["reason"] != want.action || e["outcome"] != want.outcome || e["actor"] != want.actor || e["organisation"] != "12345678" ||
+			(want.subject != "" && e["subject"] != want.subject) || e["subject"] == "" {
+			t.Errorf("entry %d: %v, want %+v", i, e, want)
+		}
+	}
+	raw, _ := os.ReadFile(auditFile)
+	if strings.Contains(string(raw), "collega@example.nl") {
+		t.Error("the audit stream holds the invitee's address")
+	}
+}

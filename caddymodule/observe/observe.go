@@ -40,13 +40,18 @@ const (
 	// (register, reset, email_change): code_verified, code_wrong,
 	// code_limited (too many wrong codes), completed.
 	FlowStep Kind = "flow_step"
+	// OrganisationChange is an admin's change to an organisation; Reason
+	// is the action (invite, apps, role, remove, withdraw), Subject the
+	// member or invitation: ok, forbidden, refused (a rule said no) or
+	// error.
+	OrganisationChange Kind = "organisation_change"
 )
 
 // Audited reports whether events of this kind go to the audit stream.
 func (k Kind) Audited() bool { return k != Guard && k != Mail }
 
 // Kinds lists every kind, for the adapter's table and its test.
-var Kinds = []Kind{Login, SessionEnded, EHerkenningAnswer, OrganisationLinked, AdminAPI, Guard, Mail, CodeSent, FlowStep}
+var Kinds = []Kind{Login, SessionEnded, EHerkenningAnswer, OrganisationLinked, AdminAPI, Guard, Mail, CodeSent, FlowStep, OrganisationChange}
 
 // Event is one occurrence. Fields a kind does not use stay empty.
 type Event struct {
