@@ -156,6 +156,10 @@ type App struct {
 	// certificates and relay feed /readyz and the metrics.
 	certificates *certificates
 	relay        *mailRelay
+	// measured is engine with the latency of the calls on the login and
+	// guard paths measured; the services use it, while engine stays the
+	// engine itself for what needs its own methods (record streams).
+	measured engine.Engine
 	// lastIssuer is the issuer last built from a request, reused while
 	// requests come to the same site: a reused token's claims then share
 	// one string instead of each holding its own.
@@ -223,7 +227,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	st = &timedEngine{Engine: st, seconds: storeLatency}
+	a.measured = &timedEngine{Engine: st, seconds: storeLatency}
 	a.engine, a.storeKey = st, location
 
 	var s served
@@ -250,7 +254,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	a.accounts, a.orgs = domainServices(st, hasher, time.Duration(a.AuditRetention))
+	a.accounts, a.orgs = domainServices(a.measured, hasher, time.Duration(a.AuditRetention))
 	a.orgs.ReverifyAfter, a.orgs.ReverifyGrace = time.Duration(a.ReverifyAfter), time.Duration(a.ReverifyGrace)
 	a.privacy = privacyService(st, a.accounts, a.orgs)
 	if s.mailer, s.outbox, err = a.Mail.sender(repl, a.logger); err != nil {
@@ -347,7 +351,7 @@ func (a *App) serve(repl *caddy.Replacer, s *served) error {
 		return fmt.Errorf("identity-token keys: %w", err)
 	}
 	a.tokens = tokens
-	a.sessions = session.NewManager(a.engine, codec, session.Settings{
+	a.sessions = session.NewManager(a.measured, codec, session.Settings{
 		IdleTimeout: time.Duration(a.IdleTimeout),
 		Lifetime:    time.Duration(a.Lifetime),
 		OutageGrace: a.outageGrace(),
@@ -359,8 +363,8 @@ func (a *App) serve(repl *caddy.Replacer, s *served) error {
 		Orgs:        a.orgs,
 		Privacy:     a.privacy,
 		Apps:        a.appInfos,
-		Codes:       &account.Codes{Store: a.engine, Key: codeKey, Now: now},
-		Limits:      &account.Limits{Store: a.engine, Now: now},
+		Codes:       &account.Codes{Store: a.measured, Key: codeKey, Now: now},
+		Limits:      &account.Limits{Store: a.measured, Now: now},
 		Mailer:      s.mailer,
 		Outbox:      s.outbox,
 		ShareOutbox: a.Mail.AllowRemote,

@@ -369,3 +369,22 @@ func TestOrganisationChangesAreCountedAndAudited(t *testing.T) {
 		t.Error("the audit stream holds the invitee's address")
 	}
 }
+
+// TestSessionsEndedFromTheListAreCountedAndAudited: ending one's other
+// sessions is counted and audited with the actor.
+func TestSessionsEndedFromTheListAreCountedAndAudited(t *testing.T) {
+	auditFile := filepath.Join(t.TempDir(), "audit.log")
+	g := startGateway(t, "observe.caddyfile", gatewayParams{Extra: auditFile})
+	acct := g.addAccount(testEmail, testName, testPassword)
+	phone, desk := g.newBrowser(), g.newBrowser()
+	phone.login(testEmail, testPassword)
+	desk.login(testEmail, testPassword)
+	before := g.scrape()
+	resp, body := desk.post("/account/sessions", url.Values{"action": {"endothers"}})
+	expectStatus(t, resp, body, http.StatusSeeOther)
+	expectMoved(t, before, g.scrape(), map[string]float64{`wijgate_sessions_ended_total{how="others"}`: 1})
+	entries := waitForAuditEntries(t, auditFile, 4)
+	if e := entries[3]; e["event"] != "session_ended" || e["outcome"] != "others" || e["actor"] != acct.ID {
+		t.Errorf("last audit entry %v, want session_ended/others by %s", e, acct.ID)
+	}
+}

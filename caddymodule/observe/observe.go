@@ -15,7 +15,8 @@ type Kind string
 const (
 	// Login is a password login: ok, wrong, locked, busy, second_factor.
 	Login Kind = "login"
-	// SessionEnded is a session ended by its owner: logout.
+	// SessionEnded is a session ended by its owner: logout, from_list
+	// (one session on the sessions page), others (all but the current).
 	SessionEnded Kind = "session_ended"
 	// EHerkenningAnswer is an answer from the broker: ok, or error with
 	// the eherkenning package's stable code as Reason.
