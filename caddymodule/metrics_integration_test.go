@@ -368,6 +368,15 @@ func TestOrganisationChangesAreCountedAndAudited(t *testing.T) {
 	if strings.Contains(string(raw), "collega@example.nl") {
 		t.Error("the audit stream holds the invitee's address")
 	}
+
+	// Verifying the company again renews the verification.
+	before = g.scrape()
+	resp, body = b.verifyAt("12345678", "eh3")
+	expectStatus(t, resp, body, http.StatusOK)
+	expectMoved(t, before, g.scrape(), map[string]float64{
+		`wijgate_organisations_linked_total{how="renewed"}`: 1,
+		`wijgate_organisations_linked_total{how="linked"}`:  0,
+	})
 }
 
 // TestSessionsEndedFromTheListAreCountedAndAudited: ending one's other

@@ -35,10 +35,10 @@ const (
 	// may pass) or failed. Not audited: the event that sent it is.
 	Mail Kind = "mail"
 	// CodeSent is a code asked for; Reason is its purpose (register,
-	// reset, email_change): sent, limited (send limits), mail_failed.
+	// reset, email-change): sent, limited (send limits), mail_failed.
 	CodeSent Kind = "code_sent"
 	// FlowStep is a step of a flow with a code; Reason is the flow
-	// (register, reset, email_change): code_verified, code_wrong,
+	// (register, reset, email-change): code_verified, code_wrong,
 	// code_limited (too many wrong codes), completed.
 	FlowStep Kind = "flow_step"
 	// OrganisationChange is an admin's change to an organisation; Reason
