@@ -35,6 +35,8 @@ var eventMetrics = map[observe.Kind]eventMetric{
 		"Messages handed to the mail relay by result: sent, unavailable, failed.", []string{"result"}},
 	observe.OrganisationChange: {"wijgate_organisation_changes_total",
 		"Admins' changes to organisations by action (invite, apps, role, remove, withdraw) and result.", []string{"action", "result"}},
+	observe.AccountData: {"wijgate_account_data_total",
+		"Accounts exported or deleted by their owners on the portal.", []string{"how"}},
 	observe.CodeSent: {"wijgate_codes_total",
 		"Codes asked for by purpose and result: sent, limited, mail_failed.", []string{"purpose", "result"}},
 	observe.FlowStep: {"wijgate_flow_steps_total",

@@ -397,3 +397,28 @@ func TestSessionsEndedFromTheListAreCountedAndAudited(t *testing.T) {
 		t.Errorf("last audit entry %v, want session_ended/others by %s", e, acct.ID)
 	}
 }
+
+// TestAccountDataRightsAreCountedAndAudited: an owner's export and
+// removal of their account, each counted and audited with the actor.
+func TestAccountDataRightsAreCountedAndAudited(t *testing.T) {
+	auditFile := filepath.Join(t.TempDir(), "audit.log")
+	g := startGateway(t, "observe.caddyfile", gatewayParams{Extra: auditFile})
+	acct := g.addAccount(testEmail, testName, testPassword)
+	b := g.newBrowser()
+	b.login(testEmail, testPassword)
+	before := g.scrape()
+	resp, body := b.submit("/account/data", "/account/data/export", url.Values{})
+	expectStatus(t, resp, body, http.StatusOK)
+	resp, body = b.submit("/account/delete", "/account/delete", url.Values{"password": {testPassword}, "confirm": {"yes"}})
+	expectStatus(t, resp, body, http.StatusSeeOther)
+	expectMoved(t, before, g.scrape(), map[string]float64{
+		`wijgate_account_data_total{how="exported"}`: 1,
+		`wijgate_account_data_total{how="deleted"}`:  1,
+	})
+	entries := waitForAuditEntries(t, auditFile, 4)
+	for i, want := range []string{"exported", "deleted"} {
+		if e := entries[2+i]; e["event"] != "account_data" || e["outcome"] != want || e["actor"] != acct.ID {
+			t.Errorf("audit entry %d: %v, want account_data/%s by %s", 2+i, e, want, acct.ID)
+		}
+	}
+}

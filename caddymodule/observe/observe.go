@@ -46,13 +46,16 @@ const (
 	// member or invitation: ok, forbidden, refused (a rule said no) or
 	// error.
 	OrganisationChange Kind = "organisation_change"
+	// AccountData is an owner's use of their data rights: exported,
+	// deleted.
+	AccountData Kind = "account_data"
 )
 
 // Audited reports whether events of this kind go to the audit stream.
 func (k Kind) Audited() bool { return k != Guard && k != Mail }
 
 // Kinds lists every kind, for the adapter's table and its test.
-var Kinds = []Kind{Login, SessionEnded, EHerkenningAnswer, OrganisationLinked, AdminAPI, Guard, Mail, CodeSent, FlowStep, OrganisationChange}
+var Kinds = []Kind{Login, SessionEnded, EHerkenningAnswer, OrganisationLinked, AdminAPI, Guard, Mail, CodeSent, FlowStep, OrganisationChange, AccountData}
 
 // Event is one occurrence. Fields a kind does not use stay empty.
 type Event struct {
