@@ -60,14 +60,13 @@ func (a readyzAnswer) check(t *testing.T, name string) (ok bool, detail string, 
 }
 
 // writeExpiringPair writes a service provider key pair whose certificate
-// expires after validFor.
-func writeExpiringPair(t *testing.T, validFor time.Duration) (certFile, keyFile string, notAfter time.Time) {
+// expires at notAfter.
+func writeExpiringPair(t *testing.T, notAfter time.Time) (certFile, keyFile string) {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	notAfter = time.Now().Add(validFor).Truncate(time.Second)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "wijgate expiring"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter,
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment}
@@ -84,7 +83,7 @@ func writeExpiringPair(t *testing.T, validFor time.Duration) (certFile, keyFile 
 	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return certFile, keyFile, notAfter
+	return certFile, keyFile
 }
 
 // TestReadyzReportsCertificatesAndMail: a signing certificate that
@@ -93,7 +92,9 @@ func writeExpiringPair(t *testing.T, validFor time.Duration) (certFile, keyFile 
 // the mail counter, and the log warns of the certificate once a day.
 func TestReadyzReportsCertificatesAndMail(t *testing.T) {
 	clk := useClock(t)
-	certFile, keyFile, notAfter := writeExpiringPair(t, 10*24*time.Hour)
+	// Nine days and 23 hours left: days_left 9.
+	notAfter := clk.Now().Add(10*24*time.Hour - time.Hour).Truncate(time.Second)
+	certFile, keyFile := writeExpiringPair(t, notAfter)
 	g := startGateway(t, "readyz.caddyfile", gatewayParams{Extra: fmt.Sprintf("signing_cert %s\n\t\t\tsigning_key %s", certFile, keyFile)})
 	g.addAccount(testEmail, testName, testPassword)
 
