@@ -82,6 +82,8 @@ type identityCache struct {
 	mu    sync.RWMutex
 	m     map[string]*identity
 	grace time.Duration
+	// hits and misses count get's use of the cache, for the metrics.
+	hits, misses atomic.Uint64
 }
 
 func newIdentityCache(grace time.Duration) *identityCache {
@@ -103,8 +105,10 @@ func (c *identityCache) get(versions storage.Versions, accounts *account.Service
 		if n := now.UnixNano(); n-cached.confirmed.Load() >= int64(time.Second) {
 			cached.confirmed.Store(n)
 		}
+		c.hits.Add(1)
 		return cached, nil
 	}
+	c.misses.Add(1)
 	id, err := c.load(accounts, orgs, apps, accountID, version, now)
 	if cached != nil && errors.Is(err, storage.ErrUnavailable) &&
 		now.Sub(time.Unix(0, cached.confirmed.Load())) < c.grace {
