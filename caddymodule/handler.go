@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/portal"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
@@ -238,6 +239,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// new placeholders would cost two allocations.
 	p := placeholders{id: d.id, active: d.active, app: h.App}
 	repl.Map(func(key string) (any, bool) { return p.replace(key) })
+	a.events.Record(observe.Event{Kind: observe.Guard, App: h.App, Outcome: "through"})
 	return next.ServeHTTP(w, r)
 }
 
@@ -425,6 +427,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, id *identity, a
 	h.logger.Info("request refused by policy", zap.String("app", h.App), zap.String("account", id.id),
 		zap.String("reason", reason), zap.String("uri", r.RequestURI))
 	w.Header().Set("Cache-Control", "no-store")
+	h.app.events.Record(observe.Event{Kind: observe.Guard, App: h.App, Outcome: refusalOutcome(r, reason), Reason: reason})
 	if isNavigation(r) {
 		if reason == "no_org" {
 			http.Redirect(w, r, h.app.portal.PortalPath(r, "/eherkenning"), http.StatusFound)
@@ -522,10 +525,12 @@ func (h *Handler) displayName() string {
 func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request) error {
 	login := h.app.portal.LoginURL(requestURL(r))
 	if isNavigation(r) {
+		h.app.events.Record(observe.Event{Kind: observe.Guard, App: h.App, Outcome: "redirect"})
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, login, http.StatusFound)
 		return nil
 	}
+	h.app.events.Record(observe.Event{Kind: observe.Guard, App: h.App, Outcome: "401"})
 	if c := h.logger.Check(zapcore.DebugLevel, "request without session refused"); c != nil {
 		c.Write(zap.String("app", h.App), zap.String("uri", r.RequestURI))
 	}

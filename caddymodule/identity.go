@@ -83,6 +83,8 @@ const maxCachedIdentities = 100_000
 type identityCache struct {
 	entries *otter.Cache[string, *identity]
 	grace   time.Duration
+	// hits and misses count get's use of the cache, for the metrics.
+	hits, misses atomic.Uint64
 }
 
 func newIdentityCache(grace time.Duration) *identityCache {
@@ -106,8 +108,10 @@ func (c *identityCache) get(versions storage.Versions, accounts *account.Service
 		if n := now.UnixNano(); n-cached.confirmed.Load() >= int64(time.Second) {
 			cached.confirmed.Store(n)
 		}
+		c.hits.Add(1)
 		return cached, nil
 	}
+	c.misses.Add(1)
 	id, err := c.load(accounts, orgs, apps, accountID, version, now)
 	if cached != nil && errors.Is(err, storage.ErrUnavailable) &&
 		now.Sub(time.Unix(0, cached.confirmed.Load())) < c.grace {

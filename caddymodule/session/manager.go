@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -72,6 +73,8 @@ type Manager struct {
 	stop     chan struct{}
 	stopped  sync.Once
 	done     sync.WaitGroup
+	// hits and misses count Lookup's use of the cache, for the metrics.
+	hits, misses atomic.Uint64
 }
 
 type touch struct {
@@ -167,6 +170,10 @@ func (m *Manager) Create(a storage.Account, start Start) (cookieValue string, s 
 	return v, s, err
 }
 
+// CacheCounts are the lookups that found a current entry in the cache and
+// those that read the store, since the Manager was made.
+func (m *Manager) CacheCounts() (hits, misses uint64) { return m.hits.Load(), m.misses.Load() }
+
 // Lookup returns the live session behind a raw cookie value, with what
 // the guard and portal act on: not its user agent, address or start time
 // (AccountSessions has those). It is the guard's hot path: a cache hit
@@ -186,12 +193,14 @@ func (m *Manager) Lookup(raw string) (storage.Session, error) {
 	// reached either, an entry is served for the outage grace after the
 	// store last confirmed it.
 	if e != nil && e.version == m.store.Version(e.key) {
+		m.hits.Add(1)
 		// The grace is counted in seconds: a busy session need not write
 		// its confirmation on every request.
 		if n := now.UnixNano(); n-e.confirmed.Load() >= int64(time.Second) {
 			e.confirmed.Store(n)
 		}
 	} else {
+		m.misses.Add(1)
 		fresh, err := m.load(raw, key, e)
 		switch {
 		case err == nil:
