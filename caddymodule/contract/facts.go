@@ -108,7 +108,7 @@ var contract = [factCount]definition{
 	},
 	Assertion: {
 		name: "assertion", header: "X-Wij-Assertion", encoding: SignedToken, optIn: true,
-		description: "a signed JWT with the same facts, for apps that verify rather than trust (below)",
+		description: "a signed JWT with the same facts, for apps that verify rather than trust (below); sent only on routes with the `assertion` option",
 	},
 }
 
