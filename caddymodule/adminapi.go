@@ -47,7 +47,7 @@ func (adminAPI) CaddyModule() caddy.ModuleInfo {
 
 // Routes returns the admin routes.
 func (adminAPI) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{
+	return auditedRoutes([]caddy.AdminRoute{
 		{Pattern: "/wijgate/accounts", Handler: caddy.AdminHandlerFunc(handleAccounts)},
 		{Pattern: "/wijgate/accounts/disable", Handler: caddy.AdminHandlerFunc(handleDisable)},
 		{Pattern: "/wijgate/accounts/export", Handler: caddy.AdminHandlerFunc(handleExport)},
@@ -59,7 +59,7 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/wijgate/eherkenning/keys/", Handler: caddy.AdminHandlerFunc(handleSPKeys)},
 		{Pattern: "/wijgate/token/keys", Handler: caddy.AdminHandlerFunc(handleTokenKeys)},
 		{Pattern: "/wijgate/token/keys/", Handler: caddy.AdminHandlerFunc(handleTokenKeys)},
-	}
+	})
 }
 
 // AccountRequest is the admin API's body for adding or disabling.

@@ -163,6 +163,15 @@ type App struct {
 	ownCookies []string
 	identity   *identityCache
 	logger     *zap.Logger
+	// events counts security events and writes them to the audit stream.
+	events *eventSink
+	// certificates and relay feed /readyz and the metrics.
+	certificates *certificates
+	relay        *mailRelay
+	// measured is engine with the latency of the calls on the login and
+	// guard paths measured; the services use it, while engine stays the
+	// engine itself for what needs its own methods (record streams).
+	measured engine.Engine
 	// lastIssuer is the issuer last built from a request, reused while
 	// requests come to the same site: a reused token's claims then share
 	// one string instead of each holding its own.
@@ -200,6 +209,14 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // returns.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	events, err := newEventSink(ctx, a.logger)
+	if err != nil {
+		return err
+	}
+	a.events = events
+	if a.certificates, err = newCertificates(ctx.GetMetricsRegistry(), a.logger); err != nil {
+		return err
+	}
 	repl := caddy.NewReplacer()
 	if err := a.checkFilePlaceholders(); err != nil {
 		return err
@@ -210,6 +227,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	storeLatency, err := newStoreLatency(ctx.GetMetricsRegistry())
+	if err != nil {
+		return err
+	}
 	location, err := ResolveStorage(a.Storage)
 	if err != nil {
 		return err
@@ -220,6 +241,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	a.measured = &timedEngine{Engine: st, seconds: storeLatency}
 	a.engine, a.storeKey = st, location
 
 	var s served
@@ -237,25 +259,36 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 	// One core is always left to the guarded traffic: a login storm must
 	// not make every proxied request wait behind password hashing.
-	hasher, err := account.NewHasher(account.HasherOptions{Concurrency: max(1, runtime.GOMAXPROCS(0)-1)})
+	hashWait, err := newHashQueueWait(ctx.GetMetricsRegistry())
 	if err != nil {
 		return err
 	}
-	a.accounts, a.orgs = domainServices(st, hasher, time.Duration(a.AuditRetention))
+	hasher, err := account.NewHasher(account.HasherOptions{Concurrency: max(1, runtime.GOMAXPROCS(0)-1),
+		OnWait: func(d time.Duration) { hashWait.Observe(d.Seconds()) }})
+	if err != nil {
+		return err
+	}
+	a.accounts, a.orgs = domainServices(a.measured, hasher, time.Duration(a.AuditRetention))
 	a.orgs.ReverifyAfter, a.orgs.ReverifyGrace = time.Duration(a.ReverifyAfter), time.Duration(a.ReverifyGrace)
 	a.privacy = privacyService(st, a.accounts, a.orgs)
 	if s.mailer, s.outbox, err = a.Mail.sender(repl, a.logger); err != nil {
 		return err
 	}
+	a.relay = &mailRelay{next: s.mailer, events: a.events}
+	s.mailer = a.relay
 	if a.EHerkenning != nil {
 		if a.brokerWatch, err = watchBroker(ctx); err != nil {
 			return err
 		}
+		a.brokerWatch.afterCheck = a.certificates.warn
 	}
 	a.stripper = newHeaderStripper(a.StripHeaders)
 	a.identity = newIdentityCache(a.outageGrace())
 	a.lastIssuer = new(atomic.Pointer[string])
 	a.ready = new(atomic.Bool)
+	if err := ctx.GetMetricsRegistry().Register(cacheLookups{a}); err != nil {
+		return err
+	}
 	if s.returns, err = portal.NewReturnPolicy(a.PortalURL, a.ReturnHosts); err != nil {
 		return err
 	}
@@ -336,7 +369,7 @@ func (a *App) serve(repl *caddy.Replacer, s *served) error {
 		return fmt.Errorf("identity-token keys: %w", err)
 	}
 	a.tokens = tokens
-	a.sessions = session.NewManager(a.engine, codec, session.Settings{
+	a.sessions = session.NewManager(a.measured, codec, session.Settings{
 		IdleTimeout: time.Duration(a.IdleTimeout),
 		Lifetime:    time.Duration(a.Lifetime),
 		OutageGrace: a.outageGrace(),
@@ -348,8 +381,8 @@ func (a *App) serve(repl *caddy.Replacer, s *served) error {
 		Orgs:        a.orgs,
 		Privacy:     a.privacy,
 		Apps:        a.appInfos,
-		Codes:       &account.Codes{Store: a.engine, Key: codeKey, Now: now},
-		Limits:      &account.Limits{Store: a.engine, Now: now},
+		Codes:       &account.Codes{Store: a.measured, Key: codeKey, Now: now},
+		Limits:      &account.Limits{Store: a.measured, Now: now},
 		Mailer:      s.mailer,
 		Outbox:      s.outbox,
 		ShareOutbox: a.Mail.AllowRemote,
@@ -368,12 +401,16 @@ func (a *App) serve(repl *caddy.Replacer, s *served) error {
 		Factors:      &account.Factors{Store: a.engine, Key: factorKey, Issuer: "Wij Techniek", Now: now},
 		SecondFactor: a.policy(),
 		PasskeyRPID:  a.PasskeyRPID,
+		Events:       a.events,
+		RequestID:    requestID,
+		Ready:        a.readyChecks(a.engine, sp),
 	})
 	if err != nil {
 		a.sessions.Close()
 		return err
 	}
 	if sp != nil {
+		a.certificates.sp.Store(sp)
 		a.brokerWatch.watch(sp)
 	}
 	a.reverify = a.startReverifyCheck(s.mailer)

@@ -325,7 +325,8 @@ func (a *App) unmarshalEHerkenning(d *caddyfile.Dispenser) error {
 //	    require       session|org|app
 //	    admin_only
 //	    min_assurance invited|eh3|eh4
-//	    headers       <fact...>          # id email name org_kvk org_name org_role apps assurance
+//	    headers       <fact...>          # id email name org_kvk org_name org_role apps assurance assertion
+//	    assertion                          # also send the signed token X-Wij-Assertion
 //	    alias         <Header-Name> <fact>
 //	    websocket                          # let WebSocket upgrades through
 //	    allow_encoded_slashes              # let %2F and %5C in paths through
@@ -395,13 +396,15 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
 		case "min_assurance":
 			h.MinAssurance = v
 		}
-	case "admin_only", "websocket", "allow_encoded_slashes":
+	case "admin_only", "assertion", "websocket", "allow_encoded_slashes":
 		if d.NextArg() {
 			return d.ArgErr()
 		}
 		switch opt {
 		case "admin_only":
 			h.AdminOnly = true
+		case "assertion":
+			h.Assertion = true
 		case "websocket":
 			h.WebSocket = true
 		case "allow_encoded_slashes":

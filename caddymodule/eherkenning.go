@@ -170,6 +170,9 @@ type brokerWatch struct {
 	sp      *eherkenning.ServiceProvider
 	started bool // this configuration's servers listen
 	running bool
+	// afterCheck runs after each look at the broker's metadata: the
+	// certificates' expiry warnings.
+	afterCheck func()
 }
 
 // watchBroker makes the broker watch and has it start with the servers.
@@ -219,6 +222,9 @@ func (w *brokerWatch) run(ctx context.Context, sp *eherkenning.ServiceProvider) 
 		check, cancel := context.WithTimeout(ctx, 15*time.Second)
 		sp.RefreshIfDue(check)
 		cancel()
+		if w.afterCheck != nil {
+			w.afterCheck()
+		}
 		select {
 		case <-ctx.Done():
 			return

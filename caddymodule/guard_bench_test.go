@@ -2,8 +2,10 @@ package caddymodule
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -44,9 +46,9 @@ func hotPathHeaders(sessionValue string) http.Header {
 	}
 }
 
-// hotPathGuard is a guard for app "bench" with everything it needs in
-// memory and a real badger store, and a session of an eHerkenning-
-// anchored admin.
+// hotPathGuard is a guard for app "bench", sending the default headers,
+// with everything it needs in memory and a real badger store, and a
+// session of an eHerkenning-anchored admin.
 func hotPathGuard(b *testing.B) (*Handler, string) {
 	b.Helper()
 	st, err := store.Open(store.Options{Dir: b.TempDir()})
@@ -84,10 +86,18 @@ func hotPathGuard(b *testing.B) (*Handler, string) {
 		b.Fatal(err)
 	}
 	h := &Handler{App: "bench", app: a, logger: zap.NewNop(), minRank: assuranceRank["invited"]}
-	for _, f := range contract.All() {
+	for _, name := range contract.Defaults() {
+		f, _ := contract.ByName(name)
 		h.send = append(h.send, headerField{header: f.Header(), fact: f})
 	}
 	return h, raw
+}
+
+// withAssertion is the guard h on a route that also sends the signed token.
+func withAssertion(h *Handler) *Handler {
+	signed := *h
+	signed.send = append(slices.Clip(h.send), headerField{header: contract.Assertion.Header(), fact: contract.Assertion})
+	return &signed
 }
 
 func hotPathRequest(tmpl http.Header) *http.Request {
@@ -151,10 +161,21 @@ func BenchmarkHotPathIdentityHit(b *testing.B) {
 }
 
 // BenchmarkHotPathGuard is the guard's whole ServeHTTP for a logged-in
-// request with warm caches (session, identity, token), header copy
-// included.
+// request with warm caches (session, identity) on a route with the
+// default headers, header copy included.
 func BenchmarkHotPathGuard(b *testing.B) {
 	h, raw := hotPathGuard(b)
+	benchmarkGuard(b, h, raw)
+}
+
+// BenchmarkHotPathGuardAssertion is BenchmarkHotPathGuard on a route that
+// also sends the signed token, reused from its cache.
+func BenchmarkHotPathGuardAssertion(b *testing.B) {
+	h, raw := hotPathGuard(b)
+	benchmarkGuard(b, withAssertion(h), raw)
+}
+
+func benchmarkGuard(b *testing.B, h *Handler, raw string) {
 	tmpl := hotPathHeaders(raw)
 	w := httptest.NewRecorder()
 	r := hotPathRequest(tmpl)
@@ -186,4 +207,103 @@ func BenchmarkHotPathGuardParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// activeSessionCount is how many sessions BenchmarkActiveSessionHeap
+// makes active: enough that the caches' fixed costs vanish per session.
+const activeSessionCount = 10_000
+
+// BenchmarkActiveSessionHeap is the heap an active session costs the
+// guard's caches, for `make bench` (go test -bench ^BenchmarkActiveSessionHeap
+// -benchtime 3x): each round starts with empty caches, sends one request
+// of every session through a route with the default headers and one with
+// the assertion, and reports the live heap held per
+// session by the session cache, the identity cache and the assertion
+// cache (a route with the assertion); default-B is what a session costs
+// on routes with the default headers.
+func BenchmarkActiveSessionHeap(b *testing.B) {
+	st, err := store.Open(store.Options{InMemory: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	codec, err := session.NewCodec(hotPathCookie, session.NewKeyPair())
+	if err != nil {
+		b.Fatal(err)
+	}
+	accounts, orgs := domainServices(st, nil, 0)
+	creator := session.NewManager(st, codec, session.Settings{})
+	now := time.Now()
+	ua := hotPathHeaders("").Get("User-Agent")
+	raws := make([]string, activeSessionCount)
+	for i := range raws {
+		acct := storage.Account{ID: fmt.Sprintf("u-heap%07d", i), Email: fmt.Sprintf("p%d@example.nl", i),
+			Name: "Jan Jänssen", CreatedAt: now, PasswordChangedAt: now}
+		if err := st.CreateAccount(acct); err != nil {
+			b.Fatal(err)
+		}
+		kvk := fmt.Sprintf("%08d", 10_000_000+i)
+		if _, err := orgs.Link(acct.ID, org.Verified{KvK: kvk, Name: "Wij Techniek B.V.", Level: "loa3"}); err != nil {
+			b.Fatal(err)
+		}
+		if raws[i], _, err = creator.Create(acct, session.Start{ActiveOrg: kvk, AMR: []string{"pwd"}, UserAgent: ua, Address: "192.0.2.10"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	creator.Close()
+
+	var sessionB, identityB, assertionB float64
+	for b.Loop() {
+		tokens, err := token.NewSigner(st, token.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		a := &App{engine: st, sessions: session.NewManager(st, codec, session.Settings{}), accounts: accounts, orgs: orgs,
+			tokens: tokens, stripper: newHeaderStripper(nil), ownCookies: contract.Cookies(hotPathCookie),
+			identity: newIdentityCache(DefaultStorageOutageGrace), lastIssuer: new(atomic.Pointer[string])}
+		a.ready = new(atomic.Bool)
+		a.ready.Store(true)
+		a.registerApp(AppInfo{Name: "bench"}, nil)
+		plain := &Handler{App: "bench", app: a, logger: zap.NewNop(), minRank: assuranceRank["invited"]}
+		for _, name := range contract.Defaults() {
+			f, _ := contract.ByName(name)
+			plain.send = append(plain.send, headerField{header: f.Header(), fact: f})
+		}
+		for _, raw := range raws {
+			for _, h := range []*Handler{plain, withAssertion(plain)} {
+				r := hotPathRequest(hotPathHeaders(raw))
+				if err := h.ServeHTTP(httptest.NewRecorder(), r, hotPathNext); err != nil || r.Header.Get(contract.UserID.Header()) == "" {
+					b.Fatalf("guard refused an active session: %v", err)
+				}
+			}
+		}
+		// Each cache's cost is the heap its release frees: measuring the
+		// growth as it fills would count the store's own churn too.
+		full := liveHeap()
+		a.tokens = nil
+		withoutAssertions := liveHeap()
+		a.identity = nil
+		withoutIdentities := liveHeap()
+		a.sessions.Close()
+		a.sessions = nil
+		empty := liveHeap()
+		assertionB += float64(full-withoutAssertions) / activeSessionCount
+		identityB += float64(withoutAssertions-withoutIdentities) / activeSessionCount
+		sessionB += float64(withoutIdentities-empty) / activeSessionCount
+	}
+	rounds := float64(b.N)
+	b.ReportMetric(sessionB/rounds, "session-B/session")
+	b.ReportMetric(identityB/rounds, "identity-B/session")
+	b.ReportMetric(assertionB/rounds, "assertion-B/session")
+	b.ReportMetric((sessionB+identityB)/rounds, "default-B/session")
+	b.ReportMetric(0, "ns/op")
+}
+
+// liveHeap is the heap in use after a full collection.
+func liveHeap() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/portal"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
@@ -63,8 +64,12 @@ type Handler struct {
 
 	// Headers lists the identity facts sent as X-Wij-* headers: id, email,
 	// name, org_kvk, org_name, org_role, apps, assurance, assertion (the
-	// signed token). Default all.
+	// signed token). Default all but assertion.
 	Headers []string `json:"headers,omitempty"`
+
+	// Assertion adds the signed token (X-Wij-Assertion) to the headers,
+	// for an app that verifies it.
+	Assertion bool `json:"assertion,omitempty"`
 
 	// Aliases sends identity facts under further header names an old app
 	// expects, e.g. {"Remote-User": "email"}. Clients cannot send these
@@ -111,7 +116,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	facts := h.Headers
 	if len(facts) == 0 {
-		facts = contract.Names()
+		facts = contract.Defaults()
+	}
+	if h.Assertion && !slices.Contains(facts, contract.Assertion.Name()) {
+		facts = append(slices.Clip(facts), contract.Assertion.Name())
 	}
 	for _, name := range facts {
 		f, err := checkFact("headers", name)
@@ -227,7 +235,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	removeCookie(r.Header, a.ownCookies)
 
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Map((&placeholders{id: d.id, active: d.active, app: h.App}).replace)
+	// One closure holding the placeholders by value: a method value on a
+	// new placeholders would cost two allocations.
+	p := placeholders{id: d.id, active: d.active, app: h.App}
+	repl.Map(func(key string) (any, bool) { return p.replace(key) })
+	a.events.Record(observe.Event{Kind: observe.Guard, App: h.App, Outcome: "through"})
 	return next.ServeHTTP(w, r)
 }
 
@@ -343,7 +355,7 @@ type placeholders struct {
 	app    string
 }
 
-func (p *placeholders) replace(key string) (any, bool) {
+func (p placeholders) replace(key string) (any, bool) {
 	if key == contract.AppPlaceholder {
 		return p.app, true
 	}
@@ -415,6 +427,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, id *identity, a
 	h.logger.Info("request refused by policy", zap.String("app", h.App), zap.String("account", id.id),
 		zap.String("reason", reason), zap.String("uri", r.RequestURI))
 	w.Header().Set("Cache-Control", "no-store")
+	h.app.events.Record(observe.Event{Kind: observe.Guard, App: h.App, Outcome: refusalOutcome(r, reason), Reason: reason})
 	if isNavigation(r) {
 		if reason == "no_org" {
 			http.Redirect(w, r, h.app.portal.PortalPath(r, "/eherkenning"), http.StatusFound)
@@ -512,10 +525,12 @@ func (h *Handler) displayName() string {
 func (h *Handler) unauthenticated(w http.ResponseWriter, r *http.Request) error {
 	login := h.app.portal.LoginURL(requestURL(r))
 	if isNavigation(r) {
+		h.app.events.Record(observe.Event{Kind: observe.Guard, App: h.App, Outcome: "redirect"})
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, login, http.StatusFound)
 		return nil
 	}
+	h.app.events.Record(observe.Event{Kind: observe.Guard, App: h.App, Outcome: "401"})
 	if c := h.logger.Check(zapcore.DebugLevel, "request without session refused"); c != nil {
 		c.Write(zap.String("app", h.App), zap.String("uri", r.RequestURI))
 	}

@@ -154,35 +154,48 @@ func sessionCookie(h http.Header, name string) string {
 }
 
 // removeCookie drops the named cookies from the Cookie headers, keeping
-// the others, so the upstream never sees wijgate's own cookies.
+// the others, so the upstream never sees wijgate's own cookies. It runs
+// for every guarded request: the request's own slice of lines is reused,
+// and a line with one of the cookies costs one new string.
 func removeCookie(h http.Header, names []string) {
 	lines := h["Cookie"]
 	if len(lines) == 0 {
 		return
 	}
-	kept := make([]string, 0, 4)
+	kept := lines[:0]
 	for _, line := range lines {
-		if !containsAny(line, names) {
-			kept = append(kept, line)
-			continue
-		}
-		var parts []string
-		for p := range strings.SplitSeq(line, ";") {
-			p = strings.TrimSpace(p)
-			if k, _, _ := strings.Cut(p, "="); p == "" || slices.Contains(names, k) {
+		if containsAny(line, names) {
+			if line = withoutCookies(line, names); line == "" {
 				continue
 			}
-			parts = append(parts, p)
 		}
-		if len(parts) > 0 {
-			kept = append(kept, strings.Join(parts, "; "))
-		}
+		kept = append(kept, line)
 	}
 	if len(kept) == 0 {
 		h.Del("Cookie")
 		return
 	}
 	h["Cookie"] = kept
+}
+
+// withoutCookies is one Cookie line without the named cookies, its
+// others joined by "; ".
+func withoutCookies(line string, names []string) string {
+	var b strings.Builder
+	b.Grow(len(line))
+	for line != "" {
+		var p string
+		p, line, _ = strings.Cut(line, ";")
+		p = strings.TrimSpace(p)
+		if k, _, _ := strings.Cut(p, "="); p == "" || slices.Contains(names, k) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(p)
+	}
+	return b.String()
 }
 
 func containsAny(s string, subs []string) bool {

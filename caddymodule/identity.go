@@ -3,9 +3,10 @@ package caddymodule
 import (
 	"errors"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/maypok86/otter/v2"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
@@ -77,15 +78,21 @@ const maxCachedIdentities = 100_000
 // identityCache keeps identities per account, trusted only while the
 // account's version in the store has not moved since they were read; while
 // the store cannot be reached, for the outage grace after it last
-// confirmed them.
+// confirmed them. When full it evicts the identities least likely to be
+// asked for again (otter's W-TinyLFU), one at a time.
 type identityCache struct {
-	mu    sync.RWMutex
-	m     map[string]*identity
-	grace time.Duration
+	entries *otter.Cache[string, *identity]
+	grace   time.Duration
+	// hits and misses count get's use of the cache, for the metrics.
+	hits, misses atomic.Uint64
 }
 
 func newIdentityCache(grace time.Duration) *identityCache {
-	return &identityCache{m: make(map[string]*identity), grace: grace}
+	return newBoundedIdentityCache(maxCachedIdentities, grace)
+}
+
+func newBoundedIdentityCache(size int, grace time.Duration) *identityCache {
+	return &identityCache{entries: otter.Must(&otter.Options[string, *identity]{MaximumSize: size}), grace: grace}
 }
 
 // get returns the account's identity, reading the store when the cached
@@ -94,17 +101,17 @@ func newIdentityCache(grace time.Duration) *identityCache {
 // spares the hot path a clock read).
 func (c *identityCache) get(versions storage.Versions, accounts *account.Service, orgs *org.Service, apps func() []string, accountID string, now time.Time) (*identity, error) {
 	version := versions.Version(accountID)
-	c.mu.RLock()
-	cached := c.m[accountID]
-	c.mu.RUnlock()
+	cached, _ := c.entries.GetIfPresent(accountID)
 	if cached != nil && cached.version == version && (cached.expires == 0 || now.UnixNano() < cached.expires) {
 		// Written at most once a second: every request of the account
 		// passes here, and the grace is counted in seconds.
 		if n := now.UnixNano(); n-cached.confirmed.Load() >= int64(time.Second) {
 			cached.confirmed.Store(n)
 		}
+		c.hits.Add(1)
 		return cached, nil
 	}
+	c.misses.Add(1)
 	id, err := c.load(accounts, orgs, apps, accountID, version, now)
 	if cached != nil && errors.Is(err, storage.ErrUnavailable) &&
 		now.Sub(time.Unix(0, cached.confirmed.Load())) < c.grace {
@@ -156,12 +163,9 @@ func (c *identityCache) load(accounts *account.Service, orgs *org.Service, apps 
 	}
 	id.pack()
 	id.confirmed.Store(now.UnixNano())
-	c.mu.Lock()
-	if len(c.m) >= maxCachedIdentities {
-		clear(c.m)
-	}
-	c.m[accountID] = id
-	c.mu.Unlock()
+	// Keyed by the identity's own copy of the ID, so the key costs the
+	// cache no string of its own.
+	c.entries.Set(id.id, id)
 	return id, nil
 }
 

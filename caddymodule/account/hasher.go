@@ -60,6 +60,9 @@ type HasherOptions struct {
 	MemoryKiB uint32
 	// Time is the argon2id number of passes; at least 2 (the default).
 	Time uint32
+	// OnWait, when set, is told how long each call waited for a slot
+	// (zero when one was free), also when it gave up with ErrBusy.
+	OnWait func(time.Duration)
 }
 
 // Hasher hashes and verifies passwords with argon2id. A semaphore bounds
@@ -72,7 +75,8 @@ type Hasher struct {
 	threads      uint8
 	queueTimeout time.Duration
 	// sem holds one token per running hash.
-	sem chan struct{}
+	sem    chan struct{}
+	onWait func(time.Duration)
 	// dummy is a well-formed hash with the current parameters that no
 	// password matches, verified against for unknown accounts.
 	dummy string
@@ -129,6 +133,10 @@ func newHasher(o HasherOptions) (*Hasher, error) {
 		threads:      defaultThreads,
 		queueTimeout: o.QueueTimeout,
 		sem:          make(chan struct{}, o.Concurrency),
+		onWait:       o.OnWait,
+	}
+	if h.onWait == nil {
+		h.onWait = func(time.Duration) {}
 	}
 	// Random bytes stand in for the key: VerifyDummy only needs the
 	// argon2id work to be done, never a match.
@@ -200,9 +208,12 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	}
 	select {
 	case h.sem <- struct{}{}:
+		h.onWait(0)
 		return nil
 	default:
 	}
+	start := time.Now()
+	defer func() { h.onWait(time.Since(start)) }()
 	t := time.NewTimer(h.queueTimeout)
 	defer t.Stop()
 	select {

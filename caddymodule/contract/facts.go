@@ -56,6 +56,10 @@ type definition struct {
 	// needsOrg: the fact is about the organisation the person acts for,
 	// so it is absent when there is none.
 	needsOrg bool
+	// optIn: the fact is sent only on routes that ask for it, not by
+	// default. The signed token is ~700 bytes on every request, read
+	// only by apps that verify it.
+	optIn bool
 	// description is the README's explanation of the header's value.
 	description string
 }
@@ -103,8 +107,8 @@ var contract = [factCount]definition{
 		description: "how the membership is anchored: `eh3` or `eh4` (verified with eHerkenning at that level), `invited` (invited by an anchored admin)",
 	},
 	Assertion: {
-		name: "assertion", header: "X-Wij-Assertion", encoding: SignedToken,
-		description: "a signed JWT with the same facts, for apps that verify rather than trust (below)",
+		name: "assertion", header: "X-Wij-Assertion", encoding: SignedToken, optIn: true,
+		description: "a signed JWT with the same facts, for apps that verify rather than trust (below); sent only on routes with the `assertion` option",
 	},
 }
 
@@ -155,6 +159,18 @@ func init() {
 			byPlaceholder[p] = f
 		}
 	}
+}
+
+// Defaults names the facts a route sends when it lists none, in order:
+// all but those sent only on request.
+func Defaults() []string {
+	var names []string
+	for _, d := range contract {
+		if !d.optIn {
+			names = append(names, d.name)
+		}
+	}
+	return names
 }
 
 // ByName finds a fact by its name in the `headers` and `alias` options.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -33,6 +34,7 @@ func (p *Portal) sendCode(r *http.Request, lang Lang, purpose account.Purpose, e
 			reason = "code send refused: too many failed sends to the mail server"
 		}
 		p.logger.Warn(reason, zap.String("purpose", string(purpose)), zap.String("remote", client), zap.Duration("wait", limited.Wait))
+		p.record(r, observe.Event{Kind: observe.CodeSent, Outcome: "limited", Reason: string(purpose)})
 		return err
 	} else if err != nil {
 		return err
@@ -71,8 +73,10 @@ func (p *Portal) sendCode(r *http.Request, lang Lang, purpose account.Purpose, e
 	if err := p.cfg.Mailer.Send(ctx, msg); err != nil {
 		p.logger.Error("sending a code email failed; it does not count toward the send limits",
 			zap.String("purpose", string(purpose)), zap.String("remote", client), zap.Error(err))
+		p.record(r, observe.Event{Kind: observe.CodeSent, Outcome: "mail_failed", Reason: string(purpose)})
 		return errMailFailed
 	}
+	p.record(r, observe.Event{Kind: observe.CodeSent, Outcome: "sent", Reason: string(purpose)})
 	sent = true
 	return nil
 }

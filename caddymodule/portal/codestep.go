@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -70,10 +71,12 @@ func (p *Portal) codeStep(w http.ResponseWriter, r *http.Request, v *view, f sto
 			cf.afterCode(v, f)
 		}
 		if len(v.Errors) > 0 {
+			p.record(r, observe.Event{Kind: observe.FlowStep, Outcome: "code_wrong", Reason: string(cf.purpose)})
 			v.FormError = lang.T("errors.summary")
 			p.pages.render(w, r, http.StatusBadRequest, cf.page, v)
 			return true
 		}
+		p.record(r, observe.Event{Kind: observe.FlowStep, Outcome: "code_verified", Reason: string(cf.purpose)})
 		f.Stage = stageVerified
 		if err := p.saveFlow(w, r, &f); err != nil {
 			p.serverError(w, r, lang, "saving a "+string(cf.purpose)+" flow", err)
@@ -91,6 +94,7 @@ func (p *Portal) codeStep(w http.ResponseWriter, r *http.Request, v *view, f sto
 func (p *Portal) codeGuessesLimited(w http.ResponseWriter, r *http.Request, v *view, cf codeFlow, wait time.Duration) {
 	p.logger.Warn("code refused: too many wrong codes for the address",
 		zap.String("purpose", string(cf.purpose)), zap.String("remote", p.clientIP(r)), zap.Duration("wait", wait))
+	p.record(r, observe.Event{Kind: observe.FlowStep, Outcome: "code_limited", Reason: string(cf.purpose)})
 	w.Header().Set("Retry-After", retryAfterSeconds(wait))
 	v.Errors["code"] = v.Lang.T("code.guesslimit") + " " + minutes(v.Lang, wait)
 	v.FormError = v.Lang.T("errors.summary")

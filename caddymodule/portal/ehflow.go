@@ -13,6 +13,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 )
 
@@ -140,6 +141,7 @@ func (p *Portal) eherkenningACS(w http.ResponseWriter, r *http.Request) {
 		p.ehFailed(w, r, lang, err)
 		return
 	}
+	p.record(r, observe.Event{Kind: observe.EHerkenningAnswer, Outcome: "ok", Actor: res.Request.AccountID, Organisation: res.KvK})
 	token, err := sp.ParkResult(r.Context(), *res)
 	if err != nil {
 		p.serverError(w, r, lang, "parking an eHerkenning answer", err)
@@ -153,6 +155,7 @@ func (p *Portal) eherkenningACS(w http.ResponseWriter, r *http.Request) {
 func (p *Portal) ehFailed(w http.ResponseWriter, r *http.Request, lang Lang, err error) {
 	code := eherkenning.ErrorCode(err)
 	p.logger.Warn("eHerkenning answer refused", zap.String("code", string(code)), zap.Error(err), zap.String("remote", p.clientIP(r)))
+	p.record(r, observe.Event{Kind: observe.EHerkenningAnswer, Outcome: "error", Reason: string(code)})
 	key, status := "eh.failed", http.StatusBadRequest
 	switch code {
 	case eherkenning.CodeCancelled:
@@ -226,9 +229,12 @@ func (p *Portal) eherkenningComplete(w http.ResponseWriter, r *http.Request) {
 		p.logger.Warn("eHerkenning pseudonym already seen on other accounts", zap.String("account", a.ID), zap.Strings("other_accounts", same), zap.String("kvk", res.KvK))
 	}
 	p.logger.Info("organisation linked", zap.String("account", a.ID), zap.String("kvk", res.KvK), zap.String("level", res.Level))
+	linked := observe.Event{Kind: observe.OrganisationLinked, Outcome: "linked", Actor: a.ID, Organisation: res.KvK}
 	if notRenewal == nil {
 		p.logger.Info("eHerkenning verification renewed", zap.String("account", a.ID), zap.String("kvk", res.KvK), zap.Stringer("was", was))
+		linked.Outcome = "renewed"
 	}
+	p.record(r, linked)
 	if err := p.cfg.Sessions.SetActiveOrg(s.Key, res.KvK); err != nil {
 		p.logger.Warn("making the linked organisation active", zap.Error(err))
 	}

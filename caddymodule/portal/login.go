@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -73,6 +74,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		p.serverError(w, r, lang, "login regulation", err)
 		return
 	} else if wait > 0 {
+		p.record(r, observe.Event{Kind: observe.Login, Outcome: "locked"})
 		p.loginRefused(w, r, v, wait)
 		return
 	}
@@ -81,6 +83,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		// The password's failures are cleared only once the second
 		// factor passes: a known password must not reset the count of
 		// code guesses.
+		p.record(r, observe.Event{Kind: observe.Login, Outcome: "second_factor", Actor: a.ID})
 		p.askSecondFactor(w, r, lang, a, key, ret)
 		return
 	}
@@ -99,6 +102,11 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.logger.Info("login failed", zap.String("remote", ip))
+		failed := observe.Event{Kind: observe.Login, Outcome: "wrong"}
+		if wait > 0 {
+			failed.Reason = "lockout_started"
+		}
+		p.record(r, failed)
 		if wait > 0 {
 			p.loginRefused(w, r, v, wait)
 			return
@@ -106,6 +114,9 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		v.FormError = lang.T("login.failed")
 		p.pages.render(w, r, http.StatusUnauthorized, "login", v)
 		return
+	}
+	if errors.Is(err, account.ErrBusy) {
+		p.record(r, observe.Event{Kind: observe.Login, Outcome: "busy"})
 	}
 	if err != nil {
 		p.serverError(w, r, lang, "login", err)
@@ -115,6 +126,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		p.logger.Warn("clearing login failures", zap.Error(err))
 	}
 	p.logger.Info("login", zap.String("account", a.ID), zap.String("remote", ip))
+	p.record(r, observe.Event{Kind: observe.Login, Outcome: "ok", Actor: a.ID})
 	p.afterLogin(w, r, lang, a, ret)
 }
 
@@ -142,10 +154,12 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c, err := r.Cookie(p.cfg.Cookie.Name); err == nil {
+		actor, _ := p.cfg.Sessions.Lookup(c.Value)
 		if err := p.cfg.Sessions.Revoke(c.Value); err != nil {
 			p.serverError(w, r, lang, "ending a session", err)
 			return
 		}
+		p.record(r, observe.Event{Kind: observe.SessionEnded, Outcome: "logout", Actor: actor.AccountID})
 	}
 	p.clearSessionCookie(w)
 	w.Header().Set("Clear-Site-Data", `"cache", "cookies", "storage"`)

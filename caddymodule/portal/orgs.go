@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
@@ -351,6 +352,8 @@ func (p *Portal) orgAction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Portal) afterOrgAction(w http.ResponseWriter, r *http.Request, lang Lang, a storage.Account, kvk, action string, err error) {
+	p.record(r, observe.Event{Kind: observe.OrganisationChange, Reason: action, Outcome: orgActionOutcome(err),
+		Actor: a.ID, Subject: r.PathValue("target"), Organisation: kvk})
 	switch {
 	case err == nil:
 		// The change reaches guards on the member's next request: the
@@ -424,6 +427,7 @@ func (p *Portal) orgInvite(w http.ResponseWriter, r *http.Request, lang Lang, a 
 			&view{Lang: lang, FormError: lang.T("mail.failed"), Values: map[string]string{"email": email}})
 		return
 	}
+	p.record(r, observe.Event{Kind: observe.OrganisationChange, Reason: "invite", Outcome: "ok", Actor: a.ID, Subject: inv.ID, Organisation: kvk})
 	http.Redirect(w, r, "/org/"+kvk+"?done=invite", http.StatusSeeOther)
 }
 

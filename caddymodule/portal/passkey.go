@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -226,6 +227,7 @@ func (p *Portal) passkeyRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.logger.Info("passkey added", zap.String("account", a.ID))
+	p.record(r, observe.Event{Kind: observe.FactorChanged, Outcome: "added", Reason: "passkey", Actor: a.ID})
 	http.Redirect(w, r, securityPath+"?done=passkey", http.StatusSeeOther)
 }
 
@@ -322,6 +324,7 @@ func (p *Portal) passkeyLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.logger.Info("login", zap.String("account", a.ID), zap.Strings("amr", amrPasskey), zap.String("remote", p.clientIP(r)))
+	p.record(r, observe.Event{Kind: observe.Login, Outcome: "ok", Reason: "passkey", Actor: a.ID})
 	p.afterLogin(w, r, lang, a, ret)
 }
 
@@ -408,7 +411,7 @@ func (p *Portal) passkeyStep(w http.ResponseWriter, r *http.Request) {
 		p.passkeyFailed(w, r, v, "secondfactor", "passkey step refused", err)
 		return
 	}
-	p.finishLogin(w, r, lang, f, a, amrPasswordPasskey, zap.String("factor", "passkey"))
+	p.finishLogin(w, r, lang, f, a, amrPasswordPasskey, "passkey")
 }
 
 // pendingLoginOf is pendingLogin for a script's request: no redirect.

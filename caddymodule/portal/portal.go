@@ -18,6 +18,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/privacy"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
@@ -72,6 +73,12 @@ type Config struct {
 	// PasskeyRPID is the relying party ID of passkeys; empty means the
 	// portal's host.
 	PasskeyRPID string
+	// Events receives the security events; nil discards them.
+	Events observe.Sink
+	// RequestID names a request in the audit stream; nil leaves it out.
+	RequestID func(*http.Request) string
+	// Ready are the checks /readyz reports, in order.
+	Ready []ReadyCheck
 }
 
 // HealthCheck is one line of /healthz. Check runs on every request to it,
@@ -111,6 +118,7 @@ type Portal struct {
 	// health is what /healthz reports: the configured checks and the
 	// broker's.
 	health []HealthCheck
+	events observe.Sink
 }
 
 // New builds the portal and its routes.
@@ -123,6 +131,9 @@ func New(cfg Config) (*Portal, error) {
 		return nil, err
 	}
 	p := &Portal{cfg: cfg, mux: http.NewServeMux(), pages: pages, logger: cfg.Logger}
+	if p.events = cfg.Events; p.events == nil {
+		p.events = observe.Discard{}
+	}
 	p.refusals = newRefusalLog(cfg.Logger, p.now)
 	p.outages = &outageLog{logger: cfg.Logger, now: p.now}
 	p.health = slices.Clone(cfg.Health)
@@ -138,6 +149,7 @@ func New(cfg Config) (*Portal, error) {
 	static, _ := fs.Sub(staticFS, "static")
 	p.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	p.mux.HandleFunc("GET /healthz", p.healthz)
+	p.mux.HandleFunc("GET /readyz", p.readyz)
 	if cfg.JWKS != nil {
 		p.mux.Handle("GET /.well-known/jwks.json", cfg.JWKS)
 	}

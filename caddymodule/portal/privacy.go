@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/privacy"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
@@ -61,6 +62,7 @@ func (p *Portal) exportData(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.logger.Info("account data exported by its owner", zap.String("account", a.ID), zap.String("remote", p.clientIP(r)))
+	p.record(r, observe.Event{Kind: observe.AccountData, Outcome: "exported", Actor: a.ID})
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="wijgate-gegevens-`+p.now().Format(time.DateOnly)+`.json"`)
 	_, _ = w.Write(append(body, '\n'))
@@ -170,6 +172,7 @@ func (p *Portal) deleteAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.logger.Info("account removed by its owner", zap.String("account", a.ID), zap.String("remote", ip))
+	p.record(r, observe.Event{Kind: observe.AccountData, Outcome: "deleted", Actor: a.ID})
 	p.clearSessionCookie(w)
 	w.Header().Set("Clear-Site-Data", `"cache", "cookies", "storage"`)
 	// Clear-Site-Data also drops the language cookie; keep the language.

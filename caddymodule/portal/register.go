@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -101,6 +102,7 @@ func (p *Portal) registerCreate(w http.ResponseWriter, r *http.Request, v *view,
 		return
 	}
 	p.logger.Info("account registered", zap.String("account", a.ID))
+	p.record(r, observe.Event{Kind: observe.FlowStep, Outcome: "completed", Reason: string(account.PurposeRegister), Actor: a.ID})
 	if err := p.endFlow(w, f); err != nil {
 		p.logger.Warn("ending a finished registration", zap.Error(err))
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -105,6 +106,7 @@ func (p *Portal) resetSave(w http.ResponseWriter, r *http.Request, v *view, f st
 		p.logger.Warn("ending a finished reset", zap.Error(err))
 	}
 	p.logger.Info("password reset", zap.String("account", a.ID))
+	p.record(r, observe.Event{Kind: observe.FlowStep, Outcome: "completed", Reason: string(account.PurposeReset), Actor: a.ID})
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), sendTimeout)
 	defer cancel()
 	if err := p.cfg.Mailer.Send(ctx, mail.PasswordChangedMessage(mail.Lang(lang), a.Email, p.now())); err != nil {

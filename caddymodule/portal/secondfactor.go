@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
@@ -159,6 +160,7 @@ func (p *Portal) factorStep(w http.ResponseWriter, r *http.Request) {
 		p.serverError(w, r, lang, "login regulation", err)
 		return
 	} else if wait > 0 {
+		p.record(r, observe.Event{Kind: observe.Login, Outcome: "locked", Reason: action, Actor: a.ID})
 		p.factorRefused(w, r, v, wait)
 		return
 	}
@@ -175,6 +177,7 @@ func (p *Portal) factorStep(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.logger.Info("second factor wrong", zap.String("account", a.ID), zap.String("factor", action), zap.String("remote", ip))
+		p.record(r, observe.Event{Kind: observe.Login, Outcome: "wrong", Reason: action, Actor: a.ID})
 		if wait > 0 {
 			p.factorRefused(w, r, v, wait)
 			return
@@ -188,12 +191,12 @@ func (p *Portal) factorStep(w http.ResponseWriter, r *http.Request) {
 		p.serverError(w, r, lang, "checking a second factor", err)
 		return
 	}
-	p.finishLogin(w, r, lang, f, a, amrTOTP, zap.String("factor", action), zap.Int("recovery_codes_left", len(a.RecoveryCodes)))
+	p.finishLogin(w, r, lang, f, a, amrTOTP, action, zap.Int("recovery_codes_left", len(a.RecoveryCodes)))
 }
 
 // finishLogin starts the session of a login whose second factor passed
 // and ends its flow.
-func (p *Portal) finishLogin(w http.ResponseWriter, r *http.Request, lang Lang, f storage.Flow, a storage.Account, amr []string, logFields ...zap.Field) {
+func (p *Portal) finishLogin(w http.ResponseWriter, r *http.Request, lang Lang, f storage.Flow, a storage.Account, amr []string, factor string, logFields ...zap.Field) {
 	if err := p.cfg.Limits.LoginSucceeded(f.Email); err != nil {
 		p.logger.Warn("clearing login failures", zap.Error(err))
 	}
@@ -209,7 +212,8 @@ func (p *Portal) finishLogin(w http.ResponseWriter, r *http.Request, lang Lang, 
 		p.serverError(w, r, lang, "starting a session", err)
 		return
 	}
-	p.logger.Info("login", append([]zap.Field{zap.String("account", a.ID), zap.Strings("amr", amr), zap.String("remote", p.clientIP(r))}, logFields...)...)
+	p.logger.Info("login", append([]zap.Field{zap.String("account", a.ID), zap.Strings("amr", amr), zap.String("factor", factor), zap.String("remote", p.clientIP(r))}, logFields...)...)
+	p.record(r, observe.Event{Kind: observe.Login, Outcome: "ok", Reason: factor, Actor: a.ID})
 	p.afterLogin(w, r, lang, a, f.Return)
 }
 

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -217,6 +218,7 @@ func (p *Portal) totpConfirm(w http.ResponseWriter, r *http.Request, v *view, a 
 		return
 	}
 	p.logger.Info("authenticator app set up", zap.String("account", a.ID))
+	p.record(r, observe.Event{Kind: observe.FactorChanged, Outcome: "added", Reason: "totp", Actor: a.ID})
 	v.Notice = lang.T("mfa.totp.added")
 	if len(updated.RecoveryCodes) == 0 {
 		p.recoveryNew(w, r, v, updated)
@@ -238,6 +240,7 @@ func (p *Portal) recoveryNew(w http.ResponseWriter, r *http.Request, v *view, a 
 		return
 	}
 	p.logger.Info("recovery codes made", zap.String("account", a.ID))
+	p.record(r, observe.Event{Kind: observe.FactorChanged, Outcome: "added", Reason: "recovery_codes", Actor: a.ID})
 	if v.Notice == "" {
 		v.Notice = v.Lang.T("mfa.recovery.made")
 	}
@@ -336,6 +339,11 @@ func (p *Portal) removeFactor(w http.ResponseWriter, r *http.Request, v *view, a
 		return
 	}
 	p.logger.Info("second factor removed; the account's other sessions end", zap.String("account", a.ID), zap.String("factor", kind))
+	removed := "totp"
+	if isPasskey {
+		removed = "passkey"
+	}
+	p.record(r, observe.Event{Kind: observe.FactorChanged, Outcome: "removed", Reason: removed, Actor: a.ID})
 	if err := p.logInWith(w, r, updated, s.AMR); err != nil {
 		p.serverError(w, r, lang, "starting a session after removing a factor", err)
 		return

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/session"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
@@ -124,6 +125,7 @@ func (p *Portal) endSessions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.logger.Info("session ended from the list", zap.String("account", a.ID), zap.Bool("this_one", ended.Key == current.Key))
+		p.record(r, observe.Event{Kind: observe.SessionEnded, Outcome: "from_list", Actor: a.ID})
 		if ended.Key == current.Key {
 			p.clearSessionCookie(w)
 			http.Redirect(w, r, "/login?loggedout=1", http.StatusSeeOther)
@@ -137,6 +139,7 @@ func (p *Portal) endSessions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.logger.Info("other sessions ended", zap.String("account", a.ID), zap.Int("count", n))
+		p.record(r, observe.Event{Kind: observe.SessionEnded, Outcome: "others", Actor: a.ID})
 		http.Redirect(w, r, sessionsPath+"?ended=others", http.StatusSeeOther)
 	default:
 		v.FormError = lang.T("form.unknown")

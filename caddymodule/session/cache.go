@@ -2,10 +2,13 @@ package session
 
 import (
 	"crypto/sha256"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
+	"github.com/wijtechniek/wijgate/caddymodule/internal/pack"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -22,9 +25,16 @@ func digestCookie(raw string) cookieDigest {
 	return cookieDigest(sum[:16])
 }
 
-// entry is one cached session.
+// entry is one cached session: what Lookup hands on, and no more. The
+// stored session's times are kept as unix nanoseconds and its strings in
+// one allocation; the user agent, address and start time are read from
+// the store by the session list, never from here.
 type entry struct {
-	session storage.Session
+	key, accountID, activeOrg string
+	credentialVersion         uint64
+	// amr is shared with every entry of the same sign-in methods.
+	amr     []string
+	expires int64
 	// version is the store's Version of the session when it was read.
 	version uint64
 	// lastSeen and persisted are unix nanoseconds: the last request, and
@@ -33,6 +43,33 @@ type entry struct {
 	lastSeen  atomic.Int64
 	persisted atomic.Int64
 	confirmed atomic.Int64
+}
+
+// newEntry caches a session read from the store at version.
+func newEntry(s storage.Session, version uint64) *entry {
+	e := &entry{key: s.Key, accountID: s.AccountID, activeOrg: s.ActiveOrg, credentialVersion: s.CredentialVersion,
+		amr: internAMR(s.AMR), expires: s.ExpiresAt.UnixNano(), version: version}
+	pack.Strings(&e.key, &e.accountID, &e.activeOrg)
+	return e
+}
+
+// session is the cached session as Lookup returns it, last seen now.
+func (e *entry) session(now time.Time) storage.Session {
+	return storage.Session{Key: e.key, AccountID: e.accountID, ActiveOrg: e.activeOrg,
+		CredentialVersion: e.credentialVersion, AMR: e.amr, ExpiresAt: time.Unix(0, e.expires), LastSeen: now}
+}
+
+// commonAMR are the sign-in methods sessions start with; a cached session
+// shares these rather than holding its own copy.
+var commonAMR = [][]string{{"pwd"}, {"pwd", "otp", "mfa"}, {"pwd", "hwk", "mfa"}, {"hwk", "user", "mfa"}}
+
+func internAMR(amr []string) []string {
+	for _, c := range commonAMR {
+		if slices.Equal(c, amr) {
+			return c
+		}
+	}
+	return amr
 }
 
 const cacheShards = 64

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
-	"github.com/wijtechniek/wijgate/caddymodule/internal/pack"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -73,6 +73,8 @@ type Manager struct {
 	stop     chan struct{}
 	stopped  sync.Once
 	done     sync.WaitGroup
+	// hits and misses count Lookup's use of the cache, for the metrics.
+	hits, misses atomic.Uint64
 }
 
 type touch struct {
@@ -168,9 +170,15 @@ func (m *Manager) Create(a storage.Account, start Start) (cookieValue string, s 
 	return v, s, err
 }
 
-// Lookup returns the live session behind a raw cookie value. It is the
-// guard's hot path: a cache hit costs a map lookup and two clock checks;
-// only a miss decodes the cookie and reads the store.
+// CacheCounts are the lookups that found a current entry in the cache and
+// those that read the store, since the Manager was made.
+func (m *Manager) CacheCounts() (hits, misses uint64) { return m.hits.Load(), m.misses.Load() }
+
+// Lookup returns the live session behind a raw cookie value, with what
+// the guard and portal act on: not its user agent, address or start time
+// (AccountSessions has those). It is the guard's hot path: a cache hit
+// costs a map lookup and two clock checks; only a miss decodes the cookie
+// and reads the store.
 func (m *Manager) Lookup(raw string) (storage.Session, error) {
 	if raw == "" {
 		return storage.Session{}, ErrNoSession
@@ -184,13 +192,15 @@ func (m *Manager) Lookup(raw string) (storage.Session, error) {
 	// the others' writes) moves them on every call, so while it cannot be
 	// reached either, an entry is served for the outage grace after the
 	// store last confirmed it.
-	if e != nil && e.version == m.store.Version(e.session.Key) {
+	if e != nil && e.version == m.store.Version(e.key) {
+		m.hits.Add(1)
 		// The grace is counted in seconds: a busy session need not write
 		// its confirmation on every request.
 		if n := now.UnixNano(); n-e.confirmed.Load() >= int64(time.Second) {
 			e.confirmed.Store(n)
 		}
 	} else {
+		m.misses.Add(1)
 		fresh, err := m.load(raw, key, e)
 		switch {
 		case err == nil:
@@ -202,23 +212,21 @@ func (m *Manager) Lookup(raw string) (storage.Session, error) {
 		}
 	}
 	last := time.Unix(0, e.lastSeen.Load())
-	if now.Sub(last) > m.settings.IdleTimeout || !now.Before(e.session.ExpiresAt) {
+	if now.Sub(last) > m.settings.IdleTimeout || now.UnixNano() >= e.expires {
 		m.cache.delete(key)
-		_ = m.store.DeleteSession(e.session.Key)
+		_ = m.store.DeleteSession(e.key)
 		return storage.Session{}, ErrNoSession
 	}
 	e.lastSeen.Store(now.UnixNano())
 	if now.Sub(time.Unix(0, e.persisted.Load())) >= m.settings.TouchInterval {
 		e.persisted.Store(now.UnixNano())
 		select {
-		case m.touches <- touch{key: e.session.Key, when: now}:
+		case m.touches <- touch{key: e.key, when: now}:
 		default: // writer is behind; the next request will try again
 			e.persisted.Store(0)
 		}
 	}
-	s := e.session
-	s.LastSeen = now
-	return s, nil
+	return e.session(now), nil
 }
 
 // load reads the session behind raw from the store into the cache. A stale
@@ -238,8 +246,7 @@ func (m *Manager) load(raw string, key cookieDigest, stale *entry) (*entry, erro
 	if err != nil {
 		return nil, err
 	}
-	pack.Strings(&s.Key, &s.AccountID, &s.ActiveOrg)
-	e := &entry{session: s, version: version}
+	e := newEntry(s, version)
 	e.confirmed.Store(m.settings.Now().UnixNano())
 	e.lastSeen.Store(s.LastSeen.UnixNano())
 	e.persisted.Store(s.LastSeen.UnixNano())

@@ -1,0 +1,138 @@
+package caddymodule
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
+)
+
+// eventMetric is the counter an event kind feeds, and which of the
+// event's fields fill its labels, in order.
+type eventMetric struct {
+	name, help string
+	labels     []string
+}
+
+// eventMetrics has a row for every observe.Kind (TestEveryKindHasAMetric).
+// Label values come only from bounded fields: outcomes, reasons and stable
+// codes from the code, app names from the configuration.
+var eventMetrics = map[observe.Kind]eventMetric{
+	observe.Login: {"wijgate_logins_total",
+		"Logins by result: ok, wrong, locked, busy, second_factor (password right, second step asked).", []string{"result"}},
+	observe.FactorChanged: {"wijgate_factor_changes_total",
+		"Changes to accounts' second factors by kind (totp, recovery_codes, passkey) and change (added, removed).", []string{"kind", "change"}},
+	observe.SessionEnded: {"wijgate_sessions_ended_total",
+		"Sessions ended by their owner, by how.", []string{"how"}},
+	observe.EHerkenningAnswer: {"wijgate_eherkenning_answers_total",
+		"Answers from the eHerkenning broker by result and stable error code.", []string{"result", "code"}},
+	observe.OrganisationLinked: {"wijgate_organisations_linked_total",
+		"eHerkenning verifications applied to an account: linked or renewed.", []string{"how"}},
+	observe.AdminAPI: {"wijgate_admin_api_calls_total",
+		"Calls to wijgate's routes on the admin endpoint by route and result.", []string{"route", "result"}},
+	observe.Guard: {"wijgate_guard_decisions_total",
+		"Guard decisions by app, outcome (through, redirect, 401, 403) and refusal reason.", []string{"app", "outcome", "reason"}},
+	observe.Mail: {"wijgate_mail_messages_total",
+		"Messages handed to the mail relay by result: sent, unavailable, failed.", []string{"result"}},
+	observe.OrganisationChange: {"wijgate_organisation_changes_total",
+		"Admins' changes to organisations by action (invite, apps, role, remove, withdraw) and result.", []string{"action", "result"}},
+	observe.AccountData: {"wijgate_account_data_total",
+		"Accounts exported or deleted by their owners on the portal.", []string{"how"}},
+	observe.CodeSent: {"wijgate_codes_total",
+		"Codes asked for by purpose and result: sent, limited, mail_failed.", []string{"purpose", "result"}},
+	observe.FlowStep: {"wijgate_flow_steps_total",
+		"Steps of the registration, reset and email-change flows: code_verified, code_wrong, code_limited, completed.", []string{"flow", "step"}},
+}
+
+// labelValue is the event's value for one of eventMetrics' labels.
+func labelValue(ev *observe.Event, label string) string {
+	switch label {
+	case "result", "how", "outcome", "step", "change":
+		return ev.Outcome
+	case "code", "reason", "route", "purpose", "flow", "action", "kind":
+		return ev.Reason
+	case "app":
+		return ev.App
+	}
+	return ""
+}
+
+// eventCounters are one configuration's counters, registered with the
+// registry Caddy gives that configuration: a reload builds new ones in a
+// new registry, so nothing is registered twice.
+type eventCounters map[observe.Kind]*prometheus.CounterVec
+
+func newEventCounters(reg prometheus.Registerer) (eventCounters, error) {
+	c := make(eventCounters, len(eventMetrics))
+	for kind, m := range eventMetrics {
+		vec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: m.name, Help: m.help}, m.labels)
+		if err := reg.Register(vec); err != nil {
+			return nil, err
+		}
+		c[kind] = vec
+	}
+	return c, nil
+}
+
+// newHashQueueWait is the histogram of how long password hashing waited
+// for a slot (account.HasherOptions.OnWait).
+func newHashQueueWait(reg prometheus.Registerer) (prometheus.Histogram, error) {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "wijgate_password_hash_queue_wait_seconds",
+		Help:    "How long a password hash or check waited for a free hashing slot.",
+		Buckets: []float64{.001, .01, .05, .1, .25, .5, 1, 2.5, 5},
+	})
+	return h, reg.Register(h)
+}
+
+func (c eventCounters) count(ev *observe.Event) {
+	vec, ok := c[ev.Kind]
+	if !ok {
+		return
+	}
+	m := eventMetrics[ev.Kind]
+	var values [3]string
+	for i, label := range m.labels {
+		values[i] = labelValue(ev, label)
+	}
+	vec.WithLabelValues(values[:len(m.labels)]...).Inc()
+}
+
+// refusalOutcome is how the guard answers a refusal: a browser without an
+// organisation is sent to verify one, everything else is a 403.
+func refusalOutcome(r *http.Request, reason string) string {
+	if reason == "no_org" && isNavigation(r) {
+		return "redirect"
+	}
+	return "403"
+}
+
+var cacheLookupsDesc = prometheus.NewDesc("wijgate_cache_lookups_total",
+	"Lookups in the session and identity caches by result: hit (a current entry) or miss (the store was read).",
+	[]string{"cache", "result"}, nil)
+
+// cacheLookups reads the caches' counts when /metrics is scraped, so the
+// guard's hot path only adds to a counter of its own.
+type cacheLookups struct{ app *App }
+
+// Describe implements prometheus.Collector.
+func (c cacheLookups) Describe(ch chan<- *prometheus.Desc) { ch <- cacheLookupsDesc }
+
+// Collect implements prometheus.Collector.
+func (c cacheLookups) Collect(ch chan<- prometheus.Metric) {
+	a := c.app
+	if !a.ready.Load() {
+		return
+	}
+	sessionHits, sessionMisses := a.sessions.CacheCounts()
+	for _, m := range []struct {
+		cache, result string
+		n             uint64
+	}{
+		{"session", "hit", sessionHits}, {"session", "miss", sessionMisses},
+		{"identity", "hit", a.identity.hits.Load()}, {"identity", "miss", a.identity.misses.Load()},
+	} {
+		ch <- prometheus.MustNewConstMetric(cacheLookupsDesc, prometheus.CounterValue, float64(m.n), m.cache, m.result)
+	}
+}

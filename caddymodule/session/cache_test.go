@@ -1,0 +1,44 @@
+package session
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestCachedSessionKeepsWhatLookupHandsOn: a cached session keeps the
+// facts the guard acts on, shares its sign-in methods with the other
+// sessions that used the same ones, and holds no user agent or address,
+// which the session list reads from the store.
+func TestCachedSessionKeepsWhatLookupHandsOn(t *testing.T) {
+	m, _, clk := newTestManager(t, Settings{})
+	start := Start{ActiveOrg: "12345678", AMR: []string{"pwd", "otp", "mfa"}, UserAgent: "Mozilla/5.0 (X11; Linux x86_64)", Address: "192.0.2.10"}
+	raw, created, err := m.Create(acct1, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := m.Create(acct2, Start{AMR: []string{"pwd", "otp", "mfa"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, round := range []string{"read from the store", "from the cache"} {
+		s, err := m.Lookup(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", round, err)
+		}
+		if s.Key != created.Key || s.AccountID != acct1.ID || s.ActiveOrg != start.ActiveOrg ||
+			s.CredentialVersion != created.CredentialVersion || !slices.Equal(s.AMR, start.AMR) ||
+			!s.ExpiresAt.Equal(created.ExpiresAt) || !s.LastSeen.Equal(clk.Now()) {
+			t.Errorf("%s: Lookup = %+v, created %+v", round, s, created)
+		}
+		if s.UserAgent != "" || s.Address != "" {
+			t.Errorf("%s: the cached session holds user agent %q and address %q", round, s.UserAgent, s.Address)
+		}
+		o, err := m.Lookup(other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if &o.AMR[0] != &s.AMR[0] {
+			t.Errorf("%s: two sessions keep their own copies of the same sign-in methods", round)
+		}
+	}
+}
