@@ -28,6 +28,7 @@ func init() {
 //	GET  /wijgate/accounts          list accounts
 //	POST /wijgate/accounts          {"email","name","password"}: add one
 //	POST /wijgate/accounts/disable  {"email"}: disable one, ending its sessions
+//	POST /wijgate/accounts/reset-factors {"email"}: remove its second factors, ending its sessions
 //	POST /wijgate/accounts/export   {"email"}: everything held about one (privacy.Export)
 //	POST /wijgate/accounts/delete   {"email"}: remove one and everything kept for it
 //	GET  /wijgate/orgs              list organisations
@@ -50,6 +51,7 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 	return auditedRoutes([]caddy.AdminRoute{
 		{Pattern: "/wijgate/accounts", Handler: caddy.AdminHandlerFunc(handleAccounts)},
 		{Pattern: "/wijgate/accounts/disable", Handler: caddy.AdminHandlerFunc(handleDisable)},
+		{Pattern: "/wijgate/accounts/reset-factors", Handler: caddy.AdminHandlerFunc(handleResetFactors)},
 		{Pattern: "/wijgate/accounts/export", Handler: caddy.AdminHandlerFunc(handleExport)},
 		{Pattern: "/wijgate/accounts/delete", Handler: caddy.AdminHandlerFunc(handleDelete)},
 		{Pattern: "/wijgate/orgs", Handler: caddy.AdminHandlerFunc(handleOrgs)},
@@ -107,6 +109,19 @@ func (o *Operator) ListAccounts() ([]AccountSummary, error) {
 // once.
 func (o *Operator) DisableAccount(email string) (AccountSummary, error) {
 	a, err := o.Accounts.Disable(email)
+	if err != nil {
+		return AccountSummary{}, err
+	}
+	return summarize(a), nil
+}
+
+// RemoveSecondFactors takes every second factor off an account and ends
+// its sessions (account.Service.RemoveSecondFactors).
+func (o *Operator) RemoveSecondFactors(email string) (AccountSummary, error) {
+	a, err := o.Accounts.RemoveSecondFactors(email)
+	if errors.Is(err, storage.ErrNotFound) {
+		return AccountSummary{}, fmt.Errorf("no account for %s: %w", email, err)
+	}
 	if err != nil {
 		return AccountSummary{}, err
 	}
@@ -222,6 +237,28 @@ func handleDisable(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	a, err := op.DisableAccount(req.Email)
+	if errors.Is(err, storage.ErrNotFound) {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no account for %s", req.Email)}
+	}
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
+	}
+	return writeJSON(w, a)
+}
+
+func handleResetFactors(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
+	}
+	op, err := runningOperator()
+	if err != nil {
+		return err
+	}
+	var req AccountRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	a, err := op.RemoveSecondFactors(req.Email)
 	if errors.Is(err, storage.ErrNotFound) {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no account for %s", req.Email)}
 	}

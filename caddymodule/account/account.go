@@ -204,6 +204,27 @@ func (s *Service) Disable(email string) (storage.Account, error) {
 	})
 }
 
+// RemoveSecondFactors takes every second factor off the account with this
+// email (authenticator app, recovery codes, passkeys): the operator's way
+// back in for a person who lost them all. Removing factors moves the
+// credential version, so every session of the account ends in the same
+// transaction; the next login asks the password alone, and a policy that
+// requires a factor sends the person to set one up again.
+func (s *Service) RemoveSecondFactors(email string) (storage.Account, error) {
+	norm, err := NormalizeEmail(email)
+	if err != nil {
+		return storage.Account{}, err
+	}
+	a, err := s.Store.AccountByEmail(norm)
+	if err != nil {
+		return storage.Account{}, err
+	}
+	return s.Store.UpdateAccount(a.ID, func(a *storage.Account) error {
+		a.TOTP, a.RecoveryCodes, a.RecoveryCodesAt, a.Passkeys = nil, nil, time.Time{}, nil
+		return nil
+	})
+}
+
 // SetPassword gives the account with this email a new password, after
 // checking the password rules, and ends every session of the account in
 // the same transaction.

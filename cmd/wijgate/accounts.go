@@ -20,7 +20,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "accounts",
-		Usage: "add|list|disable|export|delete [--config <file>] [--address <admin>] [--storage <dir>]",
+		Usage: "add|list|disable|reset-factors|export|delete [--config <file>] [--address <admin>] [--storage <dir>]",
 		Short: "Manages Wij Techniek accounts",
 		Long: `
 Adds, lists and disables accounts in the wijgate store.
@@ -35,6 +35,7 @@ so it never writes to a store the server does not read.
   wijgate accounts add --email E --name N      (password on stdin)
   wijgate accounts list
   wijgate accounts disable --email E           (ends all its sessions)
+  wijgate accounts reset-factors --email E     (removes its second factors, ends its sessions)
   wijgate accounts export --email E [--out F]  (everything held about it, JSON)
   wijgate accounts delete --email E [--yes]    (removes it and everything kept for it)
 `,
@@ -118,7 +119,29 @@ so it never writes to a store the server does not read.
 			disable.Flags().String("email", "", "Email address (required)")
 			_ = disable.MarkFlagRequired("email")
 
-			cmd.AddCommand(add, list, disable, exportCommand(), deleteCommand())
+			resetFactors := &cobra.Command{
+				Use:   "reset-factors --email <email>",
+				Short: "Removes an account's second factors and ends all its sessions",
+				RunE: func(c *cobra.Command, _ []string) error {
+					email, _ := c.Flags().GetString("email")
+					var a caddymodule.AccountSummary
+					err := withOperator(c, http.MethodPost, "/wijgate/accounts/reset-factors",
+						caddymodule.AccountRequest{Email: email}, &a,
+						func(op *caddymodule.Operator) (err error) {
+							a, err = op.RemoveSecondFactors(email)
+							return err
+						})
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(c.OutOrStdout(), "removed the second factors of %s; its sessions have ended, and the next login asks the password alone\n", a.Email)
+					return nil
+				},
+			}
+			resetFactors.Flags().String("email", "", "Email address (required)")
+			_ = resetFactors.MarkFlagRequired("email")
+
+			cmd.AddCommand(add, list, disable, resetFactors, exportCommand(), deleteCommand())
 		},
 	})
 }
