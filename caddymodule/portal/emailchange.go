@@ -152,48 +152,10 @@ func (p *Portal) emailChangeSend(w http.ResponseWriter, r *http.Request, v *view
 		return
 	}
 
-	ip := p.clientIP(r)
-	if wait, err := p.cfg.Limits.LoginWait(a.Email, ip); err != nil {
-		p.serverError(w, r, lang, "login regulation", err)
+	if !p.passwordAgain(w, r, v, a, password, "emailchange", "emailchange.wrongpassword", "email change") {
 		return
-	} else if wait > 0 {
-		p.emailChangeLocked(w, r, v, wait)
-		return
-	}
-	right, err := p.cfg.Accounts.VerifyPassword(r.Context(), a, password)
-	if err != nil {
-		p.serverError(w, r, lang, "checking the password for an email change", err)
-		return
-	}
-	if !right {
-		wait, err := p.cfg.Limits.LoginFailed(a.Email, ip)
-		if err != nil {
-			p.serverError(w, r, lang, "login regulation", err)
-			return
-		}
-		p.logger.Info("email change refused: wrong password", zap.String("account", a.ID), zap.String("remote", ip))
-		if wait > 0 {
-			p.emailChangeLocked(w, r, v, wait)
-			return
-		}
-		v.Errors["password"] = lang.T("emailchange.wrongpassword")
-		v.FormError = lang.T("errors.summary")
-		p.pages.render(w, r, http.StatusUnauthorized, "emailchange", v)
-		return
-	}
-	if err := p.cfg.Limits.LoginSucceeded(a.Email); err != nil {
-		p.logger.Warn("clearing login failures", zap.Error(err))
 	}
 	p.sendStep(w, r, v, f, cf, email)
-}
-
-// emailChangeLocked answers during a login lockout of the account's
-// address or the client.
-func (p *Portal) emailChangeLocked(w http.ResponseWriter, r *http.Request, v *view, wait time.Duration) {
-	p.logger.Warn("email change refused during lockout", zap.String("remote", p.clientIP(r)), zap.Duration("wait", wait))
-	w.Header().Set("Retry-After", retryAfterSeconds(wait))
-	v.FormError = v.Lang.T("login.locked") + " " + minutes(v.Lang, wait)
-	p.pages.render(w, r, http.StatusTooManyRequests, "emailchange", v)
 }
 
 // emailChangeVerify checks the code and moves the account. A right code

@@ -126,40 +126,14 @@ func (p *Portal) deleteAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ip := p.clientIP(r)
-	if wait, err := p.cfg.Limits.LoginWait(a.Email, ip); err != nil {
-		p.serverError(w, r, lang, "login regulation", err)
-		return
-	} else if wait > 0 {
-		p.deleteRefused(w, r, v, wait)
-		return
-	}
-	_, err := p.cfg.Accounts.Authenticate(r.Context(), a.Email, password)
-	if errors.Is(err, account.ErrInvalidCredentials) {
-		wait, lerr := p.cfg.Limits.LoginFailed(a.Email, ip)
-		if lerr != nil {
-			p.serverError(w, r, lang, "login regulation", lerr)
-			return
-		}
-		p.logger.Info("account removal refused: wrong password", zap.String("account", a.ID), zap.String("remote", ip))
-		if wait > 0 {
-			p.deleteRefused(w, r, v, wait)
-			return
-		}
-		v.Errors["password"] = lang.T("privacy.delete.wrongpassword")
-		v.FormError = lang.T("errors.summary")
-		p.pages.render(w, r, http.StatusUnauthorized, "delete", v)
-		return
-	}
-	if err != nil {
-		p.serverError(w, r, lang, "checking the password to remove an account", err)
+	if !p.passwordAgain(w, r, v, a, password, "delete", "privacy.delete.wrongpassword", "account removal") {
 		return
 	}
 	if !p.requireRecentSecondFactor(w, r, a, s) {
 		return
 	}
 
-	_, err = p.cfg.Privacy.Delete(a.ID)
+	_, err := p.cfg.Privacy.Delete(a.ID)
 	var blocked *privacy.BlockedError
 	switch {
 	case errors.As(err, &blocked):
@@ -171,7 +145,7 @@ func (p *Portal) deleteAccount(w http.ResponseWriter, r *http.Request) {
 		p.serverError(w, r, lang, "removing an account", err)
 		return
 	}
-	p.logger.Info("account removed by its owner", zap.String("account", a.ID), zap.String("remote", ip))
+	p.logger.Info("account removed by its owner", zap.String("account", a.ID), zap.String("remote", p.clientIP(r)))
 	p.record(r, observe.Event{Kind: observe.AccountData, Outcome: "deleted", Actor: a.ID})
 	p.clearSessionCookie(w)
 	w.Header().Set("Clear-Site-Data", `"cache", "cookies", "storage"`)
@@ -201,14 +175,6 @@ func (p *Portal) refuseBlocked(w http.ResponseWriter, r *http.Request, v *view, 
 	v.Data = deleteData{Blockers: blockers}
 	p.pages.render(w, r, http.StatusConflict, "delete", v)
 	return true
-}
-
-// deleteRefused answers a removal during a login lockout, as a login is.
-func (p *Portal) deleteRefused(w http.ResponseWriter, r *http.Request, v *view, wait time.Duration) {
-	p.logger.Warn("account removal refused during lockout", zap.String("remote", p.clientIP(r)), zap.Duration("wait", wait))
-	w.Header().Set("Retry-After", retryAfterSeconds(wait))
-	v.FormError = v.Lang.T("login.locked") + " " + minutes(v.Lang, wait)
-	p.pages.render(w, r, http.StatusTooManyRequests, "delete", v)
 }
 
 // requireRecentSecondFactor asks, after the password, for the account's
