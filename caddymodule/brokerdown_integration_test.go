@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wijtechniek/wijgate/internal/testport"
 )
 
 // brokerLogEntry is a log line with the fields the broker's warnings carry.
@@ -109,7 +111,7 @@ func TestBrokerDown(t *testing.T) {
 	unavailable := &switchableBroker{code: http.StatusServiceUnavailable, body: []byte("down")}
 	unavailableSrv := httptest.NewServer(unavailable)
 	defer unavailableSrv.Close()
-	closed := fmt.Sprintf("http://127.0.0.1:%d/metadata", freePort(t))
+	closed := fmt.Sprintf("http://127.0.0.1:%d/metadata", testport.Pick(t))
 
 	for _, tc := range []struct {
 		name, url, reason string

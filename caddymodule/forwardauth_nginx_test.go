@@ -17,6 +17,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/wijtechniek/wijgate/internal/testport"
 )
 
 // nginxProxy is Debian's nginx, run by the test as a process of its own
@@ -78,7 +80,7 @@ func startNginx(t *testing.T, bin string, g *gateway) *nginxProxy {
 		}
 	}
 
-	port := freePort(t)
+	port := testport.Pick(t)
 	raw, err := os.ReadFile("../testdata/nginx-forwardauth.conf")
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -26,6 +25,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/wijtechniek/wijgate/caddymodule/mail/mailtest"
+	"github.com/wijtechniek/wijgate/internal/testport"
 )
 
 // gateway is a real Caddy server, started in this process from a
@@ -105,16 +105,6 @@ func (rec *recorder) last(t *testing.T) http.Header {
 	return rec.requests[len(rec.requests)-1].Header
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // loadGatewayErr adapts and loads a configuration that is expected to be
 // refused, and returns the error.
 func loadGatewayErr(t *testing.T, name string, p gatewayParams) error {
@@ -145,7 +135,7 @@ func (g *gateway) adapt(name string, p gatewayParams) []byte {
 	if p.Storage == "" {
 		p.Storage = t.TempDir()
 	}
-	p.Port, p.AdminPort = freePort(t), freePort(t)
+	p.Port, p.AdminPort = testport.Pick(t), testport.Pick(t)
 	p.Upstream = strings.TrimPrefix(g.Upstream.srv.URL, "http://")
 	g.Storage = p.Storage
 	g.URL = fmt.Sprintf("http://127.0.0.1:%d", p.Port)

@@ -24,6 +24,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 	"github.com/wijtechniek/wijgate/internal/pgtest"
+	"github.com/wijtechniek/wijgate/internal/testport"
 )
 
 // TestBackupUnderLoadRestoresEverything backs up a running server while
@@ -231,7 +232,7 @@ func TestRestoreRefuses(t *testing.T) {
 	}
 	s.stop()
 	file := filepath.Join(s.dir, "good.backup")
-	if out, err := run(t, "", nil, "backup", "--to", file, "--storage", filepath.Join(s.dir, "store"), "--address", freeAddr(t)); err != nil {
+	if out, err := run(t, "", nil, "backup", "--to", file, "--storage", filepath.Join(s.dir, "store"), "--address", testport.Addr(t)); err != nil {
 		t.Fatalf("backup: %v\n%s", err, out)
 	}
 	good, err := os.ReadFile(file)
@@ -295,7 +296,7 @@ func TestRestoreRefuses(t *testing.T) {
 	}
 
 	// A backup that fails leaves the file of that name as it was.
-	if out, err := run(t, "", nil, "backup", "--to", file, "--storage", filepath.Join(s.dir, "outbox"), "--address", freeAddr(t)); err == nil || !strings.Contains(out, "not a badger store") {
+	if out, err := run(t, "", nil, "backup", "--to", file, "--storage", filepath.Join(s.dir, "outbox"), "--address", testport.Addr(t)); err == nil || !strings.Contains(out, "not a badger store") {
 		t.Errorf("backup of a directory that is no store: %v\n%s", err, out)
 	}
 	if b, err := os.ReadFile(file); err != nil || !bytes.Equal(b, good) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
 	"github.com/wijtechniek/wijgate/internal/pgtest"
+	"github.com/wijtechniek/wijgate/internal/testport"
 )
 
 // clusterReplicaCaddyfile is one replica: the whole gateway on the shared
@@ -134,9 +135,9 @@ func startCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	c := &cluster{t: t, outbox: filepath.Join(dir, "outbox"), public: freeAddr(t), admin: &http.Client{Timeout: 30 * time.Second}}
-	c.a = c.process(dir, "a", freeAddr(t))
-	c.b = c.process(dir, "b", freeAddr(t))
+	c := &cluster{t: t, outbox: filepath.Join(dir, "outbox"), public: testport.Addr(t), admin: &http.Client{Timeout: 30 * time.Second}}
+	c.a = c.process(dir, "a", testport.Addr(t))
+	c.b = c.process(dir, "b", testport.Addr(t))
 	c.balancer = c.process(dir, "balancer", c.public)
 	c.tap = newBrokerTap(t, c.a.site)
 	for _, s := range []*faultServer{c.a, c.b} {
@@ -156,7 +157,7 @@ func startCluster(t *testing.T) *cluster {
 // process prepares a wijgate process named name listening on site.
 func (c *cluster) process(dir, name, site string) *faultServer {
 	t := c.t
-	s := &faultServer{t: t, dir: filepath.Join(dir, name), site: site, admin: freeAddr(t)}
+	s := &faultServer{t: t, dir: filepath.Join(dir, name), site: site, admin: testport.Addr(t)}
 	if err := os.Mkdir(s.dir, 0o700); err != nil {
 		t.Fatal(err)
 	}

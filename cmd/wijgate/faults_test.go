@@ -24,6 +24,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/internal/testport"
 )
 
 // faultsCaddyfile is a whole gateway: the portal, a guarded route that
@@ -85,7 +86,7 @@ type faultServer struct {
 
 func newFaultServer(t *testing.T) *faultServer {
 	t.Helper()
-	s := &faultServer{t: t, dir: t.TempDir(), site: freeAddr(t), admin: freeAddr(t)}
+	s := &faultServer{t: t, dir: t.TempDir(), site: testport.Addr(t), admin: testport.Addr(t)}
 	s.caddyfile = filepath.Join(s.dir, "Caddyfile")
 	cfg := strings.NewReplacer("{{ADMIN}}", s.admin, "{{DIR}}", s.dir, "{{SITE}}", s.site).Replace(faultsCaddyfile)
 	writeFile(t, s.caddyfile, cfg)

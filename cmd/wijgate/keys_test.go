@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wijtechniek/wijgate/caddymodule/eherkenning"
+	"github.com/wijtechniek/wijgate/internal/testport"
 )
 
 // TestEHerkenningKeysCommands runs `wijgate eherkenning keys` against a
@@ -25,7 +26,7 @@ import (
 // offline, and the server started again publishes what the store says.
 func TestEHerkenningKeysCommands(t *testing.T) {
 	dir := t.TempDir()
-	site, admin := freeAddr(t), freeAddr(t)
+	site, admin := testport.Addr(t), testport.Addr(t)
 	storage := filepath.Join(dir, "store")
 	writeFile(t, filepath.Join(dir, "Caddyfile"), fmt.Sprintf(`{
 	admin %[1]s
@@ -161,7 +162,7 @@ func selfSigned(t *testing.T, key *rsa.PrivateKey, from, until time.Time) string
 // refused; with the server stopped the store's set is listed.
 func TestTokenKeysCommands(t *testing.T) {
 	dir := t.TempDir()
-	site, admin := freeAddr(t), freeAddr(t)
+	site, admin := testport.Addr(t), testport.Addr(t)
 	writeFile(t, filepath.Join(dir, "Caddyfile"), fmt.Sprintf(`{
 	admin %[1]s
 	auto_https off

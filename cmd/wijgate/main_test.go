@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/wijtechniek/wijgate/internal/testport"
 )
 
 // binary is the wijgate command built once for these tests.
@@ -57,16 +58,6 @@ func runIn(t *testing.T, dir, stdin string, env []string, args ...string) (strin
 	return out.String(), err
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func TestDefaultCaddyfileIsValid(t *testing.T) {
 	out, err := run(t, "", []string{"WIJGATE_DATA=" + t.TempDir(), "XDG_DATA_HOME=" + t.TempDir()},
 		"validate", "--config", "../../Caddyfile", "--adapter", "caddyfile")
@@ -90,7 +81,7 @@ func TestModulesAreListed(t *testing.T) {
 
 func TestAccountsCommandsWithoutServer(t *testing.T) {
 	storage := t.TempDir()
-	admin := "--address=" + freeAddr(t) // nothing listens there
+	admin := "--address=" + testport.Addr(t) // nothing listens there
 	out, err := run(t, "correct horse battery staple\n", nil, "accounts", "add", "--email", "Jan@Example.nl", "--name", "Jan Jänssen", admin, "--storage", storage)
 	if err != nil || !strings.Contains(out, "added jan@example.nl") {
 		t.Fatalf("add: %v\n%s", err, out)
@@ -121,7 +112,7 @@ func TestAccountsCommandsWithoutServer(t *testing.T) {
 // process and starts it again on the same store: the session still works.
 func TestServerRestartKeepsSessions(t *testing.T) {
 	dir := t.TempDir()
-	site, admin := freeAddr(t), freeAddr(t)
+	site, admin := testport.Addr(t), testport.Addr(t)
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	cfg := fmt.Sprintf(`{
 	admin %s
@@ -302,7 +293,7 @@ const password = "correct horse battery staple\n"
 func TestOfflineAccountsUseTheServersStore(t *testing.T) {
 	dir := t.TempDir()
 	data, xdg := filepath.Join(dir, "data"), filepath.Join(dir, "xdg")
-	site, admin := freeAddr(t), freeAddr(t)
+	site, admin := testport.Addr(t), testport.Addr(t)
 	writeFile(t, filepath.Join(dir, "Caddyfile"), fmt.Sprintf(`{
 	admin %s
 	auto_https off
@@ -356,7 +347,7 @@ http://%s {
 func TestOfflineAccountsRefuseWithoutTheServersConfig(t *testing.T) {
 	dir, xdg := t.TempDir(), t.TempDir()
 	env := []string{"XDG_DATA_HOME=" + xdg, "XDG_CONFIG_HOME=" + xdg}
-	noServer := "--address=" + freeAddr(t)
+	noServer := "--address=" + testport.Addr(t)
 	check := func(what, stdin, want string, args ...string) {
 		t.Helper()
 		out, err := runIn(t, dir, stdin, env, args...)
@@ -369,7 +360,7 @@ func TestOfflineAccountsRefuseWithoutTheServersConfig(t *testing.T) {
 	check("orgs list without a Caddyfile", "", "name it with --config", "orgs", "list", noServer)
 	check("a named config that is missing", password, "reading the config", append(add, "--config", "missing.caddyfile")...)
 
-	writeFile(t, filepath.Join(dir, "Caddyfile"), "http://"+freeAddr(t)+" {\n\trespond ok\n}\n")
+	writeFile(t, filepath.Join(dir, "Caddyfile"), "http://"+testport.Addr(t)+" {\n\trespond ok\n}\n")
 	check("a Caddyfile without wijgate", password, "Caddyfile has no wijgate app", add...)
 
 	for _, d := range []string{dir, xdg} {

@@ -20,6 +20,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
 	"github.com/wijtechniek/wijgate/internal/pgtest"
+	"github.com/wijtechniek/wijgate/internal/testport"
 )
 
 const (
@@ -72,7 +73,7 @@ func seedPrivacy(t *testing.T, e engine.Engine) seeded {
 // named by --storage, and returns after the last account is removed.
 func checkPrivacyCommands(t *testing.T, location string, s seeded, stored func() storage.Account) {
 	t.Helper()
-	where := []string{"--address=" + freeAddr(t), "--storage", location}
+	where := []string{"--address=" + testport.Addr(t), "--storage", location}
 	cmd := func(stdin string, args ...string) (string, error) {
 		return run(t, stdin, nil, append(append([]string{"accounts"}, args...), where...)...)
 	}
@@ -226,7 +227,7 @@ func TestPrivacyCommandsThroughTheRunningServer(t *testing.T) {
 	}
 	seedPrivacy(t, st)
 	st.Close()
-	site, admin := freeAddr(t), freeAddr(t)
+	site, admin := testport.Addr(t), testport.Addr(t)
 	writeFile(t, filepath.Join(dir, "Caddyfile"), fmt.Sprintf(`{
 	admin %s
 	auto_https off
@@ -252,7 +253,7 @@ http://%s {
 	if err == nil || !strings.Contains(out, "the server at "+admin+": ") || !strings.Contains(out, privacyOrgName) {
 		t.Errorf("delete of the last verified admin through the server: %v\n%s", err, out)
 	}
-	out, err = run(t, "", nil, "accounts", "delete", "--email", "piet@example.nl", "--yes", "--address="+freeAddr(t), "--storage", storeDir)
+	out, err = run(t, "", nil, "accounts", "delete", "--email", "piet@example.nl", "--yes", "--address="+testport.Addr(t), "--storage", storeDir)
 	if err == nil || strings.Contains(out, "removed") || !strings.Contains(out, "opening the store "+storeDir) {
 		t.Errorf("delete on the directory the server holds: %v\n%s", err, out)
 	}

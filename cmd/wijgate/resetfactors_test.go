@@ -11,6 +11,7 @@ import (
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
+	"github.com/wijtechniek/wijgate/internal/testport"
 )
 
 // TestResetFactorsCommand: an operator takes every second factor off an
@@ -47,7 +48,7 @@ func TestResetFactorsCommand(t *testing.T) {
 	jan, piet := withFactors("jan@example.nl"), withFactors("piet@example.nl")
 	st.Close()
 
-	where := []string{"--address=" + freeAddr(t), "--storage", dir}
+	where := []string{"--address=" + testport.Addr(t), "--storage", dir}
 	out, err := run(t, "", nil, append([]string{"accounts", "reset-factors", "--email", "Jan@Example.nl"}, where...)...)
 	if err != nil || !strings.Contains(out, "removed the second factors of jan@example.nl") {
 		t.Fatalf("reset-factors: %v\n%s", err, out)
