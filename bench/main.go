@@ -231,6 +231,7 @@ type bench struct {
 	sameHeaders [][2]string
 	res         results
 	start       time.Time
+	clock       phaseClock
 }
 
 var started = time.Now()
@@ -242,6 +243,7 @@ func logf(format string, args ...any) {
 func (b *bench) run() int {
 	b.start = time.Now()
 	b.res = newResults(b.s)
+	b.clock.next("setup")
 	steps := []struct {
 		name string
 		fn   func() error
@@ -266,6 +268,7 @@ func (b *bench) run() int {
 		stopServers()
 	}
 	if b.s.Micro && !failed {
+		b.clock.next("micro-benchmarks")
 		logf("micro-benchmarks: go test -bench %s", microPattern)
 		m := runMicro(b.root, b.s.BenchTime)
 		b.res.Micro = &m
@@ -279,6 +282,7 @@ func (b *bench) run() int {
 		_ = b.backend.stop(5 * time.Second)
 	}
 	b.res.Elapsed = time.Since(b.start)
+	b.res.Phases = b.clock.end()
 	b.res.finish()
 	b.res.printTable(os.Stdout)
 	if err := b.res.write(b.resultsPath); err != nil {
@@ -316,6 +320,7 @@ func (b *bench) setup() error {
 
 	if b.bin == "" {
 		b.bin = filepath.Join(b.outDir, "wijgate")
+		b.clock.next("build wijgate")
 		logf("building %s", b.bin)
 		t0 := time.Now()
 		cmd := exec.Command("go", "build", "-o", b.bin, "./cmd/wijgate")
@@ -326,8 +331,10 @@ func (b *bench) setup() error {
 		b.res.BuildSeconds = time.Since(t0).Seconds()
 	}
 	if b.s.Peers {
+		b.clock.next("build the peers (nothing when built before)")
 		b.buildPeers()
 	}
+	b.clock.next("start the upstream, hash the seed password")
 
 	self, err := os.Executable()
 	if err != nil {
@@ -425,6 +432,7 @@ func (b *bench) openStore(bulk bool) (*store.Store, error) {
 
 // seedTo grows the seeded accounts from `from` to `to` and records it.
 func (b *bench) seedTo(from, to int) (r seedResult, err error) {
+	b.clock.next(fmt.Sprintf("seed %s..%s", count(from), count(to)))
 	st, err := b.openStore(true)
 	if err != nil {
 		return seedResult{}, err
@@ -467,6 +475,7 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 // overhead: one server, the real login, interleaved routes; then the
 // storm on the same server.
 func (b *bench) overhead() error {
+	b.clock.next("overhead: accounts add, seed, real login")
 	srv, err := b.startServer("overhead", b.badgerDir())
 	if err != nil {
 		return err
@@ -558,6 +567,7 @@ func (b *bench) overhead() error {
 	}
 	o := &b.res.Overhead
 	if b.s.Overhead {
+		b.clock.next(fmt.Sprintf("overhead: %d rounds × %d loads", b.s.Rounds, len(loads)))
 		o.Segments, err = b.interleaved(srv, loads)
 		b.stopPeers()
 		if err != nil {
@@ -578,6 +588,7 @@ func (b *bench) overhead() error {
 			g.Guarded, g.GuardedIdentified, g.ForgedLeaks, g.CookieLeaks)
 	}
 	if b.s.Profile {
+		b.clock.next("overhead: profiles")
 		b.profile(srv, loads[1], "overhead-guarded")
 		b.profile(srv, loads[0], "overhead-plain")
 	}
@@ -634,6 +645,7 @@ func (b *bench) stormPhase(srv *server, guarded *load) error {
 			password:      seedPassword,
 			distinctAddrs: v.distinct,
 		}
+		b.clock.next("storm: " + v.name)
 		sr := stormRun{Variant: v.name, DistinctAddresses: v.distinct, Rate: b.s.StormRate}
 		s, err := newStorm(srv.addr, cfg, runtime.NumCPU())
 		if err != nil {
@@ -721,6 +733,7 @@ func (b *bench) scale() error {
 // then interleaved plain and guarded rounds. The server is stopped after.
 func (b *bench) measureSize(sz *scaleSize, name, storage string) error {
 	n := sz.Sessions
+	b.clock.next(name)
 	c := b.serverConfig(name, storage)
 	c.gctrace = true
 	srv, err := b.startConfigured(c)
@@ -818,6 +831,7 @@ func (b *bench) measureSize(sz *scaleSize, name, storage string) error {
 // plainOnly runs a Caddy with only the plain route, no wijgate app, under
 // the load each scale size got, for its memory.
 func (b *bench) plainOnly() error {
+	b.clock.next("plain-only")
 	srv, err := b.startServer("plain-only", "")
 	if err != nil {
 		return err
