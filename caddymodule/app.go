@@ -172,6 +172,9 @@ type App struct {
 	// guard paths measured; the services use it, while engine stays the
 	// engine itself for what needs its own methods (record streams).
 	measured engine.Engine
+	// invalidationLag feeds this configuration's lag histogram from a
+	// PostgreSQL engine's change feed.
+	invalidationLag *invalidationLag
 	// lastIssuer is the issuer last built from a request, reused while
 	// requests come to the same site: a reused token's claims then share
 	// one string instead of each holding its own.
@@ -235,6 +238,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	lag, err := newInvalidationLag(ctx.GetMetricsRegistry(), location)
+	if err != nil {
+		return err
+	}
 	// A running configuration holds the engine already: this is a reload.
 	_, reloading := storePool.References(location)
 	st, err := openPooledEngine(ctx, location, a.StorageReserve, a.logger)
@@ -243,6 +250,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.measured = &timedEngine{Engine: st, seconds: storeLatency}
 	a.engine, a.storeKey = st, location
+	a.invalidationLag = followInvalidationLag(st, lag)
 
 	var s served
 	if s.keys, err = a.configuredCookieKeys(repl); err != nil {
@@ -645,6 +653,7 @@ func (a *App) Cleanup() error {
 	if a.sessions != nil {
 		a.sessions.Close()
 	}
+	a.invalidationLag.release()
 	if a.storeKey != "" {
 		_, err := storePool.Delete(a.storeKey)
 		return err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/engine"
+	"github.com/wijtechniek/wijgate/caddymodule/pgstore"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -88,3 +89,51 @@ var (
 	_ account.CounterStore = (*timedEngine)(nil)
 	_ engine.Engine        = (*timedEngine)(nil)
 )
+
+// newInvalidationLag is the histogram of how long another replica's
+// write took to reach this replica's caches, registered before the store
+// at location is opened. Only a PostgreSQL engine has other replicas: on
+// badger it is nil and the metric absent, rather than an empty histogram
+// that suggests a change feed.
+func newInvalidationLag(reg prometheus.Registerer, location string) (prometheus.Histogram, error) {
+	if !isPostgres(location) {
+		return nil, nil
+	}
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "wijgate_cache_invalidation_lag_seconds",
+		Help:    "Time from another replica's commit (its clock) until this replica's caches knew of the write (this clock); includes any difference between the clocks.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	})
+	return h, reg.Register(h)
+}
+
+// invalidationLag is one configuration's hold on the pooled PostgreSQL
+// engine's lag observer. The engine outlives configurations and Caddy
+// provisions a new one before it cleans up the old, so each configuration
+// swaps its histogram in and, when cleaned up, puts back the one it
+// displaced only if its own is still the engine's. After a reload that
+// failed, that is the running configuration's again; after a reload that
+// succeeded, the newer configuration's stays; when the last configuration
+// goes, the engine closes with it.
+type invalidationLag struct {
+	feed           *pgstore.Store
+	own, displaced *pgstore.LagObserver
+}
+
+// followInvalidationLag feeds h from st's change feed; nil when st has
+// none (badger).
+func followInvalidationLag(st engine.Engine, h prometheus.Histogram) *invalidationLag {
+	feed, ok := st.(*pgstore.Store)
+	if !ok {
+		return nil
+	}
+	own := pgstore.LagObserver(func(d time.Duration) { h.Observe(d.Seconds()) })
+	return &invalidationLag{feed: feed, own: &own, displaced: feed.SwapLagObserver(&own)}
+}
+
+// release ends this configuration's hold.
+func (l *invalidationLag) release() {
+	if l != nil {
+		l.feed.CompareAndSwapLagObserver(l.own, l.displaced)
+	}
+}

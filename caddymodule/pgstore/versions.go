@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"hash/maphash"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -21,26 +22,26 @@ const channel = "wijgate_changed"
 const maxPayload = 7000
 
 // announce sends, inside tx, the keys a write touched, after the store's
-// origin; PostgreSQL delivers them to every listening store when, and only
-// if, tx commits. The writing store moves them itself after the commit
-// and skips its own notification, which would move them a second time.
+// origin and the writer's clock; PostgreSQL delivers them to every
+// listening store when, and only if, tx commits. The writing store moves
+// them itself after the commit and skips its own notification, which
+// would move them a second time. The clock is read as each notification
+// is sent, the last statement before the commit, so the lag a reader
+// measures from it is the commit and the delivery.
 func (v *versions) announce(ctx context.Context, tx pgx.Tx, keys []string) error {
-	if len(keys) == 0 {
-		return nil
-	}
+	room := maxPayload - len(v.origin) - len(" ") - maxSentLen
 	var b strings.Builder
-	b.WriteString(v.origin)
 	flush := func() error {
 		if b.Len() == 0 {
 			return nil
 		}
-		_, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", channel, b.String())
+		payload := v.origin + " " + strconv.FormatInt(time.Now().UnixMicro(), 10) + b.String()
 		b.Reset()
-		b.WriteString(v.origin)
+		_, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", channel, payload)
 		return err
 	}
 	for _, k := range keys {
-		if b.Len()+len(k)+1 > maxPayload {
+		if b.Len() > 0 && b.Len()+len(k)+1 > room {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -49,6 +50,28 @@ func (v *versions) announce(ctx context.Context, tx pgx.Tx, keys []string) error
 		b.WriteString(k)
 	}
 	return flush()
+}
+
+// maxSentLen is the longest the writer's clock (Unix microseconds) can be
+// in a notification's first line.
+const maxSentLen = len("-9223372036854775808")
+
+// parseNotification splits a notification into its sender's origin, the
+// sender's clock when it sent it, and its keys. A first line without a
+// readable clock (a version before the clock was sent, or a mangled
+// payload) still gives its origin and keys, with ok false: the keys are
+// moved all the same, only the lag is not measured.
+func parseNotification(payload string) (origin string, sent time.Time, keys string, ok bool) {
+	first, keys, _ := strings.Cut(payload, "\n")
+	origin, clock, found := strings.Cut(first, " ")
+	if !found {
+		return origin, time.Time{}, keys, false
+	}
+	micros, err := strconv.ParseInt(clock, 10, 64)
+	if err != nil || micros <= 0 {
+		return origin, time.Time{}, keys, false
+	}
+	return origin, time.UnixMicro(micros), keys, true
 }
 
 // versionSlots is how many counters the versions are spread over. Keys
@@ -72,6 +95,30 @@ type versions struct {
 	// call and no cache trusts what it holds.
 	trusted   atomic.Bool
 	untrusted atomic.Uint64
+	// lag, when set, is given the lag of every other process's
+	// notification this process applied (LagObserver).
+	lag atomic.Pointer[LagObserver]
+}
+
+// LagObserver is told, for each notification of another process's write,
+// how long after that process sent it (its clock, just before its commit)
+// this process moved the versions (its own clock): the commit, the
+// delivery and any difference between the two clocks. A lag below zero,
+// this clock behind the writer's, is given as zero.
+type LagObserver func(time.Duration)
+
+// SwapLagObserver makes observe the store's LagObserver (nil for none)
+// and returns the one it replaces. The store outlives configurations, so
+// each new one swaps its own in.
+func (s *Store) SwapLagObserver(observe *LagObserver) (previous *LagObserver) {
+	return s.versions.lag.Swap(observe)
+}
+
+// CompareAndSwapLagObserver makes next the store's LagObserver only if
+// old still is: a configuration that ends puts back the one it replaced
+// unless a newer configuration has swapped in its own since.
+func (s *Store) CompareAndSwapLagObserver(old, next *LagObserver) bool {
+	return s.versions.lag.CompareAndSwap(old, next)
 }
 
 func newVersions() *versions { return &versions{origin: rand.Text(), seed: maphash.MakeSeed()} }
@@ -157,13 +204,7 @@ func (v *versions) receive(ctx context.Context, conn *pgx.Conn) error {
 		cancel()
 		switch {
 		case err == nil:
-			origin, keys, _ := strings.Cut(n.Payload, "\n")
-			if origin == v.origin {
-				continue
-			}
-			for k := range strings.SplitSeq(keys, "\n") {
-				v.moved(k)
-			}
+			v.apply(n.Payload)
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded):
@@ -176,5 +217,20 @@ func (v *versions) receive(ctx context.Context, conn *pgx.Conn) error {
 		default:
 			return err
 		}
+	}
+}
+
+// apply moves the versions of another process's notification's keys and
+// tells the lag observer, if any, how long after its sending that was.
+func (v *versions) apply(payload string) {
+	origin, sent, keys, timed := parseNotification(payload)
+	if origin == v.origin {
+		return
+	}
+	for k := range strings.SplitSeq(keys, "\n") {
+		v.moved(k)
+	}
+	if observe := v.lag.Load(); observe != nil && timed {
+		(*observe)(max(0, time.Since(sent)))
 	}
 }
