@@ -54,7 +54,7 @@ func TestIdentityCacheEvictsSomeNotAll(t *testing.T) {
 	apps := func() []string { return nil }
 	get := func(i int) {
 		t.Helper()
-		if got, err := cache.get(cs, accounts, orgs, apps, id(i), time.Now()); err != nil || got.id != id(i) {
+		if got, err := cache.get(cs, accounts, orgs, apps, id(i), time.Now()); err != nil || got.accountID() != id(i) {
 			t.Fatalf("%s: %v, %v", id(i), got, err)
 		}
 	}
