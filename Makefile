@@ -11,7 +11,7 @@ export GOTOOLCHAIN := auto
 export XDG_DATA_HOME ?= $(CURDIR)/.data/xdg
 export XDG_CONFIG_HOME ?= $(CURDIR)/.data/xdg-config
 
-.PHONY: build run run-cluster test vet lint vulndb vulncheck fuzz bench bench-quick clean tools
+.PHONY: build run run-cluster test vet lint vulndb vulncheck fuzz bench bench-quick clean tools alerts-check
 
 build: $(BIN)
 
@@ -29,6 +29,18 @@ run-cluster: build
 tools:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	GOBIN=$(TOOLS) $(GO) install golang.org/x/vuln/cmd/govulncheck@v1.9.0
+
+# The alert rules in deploy/prometheus, checked and unit-tested by
+# Prometheus's own promtool, built from the module proxy. Not part of
+# make test: the build takes minutes (an hour on a loaded 2-core machine).
+PROMTOOL_VERSION := v0.316.0
+
+alerts-check:
+	test -x $(TOOLS)/promtool-$(PROMTOOL_VERSION) || (GOBIN=$$(mktemp -d) && \
+	  GOFLAGS= $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION) && \
+	  mkdir -p $(TOOLS) && mv $$GOBIN/promtool $(TOOLS)/promtool-$(PROMTOOL_VERSION))
+	cd deploy/prometheus && $(TOOLS)/promtool-$(PROMTOOL_VERSION) check rules wijgate-alerts.yml && \
+	  $(TOOLS)/promtool-$(PROMTOOL_VERSION) test rules wijgate-alerts.test.yml
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt: the files above need formatting'; exit 1)

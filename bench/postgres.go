@@ -132,6 +132,7 @@ func (b *bench) postgresSize(n int) error {
 		return err
 	}
 	pg := &b.res.Postgres
+	b.clock.next(fmt.Sprintf("pg-copy-%d", n))
 	logf("postgres %d: copying the badger store into PostgreSQL", n)
 	t0 := time.Now()
 	report, err := caddymodule.CopyStore(context.Background(), b.badgerDir(), url, caddymodule.CopyOptions{Force: true})
@@ -185,6 +186,7 @@ func databaseSize(url string) (int64, error) {
 // the database, with a session from the real login (the operator's
 // account came along in the copy).
 func (b *bench) postgresOverhead(url string) error {
+	b.clock.next("pg-overhead")
 	srv, err := b.startServer("pg-overhead", url)
 	if err != nil {
 		return err
@@ -246,6 +248,7 @@ const propagationTimeout = 5 * time.Second
 // other, until it refuses. A sample is the time from A's answer to B's
 // first refusal (the refusing answer's arrival).
 func (b *bench) propagation(url string, n int) error {
+	b.clock.next("pg-propagation")
 	a, err := b.startServer("pg-propagation-a", url)
 	if err != nil {
 		return err

@@ -67,3 +67,22 @@ func TestPropagationTargetCountsChangesNeverRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestRunTimeTargetLeavesOutThePeersFirstBuild: make bench is judged
+// with the peers built before; their first build is told beside it.
+func TestRunTimeTargetLeavesOutThePeersFirstBuild(t *testing.T) {
+	for _, c := range []struct {
+		elapsed, peers time.Duration
+		want           bool
+	}{{14 * time.Minute, 0, true}, {16 * time.Minute, 0, false}, {20 * time.Minute, 6 * time.Minute, true}} {
+		r := &results{Elapsed: c.elapsed, Settings: settings{Mode: "full"}, Phases: []phase{
+			{Name: "build wijgate", Duration: time.Minute},
+			{Name: "build the peers (nothing when built before)", Duration: c.peers},
+		}}
+		r.finish()
+		got := findTarget(t, r, "make bench run time, the peers built before")
+		if got.Met == nil || *got.Met != c.want {
+			t.Errorf("%v with %v of peer build: %s, want met %v (%s)", c.elapsed, c.peers, verdict(got.Met), c.want, got.Value)
+		}
+	}
+}

@@ -289,6 +289,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := ctx.GetMetricsRegistry().Register(cacheLookups{a}); err != nil {
 		return err
 	}
+	if err := ctx.GetMetricsRegistry().Register(&activeSessions{app: a}); err != nil {
+		return err
+	}
 	if s.returns, err = portal.NewReturnPolicy(a.PortalURL, a.ReturnHosts); err != nil {
 		return err
 	}

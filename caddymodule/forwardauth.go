@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/portal"
 )
 
@@ -154,8 +155,17 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyh
 		// One value: nginx reads the first of several headers only.
 		w.Header().Set(appCookieHeader, strings.Join(c, "; "))
 	}
+	f.record("ok", "")
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// record counts an answer in wijgate_forward_auth_decisions_total, apart
+// from the guard's decisions: it answers a question, and the proxy may
+// ask more than once for one request (nginx asks again on an internal
+// redirect) and does what it likes with a yes.
+func (f *ForwardAuth) record(outcome, reason string) {
+	f.app.events.Record(observe.Event{Kind: observe.ForwardAuth, App: f.App, Outcome: outcome, Reason: reason})
 }
 
 // original reads the original request's method and address from a
@@ -235,10 +245,12 @@ func (f *ForwardAuth) unauthenticated(w http.ResponseWriter, r *http.Request, or
 	if orig.navigation(r) {
 		w.Header().Set(loginURLHeader, login)
 		if f.RedirectBrowsers {
+			f.record("redirect", "")
 			http.Redirect(w, r, login, http.StatusFound)
 			return nil
 		}
 	}
+	f.record("401", "")
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("WWW-Authenticate", `Cookie realm="wijgate"`)
 	w.WriteHeader(http.StatusUnauthorized)
@@ -253,21 +265,22 @@ func (f *ForwardAuth) unauthenticated(w http.ResponseWriter, r *http.Request, or
 func (f *ForwardAuth) refuse(w http.ResponseWriter, r *http.Request, orig originalRequest, d *decision) error {
 	f.logger.Info("forward_auth: request refused by policy", zap.String("app", f.App), zap.String("account", d.id.accountID()),
 		zap.String("reason", d.reason), zap.String("original_url", orig.url))
-	if orig.navigation(r) {
-		switch {
-		case d.reason == "no_org" && f.RedirectBrowsers:
-			http.Redirect(w, r, f.app.portal.PortalPath(r, "/eherkenning"), http.StatusFound)
-			return nil
-		case d.reason != "no_org":
-			var kvk, orgName string
-			if d.active != nil {
-				kvk, orgName = d.id.orgKvK(d.active), d.id.orgName(d.active)
-			}
-			f.app.portal.NoAccess(w, r, portal.NoAccessInfo{
-				App: f.displayName(), Reason: d.reason, OrgKvK: kvk, OrgName: orgName,
-			})
-			return nil
+	browser := orig.navigation(r)
+	if browser && d.reason == "no_org" && f.RedirectBrowsers {
+		f.record("redirect", d.reason)
+		http.Redirect(w, r, f.app.portal.PortalPath(r, "/eherkenning"), http.StatusFound)
+		return nil
+	}
+	f.record("403", d.reason)
+	if browser && d.reason != "no_org" {
+		var kvk, orgName string
+		if d.active != nil {
+			kvk, orgName = d.id.orgKvK(d.active), d.id.orgName(d.active)
 		}
+		f.app.portal.NoAccess(w, r, portal.NoAccessInfo{
+			App: f.displayName(), Reason: d.reason, OrgKvK: kvk, OrgName: orgName,
+		})
+		return nil
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusForbidden)

@@ -453,6 +453,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, id *identity, a
 func (h *Handler) refuseAmbiguousPath(w http.ResponseWriter, r *http.Request) error {
 	h.logger.Info("request refused: encoded slash or dot segment in the path", zap.String("app", h.App),
 		zap.String("uri", r.RequestURI))
+	h.app.events.Record(observe.Event{Kind: observe.Guard, App: h.App, Outcome: "400", Reason: "ambiguous_path"})
 	w.Header().Set("Cache-Control", "no-store")
 	if isNavigation(r) {
 		h.app.portal.Refused(w, r, http.StatusBadRequest, "guard.ambiguous_path")
@@ -469,6 +470,7 @@ func (h *Handler) refuseAmbiguousPath(w http.ResponseWriter, r *http.Request) er
 func (h *Handler) refuseWebSocket(w http.ResponseWriter, r *http.Request) error {
 	h.logger.Info("WebSocket upgrade refused: the route has no websocket option", zap.String("app", h.App),
 		zap.String("uri", r.RequestURI))
+	h.app.events.Record(observe.Event{Kind: observe.Guard, App: h.App, Outcome: "403", Reason: "websocket"})
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusForbidden)

@@ -2,8 +2,11 @@ package caddymodule
 
 import (
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/observe"
 )
@@ -28,15 +31,19 @@ var eventMetrics = map[observe.Kind]eventMetric{
 	observe.EHerkenningAnswer: {"wijgate_eherkenning_answers_total",
 		"Answers from the eHerkenning broker by result and stable error code.", []string{"result", "code"}},
 	observe.OrganisationLinked: {"wijgate_organisations_linked_total",
-		"eHerkenning verifications applied to an account: linked or renewed.", []string{"how"}},
+		"eHerkenning verifications by how they ended: linked, renewed, or refused (collected by another account or browser).", []string{"how"}},
 	observe.AdminAPI: {"wijgate_admin_api_calls_total",
 		"Calls to wijgate's routes on the admin endpoint by route and result.", []string{"route", "result"}},
 	observe.Guard: {"wijgate_guard_decisions_total",
-		"Guard decisions by app, outcome (through, redirect, 401, 403) and refusal reason.", []string{"app", "outcome", "reason"}},
+		"Guard decisions by app, outcome (through, redirect, 400, 401, 403) and refusal reason.", []string{"app", "outcome", "reason"}},
+	observe.ForwardAuth: {"wijgate_forward_auth_decisions_total",
+		"forward_auth answers to another proxy by app, outcome (ok, redirect, 401, 403) and refusal reason.", []string{"app", "outcome", "reason"}},
 	observe.Mail: {"wijgate_mail_messages_total",
 		"Messages handed to the mail relay by result: sent, unavailable, failed.", []string{"result"}},
 	observe.OrganisationChange: {"wijgate_organisation_changes_total",
-		"Admins' changes to organisations by action (invite, apps, role, remove, withdraw) and result.", []string{"action", "result"}},
+		"Changes to organisations' members by action (invite, apps, role, remove, withdraw, accept) and result.", []string{"action", "result"}},
+	observe.EmailChange: {"wijgate_email_changes_total",
+		"Owners' moves of their accounts to a new address by step: requested, confirmed, undone.", []string{"step"}},
 	observe.AccountData: {"wijgate_account_data_total",
 		"Accounts exported or deleted by their owners on the portal.", []string{"how"}},
 	observe.CodeSent: {"wijgate_codes_total",
@@ -134,5 +141,55 @@ func (c cacheLookups) Collect(ch chan<- prometheus.Metric) {
 		{"identity", "hit", a.identity.hits.Load()}, {"identity", "miss", a.identity.misses.Load()},
 	} {
 		ch <- prometheus.MustNewConstMetric(cacheLookupsDesc, prometheus.CounterValue, float64(m.n), m.cache, m.result)
+	}
+}
+
+// sessionCountEvery is how long one count of the live sessions serves the
+// scrapes: counting reads every session's key or row, too dear for every
+// scrape of a store with a million sessions.
+const sessionCountEvery = 30 * time.Second
+
+var activeSessionsDesc = prometheus.NewDesc("wijgate_sessions_active",
+	"Sessions in the store whose lifetime has not ended, one left idle included; counted at most every 30 s.",
+	nil, nil)
+
+// activeSessions counts the store's live sessions when /metrics is
+// scraped, at most once in sessionCountEvery; a scrape in between reports
+// the last count. The session cache's size is no such count: it holds
+// only the sessions this process has seen.
+type activeSessions struct {
+	app *App
+	mu  sync.Mutex
+	// n is the last count, taken at; ok is false when none was taken or
+	// the last attempt failed, and then the gauge is left out rather
+	// than reporting a count the store can no longer vouch for.
+	n  int
+	at time.Time
+	ok bool
+}
+
+// Describe implements prometheus.Collector.
+func (c *activeSessions) Describe(ch chan<- *prometheus.Desc) { ch <- activeSessionsDesc }
+
+// Collect implements prometheus.Collector.
+func (c *activeSessions) Collect(ch chan<- prometheus.Metric) {
+	a := c.app
+	if !a.ready.Load() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := now(); c.at.IsZero() || t.Sub(c.at) >= sessionCountEvery {
+		n, err := a.engine.LiveSessions()
+		// A failed count is tried again after the same wait, so a store
+		// that is down is asked, and logged, at most that often.
+		c.n, c.at, c.ok = n, t, err == nil
+		if err != nil {
+			a.logger.Warn("counting the live sessions for wijgate_sessions_active; the gauge is left out until a count succeeds",
+				zap.Error(err))
+		}
+	}
+	if c.ok {
+		ch <- prometheus.MustNewConstMetric(activeSessionsDesc, prometheus.GaugeValue, float64(c.n))
 	}
 }

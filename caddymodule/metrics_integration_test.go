@@ -422,3 +422,242 @@ func TestAccountDataRightsAreCountedAndAudited(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardRefusalsAndForwardAuthAreCounted: an ambiguous path and a
+// WebSocket upgrade the route does not allow count as guard decisions; a
+// forward_auth endpoint's answers count in their own metric and leave the
+// guard's alone.
+func TestGuardRefusalsAndForwardAuthAreCounted(t *testing.T) {
+	g := startGateway(t, "observe.caddyfile", gatewayParams{Extra: filepath.Join(t.TempDir(), "audit.log")})
+	g.addAccount(testEmail, testName, testPassword)
+	b := g.newBrowser()
+	b.login(testEmail, testPassword)
+	session := b.cookie(cookieName)
+	before := g.scrape()
+
+	resp, body := g.rawGet("/website/x%2f..%2fy", session, "Accept: application/json")
+	expectStatus(t, resp, body, http.StatusBadRequest)
+	resp, body = g.rawGet("/declaratie/socket", session, "Connection: Upgrade", "Upgrade: websocket",
+		"Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==")
+	expectStatus(t, resp, body, http.StatusForbidden)
+
+	resp, body = g.newBrowser().do(http.MethodGet, "/auth/verify/website", nil, "Accept", "application/json")
+	expectStatus(t, resp, body, http.StatusUnauthorized)
+	resp, body = b.do(http.MethodGet, "/auth/verify/website", nil, "Accept", "application/json")
+	expectStatus(t, resp, body, http.StatusForbidden)
+	resp, body = b.verifyAt("12345678", "eh3")
+	expectStatus(t, resp, body, http.StatusOK)
+	resp, body = b.do(http.MethodGet, "/auth/verify/website", nil, "Accept", "application/json")
+	expectStatus(t, resp, body, http.StatusOK)
+
+	expectMoved(t, before, g.scrape(), map[string]float64{
+		`wijgate_guard_decisions_total{app="website",outcome="400",reason="ambiguous_path"}`: 1,
+		`wijgate_guard_decisions_total{app="declaratie",outcome="403",reason="websocket"}`:   1,
+		`wijgate_forward_auth_decisions_total{app="website",outcome="401",reason=""}`:        1,
+		`wijgate_forward_auth_decisions_total{app="website",outcome="403",reason="no_org"}`:  1,
+		`wijgate_forward_auth_decisions_total{app="website",outcome="ok",reason=""}`:         1,
+		`wijgate_guard_decisions_total{app="website",outcome="401",reason=""}`:               0,
+		`wijgate_guard_decisions_total{app="website",outcome="403",reason="no_org"}`:         0,
+		`wijgate_guard_decisions_total{app="website",outcome="through",reason=""}`:           0,
+	})
+}
+
+// TestActiveSessionsGauge: the gauge is the store's count of live
+// sessions, counted again only once the last count is sessionCountEvery
+// old; a scrape in between reports the last count.
+func TestActiveSessionsGauge(t *testing.T) {
+	clock := useClock(t)
+	g := startGateway(t, "observe.caddyfile", gatewayParams{Extra: filepath.Join(t.TempDir(), "audit.log")})
+	g.addAccount(testEmail, testName, testPassword)
+	active := func() float64 {
+		t.Helper()
+		v, ok := g.scrape()["wijgate_sessions_active"]
+		if !ok {
+			t.Fatal("no wijgate_sessions_active on /metrics")
+		}
+		return v
+	}
+	if n := active(); n != 0 {
+		t.Fatalf("%v active sessions before any login", n)
+	}
+	b, c := g.newBrowser(), g.newBrowser()
+	b.login(testEmail, testPassword)
+	c.login(testEmail, testPassword)
+	if n := active(); n != 0 {
+		t.Fatalf("the store was counted again within %s: %v", sessionCountEvery, n)
+	}
+	clock.Add(sessionCountEvery)
+	if n := active(); n != 2 {
+		t.Fatalf("%v active sessions after two logins, want 2", n)
+	}
+	resp, body := b.post("/logout", url.Values{})
+	expectStatus(t, resp, body, http.StatusSeeOther)
+	clock.Add(sessionCountEvery)
+	if n := active(); n != 1 {
+		t.Fatalf("%v active sessions after a logout, want 1", n)
+	}
+}
+
+// TestEmailChangeIsCountedAndAudited: the request, a wrong code, the move
+// and its undoing by the old address, each counted and on the audit
+// stream with the account, never an address, the code or the link.
+func TestEmailChangeIsCountedAndAudited(t *testing.T) {
+	const newEmail = "jan.nieuw@example.nl"
+	auditFile := filepath.Join(t.TempDir(), "audit.log")
+	g := startGateway(t, "observe.caddyfile", gatewayParams{Extra: auditFile})
+	acct := g.addAccount(testEmail, testName, testPassword)
+	b := g.newBrowser()
+	b.login(testEmail, testPassword)
+	before := g.scrape()
+
+	resp, body := b.changeEmail("send", "email", newEmail, "password", testPassword)
+	expectStatus(t, resp, body, http.StatusSeeOther)
+	code := codeFrom(t, g, newEmail)
+	wrongCode := "000000"
+	if code == wrongCode {
+		wrongCode = "111111"
+	}
+	resp, body = b.changeEmail("verify", "code", wrongCode)
+	expectStatus(t, resp, body, http.StatusBadRequest)
+	resp, body = b.changeEmail("verify", "code", code)
+	expectStatus(t, resp, body, http.StatusSeeOther)
+	undo := undoPath.FindString(g.SMTP.WaitFor(t, testEmail, 10*time.Second).Text)
+	if undo == "" {
+		t.Fatal("no undo link in the notice to the old address")
+	}
+	resp, body = g.newBrowser().submit(undo, undo, url.Values{})
+	expectStatus(t, resp, body, http.StatusOK)
+
+	expectMoved(t, before, g.scrape(), map[string]float64{
+		`wijgate_email_changes_total{step="requested"}`:                      1,
+		`wijgate_email_changes_total{step="confirmed"}`:                      1,
+		`wijgate_email_changes_total{step="undone"}`:                         1,
+		`wijgate_codes_total{purpose="email-change",result="sent"}`:          1,
+		`wijgate_flow_steps_total{flow="email-change",step="code_wrong"}`:    1,
+		`wijgate_flow_steps_total{flow="email-change",step="code_verified"}`: 0,
+	})
+
+	var changes []map[string]string
+	wrongCodes := 0
+	for _, e := range waitForAuditEntries(t, auditFile, 7) {
+		switch {
+		case e["event"] == "email_change":
+			changes = append(changes, e)
+		case e["event"] == "flow_step" && e["reason"] == "email-change" && e["outcome"] == "code_wrong":
+			wrongCodes++
+		}
+	}
+	if wrongCodes != 1 {
+		t.Errorf("%d audit entries for the wrong code, want 1", wrongCodes)
+	}
+	if len(changes) != 3 {
+		t.Fatalf("%d email_change entries, want 3: %v", len(changes), changes)
+	}
+	for i, want := range []struct{ outcome, actor, subject string }{
+		{"requested", acct.ID, ""}, {"confirmed", acct.ID, ""}, {"undone", "", acct.ID},
+	} {
+		e := changes[i]
+		if e["outcome"] != want.outcome || e["actor"] != want.actor || e["subject"] != want.subject ||
+			e["client"] != "127.0.0.1" || len(e["request_id"]) != 36 {
+			t.Errorf("entry %d: %v, want %+v", i, e, want)
+		}
+	}
+	raw, _ := os.ReadFile(auditFile)
+	for _, secret := range []string{testEmail, newEmail, code, wrongCode, testPassword, strings.TrimPrefix(undo, "/account/email/undo/")} {
+		if strings.Contains(string(raw), secret) {
+			t.Errorf("the audit stream holds %q", secret)
+		}
+	}
+}
+
+// TestInvitationAcceptIsCountedAndAudited: an invitation taken by another
+// address, then by its own, then once more: forbidden, ok, refused, each
+// with the account that tried and, once known, the invitation and the
+// organisation.
+func TestInvitationAcceptIsCountedAndAudited(t *testing.T) {
+	auditFile := filepath.Join(t.TempDir(), "audit.log")
+	g := startGateway(t, "observe.caddyfile", gatewayParams{Extra: auditFile})
+	ab, _ := admin(t, g, "admin@a.nl", "11111111")
+	token := invite(t, g, ab, "11111111", "piet@a.nl", "website")
+	g.addAccount("kees@a.nl", "Kees", testPassword)
+	kb := g.newBrowser()
+	kb.login("kees@a.nl", testPassword)
+	kb.page("/invite/" + token)
+	before := g.scrape()
+	resp, body := kb.post("/invite/"+token, url.Values{})
+	expectStatus(t, resp, body, http.StatusForbidden)
+	pb, piet := colleague(t, g, "piet@a.nl", token)
+	resp, body = pb.post("/invite/"+token, url.Values{})
+	expectStatus(t, resp, body, http.StatusNotFound)
+
+	expectMoved(t, before, g.scrape(), map[string]float64{
+		`wijgate_organisation_changes_total{action="accept",result="forbidden"}`: 1,
+		`wijgate_organisation_changes_total{action="accept",result="ok"}`:        1,
+		`wijgate_organisation_changes_total{action="accept",result="refused"}`:   1,
+	})
+	var accepts []map[string]string
+	for _, e := range waitForAuditEntries(t, auditFile, 10) {
+		if e["event"] == "organisation_change" && e["reason"] == "accept" {
+			accepts = append(accepts, e)
+		}
+	}
+	if len(accepts) != 3 {
+		t.Fatalf("%d accept entries, want 3: %v", len(accepts), accepts)
+	}
+	if e := accepts[1]; e["outcome"] != "ok" || e["actor"] != piet.ID || e["organisation"] != "11111111" || e["subject"] == "" {
+		t.Errorf("the accepted invitation's entry: %v", e)
+	}
+	if e := accepts[0]; e["outcome"] != "forbidden" || e["actor"] == piet.ID || e["subject"] != accepts[1]["subject"] {
+		t.Errorf("the entry of the invitation taken by another address: %v", e)
+	}
+	if e := accepts[2]; e["outcome"] != "refused" || e["actor"] != piet.ID {
+		t.Errorf("the entry of the used invitation: %v", e)
+	}
+	raw, _ := os.ReadFile(auditFile)
+	for _, secret := range []string{token, "piet@a.nl", "kees@a.nl"} {
+		if strings.Contains(string(raw), secret) {
+			t.Errorf("the audit stream holds %q", secret)
+		}
+	}
+}
+
+// TestEHerkenningAnswerInAnotherBrowserIsCountedAndAudited: an answer
+// collected by the same account in a browser that did not start the login,
+// and one collected without the account's session, link nothing and are
+// counted and audited as refused, naming who started the login.
+func TestEHerkenningAnswerInAnotherBrowserIsCountedAndAudited(t *testing.T) {
+	auditFile := filepath.Join(t.TempDir(), "audit.log")
+	g := startGateway(t, "observe.caddyfile", gatewayParams{Extra: auditFile})
+	acct := g.addAccount(testEmail, testName, testPassword)
+	b := g.newBrowser()
+	b.login(testEmail, testPassword)
+	other := g.newBrowser()
+	other.login(testEmail, testPassword)
+	before := g.scrape()
+
+	resp, body := other.page("/eherkenning/complete?t=" + url.QueryEscape(parkAnswer(t, b, "12345678")))
+	expectStatus(t, resp, body, http.StatusForbidden)
+	resp, body = g.newBrowser().page("/eherkenning/complete?t=" + url.QueryEscape(parkAnswer(t, b, "12345678")))
+	expectStatus(t, resp, body, http.StatusForbidden)
+
+	expectMoved(t, before, g.scrape(), map[string]float64{
+		`wijgate_organisations_linked_total{how="refused"}`: 2,
+		`wijgate_organisations_linked_total{how="linked"}`:  0,
+	})
+	var refused []map[string]string
+	for _, e := range waitForAuditEntries(t, auditFile, 7) {
+		if e["event"] == "organisation_linked" {
+			refused = append(refused, e)
+		}
+	}
+	if len(refused) != 2 {
+		t.Fatalf("%d organisation_linked entries, want 2: %v", len(refused), refused)
+	}
+	for i, want := range []struct{ reason, actor string }{{"other_browser", acct.ID}, {"other_account", ""}} {
+		e := refused[i]
+		if e["outcome"] != "refused" || e["reason"] != want.reason || e["actor"] != want.actor ||
+			e["subject"] != acct.ID || e["organisation"] != "12345678" {
+			t.Errorf("entry %d: %v, want refused/%s by %q of %s's login", i, e, want.reason, want.actor, acct.ID)
+		}
+	}
+}

@@ -32,4 +32,8 @@ type Engine interface {
 	// CopyMark is the note `wijgate store copy` leaves on a target until
 	// the copy is complete; nil when there is none.
 	CopyMark() (note []byte, err error)
+	// LiveSessions counts the stored sessions whose lifetime has not
+	// ended (one left idle counts until then). It reads every session's
+	// key or row, so the metrics ask at most twice a minute.
+	LiveSessions() (int, error)
 }

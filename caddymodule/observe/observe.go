@@ -28,15 +28,24 @@ const (
 	// the eherkenning package's stable code as Reason.
 	EHerkenningAnswer Kind = "eherkenning_answer"
 	// OrganisationLinked is an eHerkenning verification applied to an
-	// account: linked (first time) or renewed.
+	// account: linked (first time) or renewed; or refused, the answer
+	// collected by another account or browser than the one that started
+	// the login (Reason other_account or other_browser, Subject the
+	// account that started it).
 	OrganisationLinked Kind = "organisation_linked"
 	// AdminAPI is a call to wijgate's routes on Caddy's admin endpoint:
 	// ok or refused; Reason is the route.
 	AdminAPI Kind = "admin_api"
 	// Guard is a guard's decision on a request to an app: through,
-	// redirect, 401, or 403 with the policy's reason. Not audited: it
-	// happens on every proxied request.
+	// redirect, 401, 403 with the policy's reason or websocket (an upgrade
+	// the route does not allow), or 400 with ambiguous_path. Not audited:
+	// it happens on every proxied request.
 	Guard Kind = "guard"
+	// ForwardAuth is a forward_auth answer to another proxy's question
+	// about a request to an app: ok (200 with the identity headers),
+	// redirect, 401, or 403 with the policy's reason. Not audited, as the
+	// guard's decisions.
+	ForwardAuth Kind = "forward_auth"
 	// Mail is a message handed to the mail relay: sent, unavailable (it
 	// may pass) or failed. Not audited: the event that sent it is.
 	Mail Kind = "mail"
@@ -47,21 +56,30 @@ const (
 	// (register, reset, email-change): code_verified, code_wrong,
 	// code_limited (too many wrong codes), completed.
 	FlowStep Kind = "flow_step"
-	// OrganisationChange is an admin's change to an organisation; Reason
-	// is the action (invite, apps, role, remove, withdraw), Subject the
-	// member or invitation: ok, forbidden, refused (a rule said no) or
-	// error.
+	// OrganisationChange is a change to an organisation's members;
+	// Reason is the action: an admin's invite, apps, role, remove,
+	// withdraw, or accept, an invitee taking an invitation. Subject is the
+	// member or invitation: ok, forbidden (not the actor's to do; an
+	// invitation for another address), refused (a rule said no; an
+	// unknown, used or expired invitation) or error.
 	OrganisationChange Kind = "organisation_change"
+	// EmailChange is an owner's move of their account to a new address:
+	// requested (password right, a code asked for the new address),
+	// confirmed (the code was right, the address moved), undone (the old
+	// address took it back with the notice's link; Subject is the
+	// account, the actor unknown).
+	EmailChange Kind = "email_change"
 	// AccountData is an owner's use of their data rights: exported,
 	// deleted.
 	AccountData Kind = "account_data"
 )
 
 // Audited reports whether events of this kind go to the audit stream.
-func (k Kind) Audited() bool { return k != Guard && k != Mail }
+func (k Kind) Audited() bool { return k != Guard && k != ForwardAuth && k != Mail }
 
 // Kinds lists every kind, for the adapter's table and its test.
-var Kinds = []Kind{Login, FactorChanged, SessionEnded, EHerkenningAnswer, OrganisationLinked, AdminAPI, Guard, Mail, CodeSent, FlowStep, OrganisationChange, AccountData}
+var Kinds = []Kind{Login, FactorChanged, SessionEnded, EHerkenningAnswer, OrganisationLinked, AdminAPI, Guard, ForwardAuth, Mail,
+	CodeSent, FlowStep, OrganisationChange, EmailChange, AccountData}
 
 // Event is one occurrence. Fields a kind does not use stay empty.
 type Event struct {

@@ -208,6 +208,12 @@ func (p *Portal) eherkenningComplete(w http.ResponseWriter, r *http.Request) {
 	a, s, loggedIn := p.currentUser(r)
 	binding, _ := r.Cookie(ehBindingCookie)
 	if !loggedIn || a.ID != res.Request.AccountID || binding == nil || bindingHash(binding.Value) != res.Request.BrowserBinding {
+		refused := observe.Event{Kind: observe.OrganisationLinked, Outcome: "refused", Reason: "other_browser",
+			Actor: a.ID, Subject: res.Request.AccountID, Organisation: res.KvK}
+		if !loggedIn || a.ID != res.Request.AccountID {
+			refused.Reason = "other_account"
+		}
+		p.record(r, refused)
 		p.logger.Warn("eHerkenning answer presented by another account or browser; nothing linked",
 			zap.String("started_by", res.Request.AccountID), zap.String("presented_by", a.ID),
 			zap.Bool("browser_matches", binding != nil && bindingHash(binding.Value) == res.Request.BrowserBinding),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/mail"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -155,6 +156,8 @@ func (p *Portal) emailChangeSend(w http.ResponseWriter, r *http.Request, v *view
 	if !p.passwordAgain(w, r, v, a, password, "emailchange", "emailchange.wrongpassword", "email change") {
 		return
 	}
+	// Whether the code reached the new address is code_sent's to count.
+	p.record(r, observe.Event{Kind: observe.EmailChange, Outcome: "requested", Actor: a.ID})
 	p.sendStep(w, r, v, f, cf, email)
 }
 
@@ -181,6 +184,7 @@ func (p *Portal) emailChangeVerify(w http.ResponseWriter, r *http.Request, v *vi
 		return
 	}
 	if len(v.Errors) > 0 {
+		p.record(r, observe.Event{Kind: observe.FlowStep, Outcome: "code_wrong", Reason: string(cf.purpose)})
 		v.FormError = lang.T("errors.summary")
 		p.pages.render(w, r, http.StatusBadRequest, "emailchange", v)
 		return
@@ -213,6 +217,7 @@ func (p *Portal) emailChangeVerify(w http.ResponseWriter, r *http.Request, v *vi
 		return
 	}
 	p.logger.Info("email address changed; every session of the account ended", zap.String("account", a.ID), zap.String("remote", p.clientIP(r)))
+	p.record(r, observe.Event{Kind: observe.EmailChange, Outcome: "confirmed", Actor: a.ID})
 	if err := p.endFlow(w, f); err != nil {
 		p.logger.Warn("ending a finished email change", zap.Error(err))
 	}

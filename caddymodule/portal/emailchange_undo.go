@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
+	"github.com/wijtechniek/wijgate/caddymodule/observe"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -76,6 +77,7 @@ func (p *Portal) emailUndo(w http.ResponseWriter, r *http.Request) {
 		p.logger.Warn("ending a used email-change undo link", zap.Error(err))
 	}
 	p.logger.Warn("email change undone by the old address: password replaced, every session ended", zap.String("account", a.ID), zap.String("remote", p.clientIP(r)))
+	p.record(r, observe.Event{Kind: observe.EmailChange, Outcome: "undone", Subject: a.ID})
 	p.pages.render(w, r, http.StatusOK, "emailchange_undo", &view{Lang: lang, Title: "emailundo.done.title",
 		Data: emailUndoData{Old: a.Email, Done: true}})
 }

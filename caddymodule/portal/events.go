@@ -23,9 +23,10 @@ func orgActionOutcome(err error) string {
 	switch {
 	case err == nil:
 		return "ok"
-	case errors.Is(err, org.ErrForbidden):
+	case errors.Is(err, org.ErrForbidden), errors.Is(err, org.ErrInvitationOtherEmail):
 		return "forbidden"
-	case errors.Is(err, org.ErrLastAdmin), errors.Is(err, org.ErrUnknownApp), errors.Is(err, org.ErrUnknownRole):
+	case errors.Is(err, org.ErrLastAdmin), errors.Is(err, org.ErrUnknownApp), errors.Is(err, org.ErrUnknownRole),
+		errors.Is(err, org.ErrInvitationInvalid):
 		return "refused"
 	}
 	return "error"

@@ -481,6 +481,8 @@ func (p *Portal) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	inv, err := p.cfg.Orgs.Accept(r.PathValue("token"), a)
+	p.record(r, observe.Event{Kind: observe.OrganisationChange, Reason: "accept", Outcome: orgActionOutcome(err),
+		Actor: a.ID, Subject: inv.ID, Organisation: inv.KvK})
 	switch {
 	case errors.Is(err, org.ErrInvitationOtherEmail):
 		p.logger.Warn("invitation used by another address", zap.String("account", a.ID), zap.String("kvk", inv.KvK))

@@ -375,3 +375,29 @@ func TestSecondFactorStepAnswersBadInputClearly(t *testing.T) {
 	wantPage(t, bob.post(securityPath, url.Values{"action": {"recovery-new"}}), http.StatusConflict, Dutch, "mfa.recovery.nofactor")
 	wantPage(t, bob.post(securityPath, url.Values{"action": {"remove"}, "factor": {"totp"}, "password": {testPassword}}), http.StatusBadRequest, Dutch, "mfa.remove.unknown")
 }
+
+// TestFactorRemovalWrongPasswordLocksLikeALogin: the password typed to
+// remove a factor is under login regulation: the wrong one that reaches
+// the limit locks (429 with Retry-After), also a right one afterwards, and
+// the factor stays.
+func TestFactorRemovalWrongPasswordLocksLikeALogin(t *testing.T) {
+	t.Parallel()
+	h := newFactorHarness(t, account.PolicyAdmins)
+	anna := h.account("anna@example.nl", "Anna de Vries")
+	b := h.loggedIn("anna@example.nl")
+	setUpTOTP(t, h, b)
+	wrong := url.Values{"action": {"remove"}, "factor": {"totp"}, "password": {"not-the-password-1"}}
+	for range account.LoginFailureLimit - 1 {
+		wantPage(t, b.post(securityPath, wrong), http.StatusUnauthorized, Dutch, "mfa.password.wrong")
+	}
+	rec := b.post(securityPath, wrong)
+	wantPage(t, rec, http.StatusTooManyRequests, Dutch, "login.locked")
+	if rec.Header().Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	right := url.Values{"action": {"remove"}, "factor": {"totp"}, "password": {testPassword}}
+	wantPage(t, b.post(securityPath, right), http.StatusTooManyRequests, Dutch, "login.locked")
+	if a, err := h.accounts.Account(anna.ID); err != nil || a.TOTP == nil {
+		t.Fatalf("the factor went during a lockout: %v %v", a.TOTP, err)
+	}
+}

@@ -279,28 +279,7 @@ func (p *Portal) removeFactor(w http.ResponseWriter, r *http.Request, v *view, a
 		p.pages.render(w, r, http.StatusBadRequest, "security", v)
 		return
 	}
-	ip := p.clientIP(r)
-	if wait, err := p.cfg.Limits.LoginWait(a.Email, ip); err != nil {
-		p.serverError(w, r, lang, "login regulation", err)
-		return
-	} else if wait > 0 {
-		w.Header().Set("Retry-After", retryAfterSeconds(wait))
-		v.FormError = lang.T("login.locked") + " " + minutes(lang, wait)
-		p.pages.render(w, r, http.StatusTooManyRequests, "security", v)
-		return
-	}
-	if _, err := p.cfg.Accounts.Authenticate(r.Context(), a.Email, password); errors.Is(err, account.ErrInvalidCredentials) {
-		if _, err := p.cfg.Limits.LoginFailed(a.Email, ip); err != nil {
-			p.serverError(w, r, lang, "login regulation", err)
-			return
-		}
-		p.logger.Info("factor removal refused: wrong password", zap.String("account", a.ID), zap.String("remote", ip))
-		v.Errors["password"] = lang.T("mfa.password.wrong")
-		v.FormError = lang.T("errors.summary")
-		p.pages.render(w, r, http.StatusUnauthorized, "security", v)
-		return
-	} else if err != nil {
-		p.serverError(w, r, lang, "checking a password", err)
+	if !p.passwordAgain(w, r, v, a, password, "security", "mfa.password.wrong", "factor removal") {
 		return
 	}
 	kind := r.PostFormValue("factor")

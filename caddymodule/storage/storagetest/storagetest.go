@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) Engine) {
 		{"Flows", testFlows},
 		{"Sessions", testSessions},
 		{"AccountSessionsListsTheLiveOnes", testAccountSessionsListsTheLiveOnes},
+		{"LiveSessionsCountsTheUnexpired", testLiveSessionsCountsTheUnexpired},
 		{"VersionsMoveForWhatAWriteTouched", testVersionsMoveForWhatAWriteTouched},
 		{"VersionMovesAfterTheCommit", testVersionMovesAfterTheCommit},
 		{"UseCodeSeesTheCodeAndTheGuesses", testUseCodeSeesTheCodeAndTheGuesses},
