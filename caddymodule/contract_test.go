@@ -10,12 +10,13 @@ import (
 // every fact against its placeholder value, encoded as the contract says,
 // and that organisation facts are absent without an organisation.
 func TestHeaderValuesFollowTheContract(t *testing.T) {
-	id := &identity{id: "u-1", email: "jan@example.nl", name: "Jan Jänssen 100%"}
-	id.nameHeader = contract.UserName.Encoding().Encode(id.name)
-	apps := []string{"declaratie", "rie"}
-	o := &orgIdentity{kvk: "12345678", name: "Bouw & Zoon Müller", role: "admin", assurance: "eh3",
-		apps: apps, appsHeader: contract.JoinList(apps)}
-	o.nameHeader = contract.OrgName.Encoding().Encode(o.name)
+	id, err := new(termsTable).pack(identityFacts{id: "u-1", email: "jan@example.nl", name: "Jan Jänssen 100%",
+		orgs: []orgFacts{{kvk: "12345678", name: "Bouw & Zoon Müller", role: "admin", assurance: "eh3",
+			apps: []string{"declaratie", "rie"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := id.org(0)
 	for _, f := range contract.All() {
 		if f == contract.Assertion {
 			continue

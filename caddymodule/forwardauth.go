@@ -263,7 +263,7 @@ func (f *ForwardAuth) unauthenticated(w http.ResponseWriter, r *http.Request, or
 // shows; nginx shows its own 403 page). With RedirectBrowsers, a browser
 // without an organisation goes to verify one, as with the guard.
 func (f *ForwardAuth) refuse(w http.ResponseWriter, r *http.Request, orig originalRequest, d *decision) error {
-	f.logger.Info("forward_auth: request refused by policy", zap.String("app", f.App), zap.String("account", d.id.id),
+	f.logger.Info("forward_auth: request refused by policy", zap.String("app", f.App), zap.String("account", d.id.accountID()),
 		zap.String("reason", d.reason), zap.String("original_url", orig.url))
 	browser := orig.navigation(r)
 	if browser && d.reason == "no_org" && f.RedirectBrowsers {
@@ -275,7 +275,7 @@ func (f *ForwardAuth) refuse(w http.ResponseWriter, r *http.Request, orig origin
 	if browser && d.reason != "no_org" {
 		var kvk, orgName string
 		if d.active != nil {
-			kvk, orgName = d.active.kvk, d.active.name
+			kvk, orgName = d.id.orgKvK(d.active), d.id.orgName(d.active)
 		}
 		f.app.portal.NoAccess(w, r, portal.NoAccessInfo{
 			App: f.displayName(), Reason: d.reason, OrgKvK: kvk, OrgName: orgName,

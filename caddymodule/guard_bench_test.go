@@ -252,7 +252,7 @@ func BenchmarkActiveSessionHeap(b *testing.B) {
 	}
 	creator.Close()
 
-	var sessionB, identityB, assertionB float64
+	var sessionB, identityB, assertionB, defaultObjects float64
 	for b.Loop() {
 		tokens, err := token.NewSigner(st, token.Options{})
 		if err != nil {
@@ -279,31 +279,36 @@ func BenchmarkActiveSessionHeap(b *testing.B) {
 		}
 		// Each cache's cost is the heap its release frees: measuring the
 		// growth as it fills would count the store's own churn too.
-		full := liveHeap()
+		full, _ := liveHeap()
 		a.tokens = nil
-		withoutAssertions := liveHeap()
+		withoutAssertions, defaultHeld := liveHeap()
 		a.identity = nil
-		withoutIdentities := liveHeap()
+		withoutIdentities, _ := liveHeap()
 		a.sessions.Close()
 		a.sessions = nil
-		empty := liveHeap()
+		empty, emptyHeld := liveHeap()
 		assertionB += float64(full-withoutAssertions) / activeSessionCount
 		identityB += float64(withoutAssertions-withoutIdentities) / activeSessionCount
 		sessionB += float64(withoutIdentities-empty) / activeSessionCount
+		defaultObjects += float64(defaultHeld-emptyHeld) / activeSessionCount
 	}
 	rounds := float64(b.N)
 	b.ReportMetric(sessionB/rounds, "session-B/session")
 	b.ReportMetric(identityB/rounds, "identity-B/session")
 	b.ReportMetric(assertionB/rounds, "assertion-B/session")
 	b.ReportMetric((sessionB+identityB)/rounds, "default-B/session")
+	// The collector marks every live object: fewer per session, less
+	// of its work with many sessions active.
+	b.ReportMetric(defaultObjects/rounds, "default-objects/session")
 	b.ReportMetric(0, "ns/op")
 }
 
-// liveHeap is the heap in use after a full collection.
-func liveHeap() int64 {
+// liveHeap is the heap in use after a full collection, in bytes and
+// objects.
+func liveHeap() (bytes, objects int64) {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc)
+	return int64(m.HeapAlloc), int64(m.HeapObjects)
 }

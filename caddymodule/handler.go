@@ -303,7 +303,7 @@ func (h *Handler) decide(r *http.Request) decision {
 	active, hasOrg := id.active(s.ActiveOrg)
 	// An admin acts as admin only from a session that passed a second
 	// factor while the policy asks that of admins.
-	if hasOrg && active.role == org.RoleAdmin && a.policy().AdminNeedsMFA() && !slices.Contains(s.AMR, "mfa") {
+	if hasOrg && active.role() == org.RoleAdmin && a.policy().AdminNeedsMFA() && !slices.Contains(s.AMR, "mfa") {
 		active = active.asMember()
 	}
 	d := decision{verdict: admitted, sessionKey: s.Key, id: id, active: active, amr: s.AMR}
@@ -312,13 +312,13 @@ func (h *Handler) decide(r *http.Request) decision {
 	}
 	d.verdict = refused
 	switch {
-	case !hasOrg && id.waitingKvK != "":
-		d.active, d.reason = &orgIdentity{kvk: id.waitingKvK, name: id.waitingName}, "lapsed"
+	case !hasOrg && id.waiting() != nil:
+		d.active, d.reason = id.waiting(), "lapsed"
 	case !hasOrg:
 		d.reason = "no_org"
-	case h.AdminOnly && active.role != org.RoleAdmin:
+	case h.AdminOnly && active.role() != org.RoleAdmin:
 		d.reason = "admin_only"
-	case assuranceRank[active.assurance] < h.minRank:
+	case assuranceRank[active.assurance()] < h.minRank:
 		d.reason = "assurance"
 	case h.Require != "org" && !active.mayUse(h.App):
 		d.reason = "no_right"
@@ -375,21 +375,21 @@ func factValue(id *identity, o *orgIdentity, f contract.Fact) string {
 	}
 	switch f {
 	case contract.UserID:
-		return id.id
+		return id.accountID()
 	case contract.UserEmail:
-		return id.email
+		return id.email()
 	case contract.UserName:
-		return id.name
+		return id.name()
 	case contract.OrgKvK:
-		return o.kvk
+		return id.orgKvK(o)
 	case contract.OrgName:
-		return o.name
+		return id.orgName(o)
 	case contract.OrgRole:
-		return o.role
+		return o.role()
 	case contract.Apps:
-		return o.appsHeader
+		return o.appsHeader()
 	case contract.Assurance:
-		return o.assurance
+		return o.assurance()
 	}
 	return ""
 }
@@ -400,9 +400,9 @@ func factValue(id *identity, o *orgIdentity, f contract.Fact) string {
 func headerValue(id *identity, o *orgIdentity, f contract.Fact) string {
 	switch {
 	case f == contract.UserName:
-		return id.nameHeader
+		return id.nameHeader()
 	case f == contract.OrgName && o != nil:
-		return o.nameHeader
+		return id.orgNameHeader(o)
 	}
 	return factValue(id, o, f)
 }
@@ -412,10 +412,10 @@ func headerValue(id *identity, o *orgIdentity, f contract.Fact) string {
 // path rarely signs.
 func (h *Handler) assertion(r *http.Request, sessionKey string, amr []string, id *identity, o *orgIdentity) (string, error) {
 	c := token.Claims{
-		Issuer: h.app.issuer(r), Audience: h.App, Subject: id.id, Email: id.email, Name: id.name, AMR: amr,
+		Issuer: h.app.issuer(r), Audience: h.App, Subject: id.accountID(), Email: id.email(), Name: id.name(), AMR: amr,
 	}
 	if o != nil {
-		c.OrgKvK, c.OrgName, c.Role, c.Apps, c.Assurance = o.kvk, o.name, o.role, o.apps, o.assurance
+		c.OrgKvK, c.OrgName, c.Role, c.Apps, c.Assurance = id.orgKvK(o), id.orgName(o), o.role(), o.apps(), o.assurance()
 	}
 	return h.app.tokens.Token(token.CacheKey{Session: sessionKey, App: h.App}, c)
 }
@@ -424,7 +424,7 @@ func (h *Handler) assertion(r *http.Request, sessionKey string, amr []string, id
 // through: a browser without an organisation goes to verify one, a
 // browser without the right sees who can grant it, anything else gets 403.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, id *identity, active *orgIdentity, reason string) error {
-	h.logger.Info("request refused by policy", zap.String("app", h.App), zap.String("account", id.id),
+	h.logger.Info("request refused by policy", zap.String("app", h.App), zap.String("account", id.accountID()),
 		zap.String("reason", reason), zap.String("uri", r.RequestURI))
 	w.Header().Set("Cache-Control", "no-store")
 	h.app.events.Record(observe.Event{Kind: observe.Guard, App: h.App, Outcome: refusalOutcome(r, reason), Reason: reason})
@@ -435,7 +435,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, id *identity, a
 		}
 		var kvk, orgName string
 		if active != nil {
-			kvk, orgName = active.kvk, active.name
+			kvk, orgName = id.orgKvK(active), id.orgName(active)
 		}
 		h.app.portal.NoAccess(w, r, portal.NoAccessInfo{
 			App: h.displayName(), Reason: reason, OrgKvK: kvk, OrgName: orgName,

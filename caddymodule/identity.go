@@ -2,7 +2,10 @@ package caddymodule
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -10,65 +13,157 @@ import (
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
-	"github.com/wijtechniek/wijgate/caddymodule/internal/pack"
 	"github.com/wijtechniek/wijgate/caddymodule/org"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // identity is what the guard hands the upstream about an account, with
-// header values encoded once rather than on every request.
+// header values encoded once rather than on every request. A cache of
+// every active account holds one each, so it is laid out for size and for
+// the collector: the strings are one packed text addressed by offsets,
+// the one membership most accounts have sits inline, and what many
+// memberships share (role, assurance, apps) is one interned orgTerms.
 type identity struct {
 	// version is the store's Version of the account when it was read.
 	version uint64
 	// confirmed is when the store last vouched for this identity (read
 	// it, or its version held), in unix nanoseconds.
 	confirmed atomic.Int64
-	disabled  bool
 	// credentialVersion is the account's; a session made under another
 	// one is void.
 	credentialVersion uint64
-	id                string
-	email             string
-	name              string
-	// nameHeader is name, encoded for a header value.
-	nameHeader string
-	orgs       []orgIdentity
-	// expires is when an eHerkenning verification that orgs rest on
-	// lapses, in unix nanoseconds (zero: none does): the identity is read
-	// again then, as no write moves the account's version at that moment.
+	// expires is when an eHerkenning verification that the memberships
+	// rest on lapses, in unix nanoseconds (zero: none does): the identity
+	// is read again then, as no write moves the account's version at that
+	// moment.
 	expires int64
-	// waitingKvK and waitingName are a membership that is not anchored
-	// (its verification lapsed or ended), for the page that says an admin
-	// must verify the company again.
-	waitingKvK, waitingName string
+	// text is the account's strings end to end (see the field
+	// constants), then each membership's kvk, name and name header.
+	text string
+	ends [accountFields]uint16
+	// orgs is how many anchored memberships there are: the first inline,
+	// the others in more.
+	orgs     uint16
+	disabled bool
+	first    orgIdentity
+	more     *[]orgIdentity
 }
 
-// orgIdentity is one anchored membership, ready for the headers. It keeps
-// only what the guard hands on: a cache of every active account holds one
-// per membership.
+// The account's strings in identity.text, in order. waitingKvK and
+// waitingName are a membership that is not anchored (its verification
+// lapsed or ended), for the page that says an admin must verify the
+// company again; nameHeader is name encoded for a header value.
+const (
+	fieldID = iota
+	fieldEmail
+	fieldName
+	fieldNameHeader
+	fieldWaitingKvK
+	fieldWaitingName
+	accountFields
+)
+
+// maxIdentityText bounds an identity's packed strings, as their offsets
+// are 16 bits.
+const maxIdentityText = 1<<16 - 1
+
+// errIdentityTooLarge is an account whose strings do not fit an identity.
+var errIdentityTooLarge = errors.New("identity: the account's names and memberships exceed 64 KiB")
+
+// orgIdentity is one membership of an identity, ready for the headers:
+// where its strings lie in the identity's text, and its terms.
 type orgIdentity struct {
-	kvk        string
-	name       string
-	nameHeader string
-	role       string
-	assurance  string
-	// apps are the configured apps this membership may use.
+	// from and ends are where the kvk, name and name header lie in the
+	// identity's text: text[from:ends[0]], text[ends[0]:ends[1]],
+	// text[ends[1]:ends[2]].
+	from  uint16
+	ends  [3]uint16
+	terms *orgTerms
+}
+
+// orgTerms are what a membership grants: many memberships share each.
+type orgTerms struct {
+	role, assurance string
+	// apps are the configured apps the membership may use.
 	apps       []string
 	appsHeader string
+	// member is the same terms with the member role (itself for a
+	// member), for an admin whose session did not pass a second factor.
+	member *orgTerms
+}
+
+// noTerms are those of a membership that grants nothing (one waiting for
+// verification).
+var noTerms = func() *orgTerms {
+	t := &orgTerms{}
+	t.member = t
+	return t
+}()
+
+func (id *identity) field(f int) string {
+	from := uint16(0)
+	if f > 0 {
+		from = id.ends[f-1]
+	}
+	return id.text[from:id.ends[f]]
+}
+
+func (id *identity) accountID() string { return id.field(fieldID) }
+func (id *identity) email() string     { return id.field(fieldEmail) }
+func (id *identity) name() string      { return id.field(fieldName) }
+
+// nameHeader is empty in the text when it is the name itself, as it is
+// for most names.
+func (id *identity) nameHeader() string {
+	if h := id.field(fieldNameHeader); h != "" {
+		return h
+	}
+	return id.name()
+}
+
+// org returns the i-th anchored membership.
+func (id *identity) org(i int) *orgIdentity {
+	if i == 0 {
+		return &id.first
+	}
+	return &(*id.more)[i-1]
+}
+
+// orgKvK, orgName and orgNameHeader are the strings of o, a membership
+// of id.
+func (id *identity) orgKvK(o *orgIdentity) string  { return id.text[o.from:o.ends[0]] }
+func (id *identity) orgName(o *orgIdentity) string { return id.text[o.ends[0]:o.ends[1]] }
+
+// orgNameHeader is empty in the text when it is the name itself.
+func (id *identity) orgNameHeader(o *orgIdentity) string {
+	if h := id.text[o.ends[1]:o.ends[2]]; h != "" {
+		return h
+	}
+	return id.orgName(o)
+}
+
+// waiting is the membership waiting for verification, if any: its kvk
+// and name, granting nothing.
+func (id *identity) waiting() *orgIdentity {
+	kvk := id.ends[fieldWaitingKvK]
+	if kvk == id.ends[fieldNameHeader] {
+		return nil
+	}
+	name := id.ends[fieldWaitingName]
+	return &orgIdentity{from: id.ends[fieldNameHeader], ends: [3]uint16{kvk, name, name}, terms: noTerms}
 }
 
 // active returns the organisation the session acts for, if any.
 func (id *identity) active(chosen string) (*orgIdentity, bool) {
-	var first *orgIdentity
-	for i := range id.orgs {
-		if id.orgs[i].kvk == chosen {
-			return &id.orgs[i], true
-		}
-		if first == nil {
-			first = &id.orgs[i]
+	for i := range int(id.orgs) {
+		if o := id.org(i); id.orgKvK(o) == chosen {
+			return o, true
 		}
 	}
-	return first, first != nil
+	if id.orgs == 0 {
+		return nil, false
+	}
+	return &id.first, true
 }
 
 // maxCachedIdentities bounds the identity cache; only accounts with a live
@@ -82,6 +177,7 @@ const maxCachedIdentities = 100_000
 // asked for again (otter's W-TinyLFU), one at a time.
 type identityCache struct {
 	entries *otter.Cache[string, *identity]
+	terms   termsTable
 	grace   time.Duration
 	// hits and misses count get's use of the cache, for the metrics.
 	hits, misses atomic.Uint64
@@ -130,65 +226,150 @@ func (c *identityCache) load(accounts *account.Service, orgs *org.Service, apps 
 	if err != nil {
 		return nil, err
 	}
-	id := &identity{
-		version:           version,
-		disabled:          a.Disabled,
-		credentialVersion: a.CredentialVersion,
-		id:                a.ID,
-		email:             a.Email,
-		name:              a.Name,
-		nameHeader:        contract.UserName.Encoding().Encode(a.Name),
-	}
+	f := identityFacts{id: a.ID, email: a.Email, name: a.Name}
+	var expires int64
 	all := apps()
 	for _, m := range ms {
 		if !m.Anchored {
-			if m.Lapsed && id.waitingKvK == "" {
-				id.waitingKvK, id.waitingName = m.KvK, m.Organisation.Name
+			if m.Lapsed && f.waitingKvK == "" {
+				f.waitingKvK, f.waitingName = m.KvK, m.Organisation.Name
 			}
 			continue
 		}
-		if until := m.AnchoredUntil.UnixNano(); id.expires == 0 || until < id.expires {
-			id.expires = until
+		if until := m.AnchoredUntil.UnixNano(); expires == 0 || until < expires {
+			expires = until
 		}
-		granted := m.AppsFor(all)
-		id.orgs = append(id.orgs, orgIdentity{
-			kvk:        m.KvK,
-			name:       m.Organisation.Name,
-			nameHeader: contract.OrgName.Encoding().Encode(m.Organisation.Name),
-			role:       m.Role,
-			assurance:  m.Assurance(),
-			apps:       granted,
-			appsHeader: contract.JoinList(granted),
-		})
+		f.orgs = append(f.orgs, orgFacts{kvk: m.KvK, name: m.Organisation.Name, role: m.Role,
+			assurance: m.Assurance(), apps: m.AppsFor(all)})
 	}
-	id.pack()
+	id, err := c.terms.pack(f)
+	if err != nil {
+		return nil, fmt.Errorf("account %s: %w", accountID, err)
+	}
+	id.version, id.credentialVersion, id.disabled, id.expires = version, a.CredentialVersion, a.Disabled, expires
 	id.confirmed.Store(now.UnixNano())
 	// Keyed by the identity's own copy of the ID, so the key costs the
 	// cache no string of its own.
-	c.entries.Set(id.id, id)
+	c.entries.Set(id.accountID(), id)
 	return id, nil
 }
 
-// pack moves the identity's strings into one allocation: with 100k
-// active accounts cached, marking a dozen strings each took a third of the
-// server's CPU.
-func (id *identity) pack() {
-	fields := []*string{&id.id, &id.email, &id.name, &id.nameHeader, &id.waitingKvK, &id.waitingName}
-	for i := range id.orgs {
-		o := &id.orgs[i]
-		fields = append(fields, &o.kvk, &o.name, &o.nameHeader, &o.role, &o.assurance, &o.appsHeader)
-	}
-	pack.Strings(fields...)
+// identityFacts are an account's strings and anchored memberships, before
+// they are packed into an identity.
+type identityFacts struct {
+	id, email, name         string
+	orgs                    []orgFacts
+	waitingKvK, waitingName string
 }
+
+type orgFacts struct {
+	kvk, name, role, assurance string
+	apps                       []string
+}
+
+// pack lays f out as an identity: one string for the text, the
+// memberships' terms interned in t.
+func (t *termsTable) pack(f identityFacts) (*identity, error) {
+	nameHeader := headerUnlessSame(contract.UserName.Encoding().Encode(f.name), f.name)
+	account := [accountFields]string{f.id, f.email, f.name, nameHeader, f.waitingKvK, f.waitingName}
+	orgNameHeaders := make([]string, len(f.orgs))
+	n := 0
+	for _, s := range account {
+		n += len(s)
+	}
+	for i, o := range f.orgs {
+		orgNameHeaders[i] = headerUnlessSame(contract.OrgName.Encoding().Encode(o.name), o.name)
+		n += len(o.kvk) + len(o.name) + len(orgNameHeaders[i])
+	}
+	if n > maxIdentityText || len(f.orgs) > maxIdentityText {
+		return nil, errIdentityTooLarge
+	}
+	var b strings.Builder
+	b.Grow(n)
+	id := &identity{orgs: uint16(len(f.orgs))}
+	for i, s := range account {
+		b.WriteString(s)
+		id.ends[i] = uint16(b.Len())
+	}
+	records := make([]orgIdentity, len(f.orgs))
+	for i, o := range f.orgs {
+		r := &records[i]
+		r.from = uint16(b.Len())
+		for j, s := range [3]string{o.kvk, o.name, orgNameHeaders[i]} {
+			b.WriteString(s)
+			r.ends[j] = uint16(b.Len())
+		}
+		r.terms = t.intern(o.role, o.assurance, o.apps)
+	}
+	id.text = b.String()
+	if len(records) > 0 {
+		id.first = records[0]
+	}
+	if len(records) > 1 {
+		more := records[1:]
+		id.more = &more
+	}
+	return id, nil
+}
+
+// headerUnlessSame is a name's header encoding as the text keeps it:
+// empty when it is the name itself.
+func headerUnlessSame(header, name string) string {
+	if header == name {
+		return ""
+	}
+	return header
+}
+
+// maxInternedTerms bounds a termsTable; past it, new terms are not
+// shared, which costs memory but changes nothing else.
+const maxInternedTerms = 4096
+
+// termsTable interns orgTerms: a role, an assurance and a set of apps are
+// shared by many memberships.
+type termsTable struct {
+	mu sync.Mutex
+	m  map[string]*orgTerms
+}
+
+func (t *termsTable) intern(role, assurance string, apps []string) *orgTerms {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.internLocked(role, assurance, apps)
+}
+
+func (t *termsTable) internLocked(role, assurance string, apps []string) *orgTerms {
+	key := role + "\x00" + assurance + "\x00" + strings.Join(apps, "\x00")
+	if o, ok := t.m[key]; ok {
+		return o
+	}
+	o := &orgTerms{role: role, assurance: assurance, apps: slices.Clip(apps), appsHeader: contract.JoinList(apps)}
+	o.member = o
+	if role != org.RoleMember {
+		o.member = t.internLocked(org.RoleMember, assurance, apps)
+	}
+	if t.m == nil {
+		t.m = make(map[string]*orgTerms)
+	}
+	if len(t.m) < maxInternedTerms {
+		t.m[key] = o
+	}
+	return o
+}
+
+func (o *orgIdentity) role() string       { return o.terms.role }
+func (o *orgIdentity) assurance() string  { return o.terms.assurance }
+func (o *orgIdentity) apps() []string     { return o.terms.apps }
+func (o *orgIdentity) appsHeader() string { return o.terms.appsHeader }
 
 // asMember is the membership of an admin whose session did not pass a
 // second factor: handed on as a member (same apps, role member), so no
 // admin-only app or admin role reaches an upstream on a password alone.
 func (o *orgIdentity) asMember() *orgIdentity {
 	m := *o
-	m.role = org.RoleMember
+	m.terms = o.terms.member
 	return &m
 }
 
 // mayUse reports whether the membership grants the app.
-func (o *orgIdentity) mayUse(app string) bool { return slices.Contains(o.apps, app) }
+func (o *orgIdentity) mayUse(app string) bool { return slices.Contains(o.terms.apps, app) }

@@ -61,7 +61,7 @@ func TestIdentityServedForTheOutageGrace(t *testing.T) {
 
 	u.down.Store(true)
 	clk.Add(9 * time.Second)
-	if id, err := cache.get(u, accounts, orgs, apps, "u-cached", clk.Now()); err != nil || id.email != "u-cached@example.nl" {
+	if id, err := cache.get(u, accounts, orgs, apps, "u-cached", clk.Now()); err != nil || id.email() != "u-cached@example.nl" {
 		t.Fatalf("9 s into a 10 s grace: %v, %v", id, err)
 	}
 	if _, err := cache.get(u, accounts, orgs, apps, "u-other", clk.Now()); !errors.Is(err, storage.ErrUnavailable) {

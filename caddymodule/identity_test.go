@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -54,7 +55,7 @@ func TestIdentityCacheEvictsSomeNotAll(t *testing.T) {
 	apps := func() []string { return nil }
 	get := func(i int) {
 		t.Helper()
-		if got, err := cache.get(cs, accounts, orgs, apps, id(i), time.Now()); err != nil || got.id != id(i) {
+		if got, err := cache.get(cs, accounts, orgs, apps, id(i), time.Now()); err != nil || got.accountID() != id(i) {
 			t.Fatalf("%s: %v, %v", id(i), got, err)
 		}
 	}
@@ -73,5 +74,54 @@ func TestIdentityCacheEvictsSomeNotAll(t *testing.T) {
 	}
 	if reads := cs.reads.Load(); reads != inUse {
 		t.Errorf("the %d accounts in use took %d store reads while the cache filled, want one each", inUse, reads)
+	}
+}
+
+// TestIdentityTermsAreShared: memberships with the same role, assurance
+// and apps share one orgTerms, an admin's member form keeps the apps, and
+// past the table's bound terms are still right, only no longer shared.
+func TestIdentityTermsAreShared(t *testing.T) {
+	var terms termsTable
+	pack := func(kvk, role string, apps ...string) *orgIdentity {
+		t.Helper()
+		id, err := terms.pack(identityFacts{id: "u-" + kvk, orgs: []orgFacts{{kvk: kvk, name: "Org " + kvk, role: role, assurance: "eh3", apps: apps}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := id.orgKvK(id.org(0)); got != kvk {
+			t.Fatalf("kvk %q, want %q", got, kvk)
+		}
+		return id.org(0)
+	}
+	a, b := pack("11111111", "admin", "declaratie"), pack("22222222", "admin", "declaratie")
+	if a.terms != b.terms {
+		t.Error("two admins with the same apps hold two orgTerms")
+	}
+	if m := a.asMember(); m.role() != "member" || m.appsHeader() != "declaratie" || m.terms != pack("33333333", "member", "declaratie").terms {
+		t.Errorf("an admin as member: role %q, apps %q", m.role(), m.appsHeader())
+	}
+	if c := pack("44444444", "admin", "rie"); c.terms == a.terms || c.appsHeader() != "rie" {
+		t.Error("other apps share the terms")
+	}
+	for i := len(terms.m); i < maxInternedTerms; i++ {
+		terms.intern("member", "eh3", []string{fmt.Sprint(i)})
+	}
+	x, y := pack("55555555", "member", "over", "bound"), pack("66666666", "member", "over", "bound")
+	if x.terms == y.terms || x.appsHeader() != "over,bound" || !x.mayUse("bound") || len(terms.m) != maxInternedTerms {
+		t.Errorf("past the bound: shared %v, apps %q, table %d", x.terms == y.terms, x.appsHeader(), len(terms.m))
+	}
+}
+
+// TestIdentityTooLargeIsRefused: an account whose strings exceed what an
+// identity's offsets reach is an error, not a wrong identity.
+func TestIdentityTooLargeIsRefused(t *testing.T) {
+	var terms termsTable
+	if _, err := terms.pack(identityFacts{id: "u-1", name: strings.Repeat("a", maxIdentityText)}); !errors.Is(err, errIdentityTooLarge) {
+		t.Errorf("a name of 64 KiB: %v", err)
+	}
+	name := strings.Repeat("a", maxIdentityText-len("u-1"))
+	id, err := terms.pack(identityFacts{id: "u-1", name: name})
+	if err != nil || id.name() != name || id.accountID() != "u-1" {
+		t.Errorf("a name that just fits: %v", err)
 	}
 }

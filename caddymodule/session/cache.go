@@ -2,13 +2,14 @@ package session
 
 import (
 	"crypto/sha256"
+	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
-	"github.com/wijtechniek/wijgate/caddymodule/internal/pack"
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
@@ -25,15 +26,18 @@ func digestCookie(raw string) cookieDigest {
 	return cookieDigest(sum[:16])
 }
 
-// entry is one cached session: what Lookup hands on, and no more. The
-// stored session's times are kept as unix nanoseconds and its strings in
-// one allocation; the user agent, address and start time are read from
+// entry is one cached session: what Lookup hands on, and no more. Its
+// strings are one text and its times unix nanoseconds, so an entry is two
+// small objects; the user agent, address and start time are read from
 // the store by the session list, never from here.
 type entry struct {
-	key, accountID, activeOrg string
-	credentialVersion         uint64
+	// text is the session's key, account ID and active organisation, end
+	// to end.
+	text               string
+	keyEnd, accountEnd uint16
+	credentialVersion  uint64
 	// amr is shared with every entry of the same sign-in methods.
-	amr     []string
+	amr     *[]string
 	expires int64
 	// version is the store's Version of the session when it was read.
 	version uint64
@@ -45,31 +49,36 @@ type entry struct {
 	confirmed atomic.Int64
 }
 
-// newEntry caches a session read from the store at version.
-func newEntry(s storage.Session, version uint64) *entry {
-	e := &entry{key: s.Key, accountID: s.AccountID, activeOrg: s.ActiveOrg, credentialVersion: s.CredentialVersion,
-		amr: internAMR(s.AMR), expires: s.ExpiresAt.UnixNano(), version: version}
-	pack.Strings(&e.key, &e.accountID, &e.activeOrg)
-	return e
+// newEntry caches a session read from the store at version, or says why
+// it cannot.
+func newEntry(s storage.Session, version uint64) (*entry, error) {
+	if len(s.Key)+len(s.AccountID)+len(s.ActiveOrg) > math.MaxUint16 {
+		return nil, fmt.Errorf("session: key, account and organisation of %d bytes do not fit a cache entry", len(s.Key)+len(s.AccountID)+len(s.ActiveOrg))
+	}
+	text := s.Key + s.AccountID + s.ActiveOrg
+	return &entry{text: text, keyEnd: uint16(len(s.Key)), accountEnd: uint16(len(s.Key) + len(s.AccountID)),
+		credentialVersion: s.CredentialVersion, amr: internAMR(s.AMR), expires: s.ExpiresAt.UnixNano(), version: version}, nil
 }
+
+func (e *entry) key() string { return e.text[:e.keyEnd] }
 
 // session is the cached session as Lookup returns it, last seen now.
 func (e *entry) session(now time.Time) storage.Session {
-	return storage.Session{Key: e.key, AccountID: e.accountID, ActiveOrg: e.activeOrg,
-		CredentialVersion: e.credentialVersion, AMR: e.amr, ExpiresAt: time.Unix(0, e.expires), LastSeen: now}
+	return storage.Session{Key: e.key(), AccountID: e.text[e.keyEnd:e.accountEnd], ActiveOrg: e.text[e.accountEnd:],
+		CredentialVersion: e.credentialVersion, AMR: *e.amr, ExpiresAt: time.Unix(0, e.expires), LastSeen: now}
 }
 
 // commonAMR are the sign-in methods sessions start with; a cached session
 // shares these rather than holding its own copy.
-var commonAMR = [][]string{{"pwd"}, {"pwd", "otp", "mfa"}, {"pwd", "hwk", "mfa"}, {"hwk", "user", "mfa"}}
+var commonAMR = []*[]string{{"pwd"}, {"pwd", "otp", "mfa"}, {"pwd", "hwk", "mfa"}, {"hwk", "user", "mfa"}}
 
-func internAMR(amr []string) []string {
+func internAMR(amr []string) *[]string {
 	for _, c := range commonAMR {
-		if slices.Equal(c, amr) {
+		if slices.Equal(*c, amr) {
 			return c
 		}
 	}
-	return amr
+	return &amr
 }
 
 const cacheShards = 64

@@ -1,8 +1,13 @@
 package session
 
 import (
+	"math"
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/wijtechniek/wijgate/caddymodule/storage"
 )
 
 // TestCachedSessionKeepsWhatLookupHandsOn: a cached session keeps the
@@ -40,5 +45,22 @@ func TestCachedSessionKeepsWhatLookupHandsOn(t *testing.T) {
 		if &o.AMR[0] != &s.AMR[0] {
 			t.Errorf("%s: two sessions keep their own copies of the same sign-in methods", round)
 		}
+	}
+}
+
+// TestEntryTooLargeIsRefused: a stored session whose strings exceed what
+// an entry's offsets reach is not cached as a wrong one.
+func TestEntryTooLargeIsRefused(t *testing.T) {
+	s := storage.Session{Key: "k", AccountID: "u-1", ActiveOrg: strings.Repeat("1", math.MaxUint16)}
+	if _, err := newEntry(s, 1); err == nil {
+		t.Error("an entry of more than 64 KiB was made")
+	}
+	s.ActiveOrg = s.ActiveOrg[len("k")+len("u-1"):]
+	e, err := newEntry(s, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.session(time.Now()); got.Key != "k" || got.AccountID != "u-1" || got.ActiveOrg != s.ActiveOrg {
+		t.Errorf("an entry that just fits reads back as %q %q and %d bytes", got.Key, got.AccountID, len(got.ActiveOrg))
 	}
 }

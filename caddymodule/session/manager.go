@@ -192,7 +192,7 @@ func (m *Manager) Lookup(raw string) (storage.Session, error) {
 	// the others' writes) moves them on every call, so while it cannot be
 	// reached either, an entry is served for the outage grace after the
 	// store last confirmed it.
-	if e != nil && e.version == m.store.Version(e.key) {
+	if e != nil && e.version == m.store.Version(e.key()) {
 		m.hits.Add(1)
 		// The grace is counted in seconds: a busy session need not write
 		// its confirmation on every request.
@@ -214,14 +214,14 @@ func (m *Manager) Lookup(raw string) (storage.Session, error) {
 	last := time.Unix(0, e.lastSeen.Load())
 	if now.Sub(last) > m.settings.IdleTimeout || now.UnixNano() >= e.expires {
 		m.cache.delete(key)
-		_ = m.store.DeleteSession(e.key)
+		_ = m.store.DeleteSession(e.key())
 		return storage.Session{}, ErrNoSession
 	}
 	e.lastSeen.Store(now.UnixNano())
 	if now.Sub(time.Unix(0, e.persisted.Load())) >= m.settings.TouchInterval {
 		e.persisted.Store(now.UnixNano())
 		select {
-		case m.touches <- touch{key: e.key, when: now}:
+		case m.touches <- touch{key: e.key(), when: now}:
 		default: // writer is behind; the next request will try again
 			e.persisted.Store(0)
 		}
@@ -246,7 +246,10 @@ func (m *Manager) load(raw string, key cookieDigest, stale *entry) (*entry, erro
 	if err != nil {
 		return nil, err
 	}
-	e := newEntry(s, version)
+	e, err := newEntry(s, version)
+	if err != nil {
+		return nil, err
+	}
 	e.confirmed.Store(m.settings.Now().UnixNano())
 	e.lastSeen.Store(s.LastSeen.UnixNano())
 	e.persisted.Store(s.LastSeen.UnixNano())
