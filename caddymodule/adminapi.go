@@ -225,28 +225,16 @@ func handleAccounts(w http.ResponseWriter, r *http.Request) error {
 }
 
 func handleDisable(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodPost {
-		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
-	}
-	op, err := runningOperator()
-	if err != nil {
-		return err
-	}
-	var req AccountRequest
-	if err := decodeJSON(r, &req); err != nil {
-		return err
-	}
-	a, err := op.DisableAccount(req.Email)
-	if errors.Is(err, storage.ErrNotFound) {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no account for %s", req.Email)}
-	}
-	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
-	}
-	return writeJSON(w, a)
+	return changeAccount(w, r, (*Operator).DisableAccount)
 }
 
 func handleResetFactors(w http.ResponseWriter, r *http.Request) error {
+	return changeAccount(w, r, (*Operator).RemoveSecondFactors)
+}
+
+// changeAccount answers a POST naming an account by email with what change
+// made of it.
+func changeAccount(w http.ResponseWriter, r *http.Request, change func(*Operator, string) (AccountSummary, error)) error {
 	if r.Method != http.MethodPost {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
 	}
@@ -258,7 +246,7 @@ func handleResetFactors(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	a, err := op.RemoveSecondFactors(req.Email)
+	a, err := change(op, req.Email)
 	if errors.Is(err, storage.ErrNotFound) {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no account for %s", req.Email)}
 	}

@@ -190,6 +190,12 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (sto
 // Disable stops an account from logging in and ends its sessions, in one
 // transaction.
 func (s *Service) Disable(email string) (storage.Account, error) {
+	return s.updateByEmail(email, func(a *storage.Account) { a.Disabled = true })
+}
+
+// updateByEmail is an operator's change to the account with this email, in
+// one transaction.
+func (s *Service) updateByEmail(email string, change func(*storage.Account)) (storage.Account, error) {
 	norm, err := NormalizeEmail(email)
 	if err != nil {
 		return storage.Account{}, err
@@ -199,7 +205,7 @@ func (s *Service) Disable(email string) (storage.Account, error) {
 		return storage.Account{}, err
 	}
 	return s.Store.UpdateAccount(a.ID, func(a *storage.Account) error {
-		a.Disabled = true
+		change(a)
 		return nil
 	})
 }
@@ -211,17 +217,8 @@ func (s *Service) Disable(email string) (storage.Account, error) {
 // transaction; the next login asks the password alone, and a policy that
 // requires a factor sends the person to set one up again.
 func (s *Service) RemoveSecondFactors(email string) (storage.Account, error) {
-	norm, err := NormalizeEmail(email)
-	if err != nil {
-		return storage.Account{}, err
-	}
-	a, err := s.Store.AccountByEmail(norm)
-	if err != nil {
-		return storage.Account{}, err
-	}
-	return s.Store.UpdateAccount(a.ID, func(a *storage.Account) error {
+	return s.updateByEmail(email, func(a *storage.Account) {
 		a.TOTP, a.RecoveryCodes, a.RecoveryCodesAt, a.Passkeys = nil, nil, time.Time{}, nil
-		return nil
 	})
 }
 
