@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/wijtechniek/wijgate/caddymodule/observe"
@@ -40,6 +41,18 @@ func (o *eventSink) Record(ev observe.Event) {
 		}
 	}
 	o.audit.Info(string(ev.Kind), fields...)
+}
+
+// counter is the counter that events like ev feed, its labels resolved
+// once: the guard counts every request it lets through, and resolving
+// the labels on each (hashing them, a lock) cost as much as its session
+// lookup. Nil for a nil sink; ev's kind must not be audited, as the
+// counter bypasses Record.
+func (o *eventSink) counter(ev observe.Event) prometheus.Counter {
+	if o == nil || ev.Kind.Audited() {
+		return nil
+	}
+	return o.counters.counter(&ev)
 }
 
 // requestID is Caddy's ID of the request, the {http.request.uuid} its

@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -92,6 +93,8 @@ type Handler struct {
 	logger  *zap.Logger
 	send    []headerField
 	minRank int
+	// through counts the requests let through (nil without metrics).
+	through prometheus.Counter
 }
 
 // headerField is one identity fact sent under one header name.
@@ -152,6 +155,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return h.app.registerPortal()
 	}
 	h.app.registerApp(AppInfo{Name: h.App, Display: h.Name, URL: h.URL}, slices.Collect(maps.Keys(h.Aliases)))
+	h.through = h.app.events.counter(observe.Event{Kind: observe.Guard, App: h.App, Outcome: "through"})
 	return nil
 }
 
@@ -239,7 +243,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// new placeholders would cost two allocations.
 	p := placeholders{id: d.id, active: d.active, app: h.App}
 	repl.Map(func(key string) (any, bool) { return p.replace(key) })
-	a.events.Record(observe.Event{Kind: observe.Guard, App: h.App, Outcome: "through"})
+	if h.through != nil {
+		h.through.Inc()
+	}
 	return next.ServeHTTP(w, r)
 }
 

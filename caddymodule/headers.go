@@ -179,10 +179,10 @@ func removeCookie(h http.Header, names []string) {
 }
 
 // withoutCookies is one Cookie line without the named cookies, its
-// others joined by "; ".
+// others joined by "; ". A line of only the named cookies, as an API
+// client's usually is, costs nothing.
 func withoutCookies(line string, names []string) string {
 	var b strings.Builder
-	b.Grow(len(line))
 	for line != "" {
 		var p string
 		p, line, _ = strings.Cut(line, ";")
@@ -192,6 +192,8 @@ func withoutCookies(line string, names []string) string {
 		}
 		if b.Len() > 0 {
 			b.WriteString("; ")
+		} else {
+			b.Grow(len(p) + len(line))
 		}
 		b.WriteString(p)
 	}

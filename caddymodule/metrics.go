@@ -94,16 +94,23 @@ func newHashQueueWait(reg prometheus.Registerer) (prometheus.Histogram, error) {
 }
 
 func (c eventCounters) count(ev *observe.Event) {
+	if counter := c.counter(ev); counter != nil {
+		counter.Inc()
+	}
+}
+
+// counter is the counter ev feeds, nil for a kind without one.
+func (c eventCounters) counter(ev *observe.Event) prometheus.Counter {
 	vec, ok := c[ev.Kind]
 	if !ok {
-		return
+		return nil
 	}
 	m := eventMetrics[ev.Kind]
 	var values [3]string
 	for i, label := range m.labels {
 		values[i] = labelValue(ev, label)
 	}
-	vec.WithLabelValues(values[:len(m.labels)]...).Inc()
+	return vec.WithLabelValues(values[:len(m.labels)]...)
 }
 
 // refusalOutcome is how the guard answers a refusal: a browser without an
