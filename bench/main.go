@@ -908,17 +908,27 @@ func cookieOf(req []byte) []byte {
 // profile saves a 5-second CPU profile of the server under load l.
 func (b *bench) profile(srv *server, l *load, name string) {
 	secs := 5
-	done := make(chan error, 1)
-	path := filepath.Join(b.runDir, name+"-cpu.pprof")
-	go func() {
-		done <- fetchTo(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", srv.adminAddr, secs), path)
-	}()
-	_, _ = runLoad(srv.addr, l, b.s.Concurrency, 500*time.Millisecond, time.Duration(secs+1)*time.Second, srv.pid(), b.backend.pid())
-	if err := <-done; err != nil {
-		logf("profile %s: %v", name, err)
-		return
+	// The CPU and the allocations over the same seconds: the allocation
+	// rate decides how often the collector runs.
+	profiles := map[string]string{
+		"cpu":    fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", srv.adminAddr, secs),
+		"allocs": fmt.Sprintf("http://%s/debug/pprof/allocs?seconds=%d", srv.adminAddr, secs),
 	}
-	logf("saved %s", path)
+	done := make(chan string, len(profiles))
+	for kind, url := range profiles {
+		go func() {
+			path := filepath.Join(b.runDir, name+"-"+kind+".pprof")
+			if err := fetchTo(url, path); err != nil {
+				done <- fmt.Sprintf("profile %s (%s): %v", name, kind, err)
+				return
+			}
+			done <- "saved " + path
+		}()
+	}
+	_, _ = runLoad(srv.addr, l, b.s.Concurrency, 500*time.Millisecond, time.Duration(secs+1)*time.Second, srv.pid(), b.backend.pid())
+	for range profiles {
+		logf("%s", <-done)
+	}
 }
 
 func (b *bench) heapProfile(srv *server, name string) {
