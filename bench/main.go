@@ -134,6 +134,7 @@ func main() {
 	round := flag.Duration("round", 0, "measured time per load and round (default: the mode's)")
 	sizes := flag.String("sizes", "", "comma-separated store sizes for the scale phase, e.g. 1000,100000,1000000 (default: the mode's)")
 	outDir := flag.String("out", "bench/out", "working directory for binaries, stores and logs")
+	peersDir := flag.String("peers-dir", "", "where the peers are built and kept between runs and clones (default: wijgate-bench/peers in the user's cache directory)")
 	resultsPath := flag.String("results", "bench/results.json", "where to write the results")
 	profile := flag.Bool("profile", false, "also save pprof CPU and heap profiles of the server (extra segments, not in the figures)")
 	micro := flag.Bool("micro", true, "run the go test micro-benchmarks")
@@ -194,7 +195,7 @@ func main() {
 		os.Exit(130)
 	}()
 
-	b := &bench{s: s, outDir: *outDir, resultsPath: *resultsPath, bin: *bin}
+	b := &bench{s: s, outDir: *outDir, peersDir: *peersDir, resultsPath: *resultsPath, bin: *bin}
 	code := b.run()
 	stopAllChildren()
 	stopDatabase()
@@ -220,6 +221,7 @@ type bench struct {
 	s           settings
 	root        string // the module root
 	outDir      string
+	peersDir    string
 	runDir      string
 	resultsPath string
 	bin         string

@@ -25,7 +25,9 @@ import (
 // The peers are other projects' gateways, measured by make bench in front
 // of the same upstream, with a real logged-in session each, interleaved
 // with the plain and guarded rounds. They are built from the Go module
-// proxy at pinned versions into bench/out/peers, which later runs reuse.
+// proxy at pinned versions into the user's cache directory, named by
+// version, so that later runs and fresh clones on the machine reuse them
+// (the first build takes minutes; make clean leaves them).
 const (
 	xcaddyVersion        = "v0.4.5"
 	caddySecurityVersion = "v1.1.64"
@@ -72,8 +74,11 @@ type peerRun struct {
 
 // buildPeers builds both peers at once (or finds them built).
 func (b *bench) buildPeers() {
-	dir := filepath.Join(b.outDir, "peers")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := peersDir(b.peersDir, b.outDir)
+	if err == nil {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil {
 		b.res.Peers = append(b.res.Peers,
 			&peerRun{Name: "caddy-security", Error: err.Error()}, &peerRun{Name: "oauth2-proxy", Error: err.Error()})
 		return
@@ -118,6 +123,18 @@ func (b *bench) buildPeers() {
 			logf("%s: built %s in %.0f s", p.Name, p.Build.Binary, p.Build.Seconds)
 		}
 	}
+}
+
+// peersDir is where the peers are built: flagged, else in the user's
+// cache directory; without one (no HOME), in the run's own out directory.
+func peersDir(flagged, outDir string) (string, error) {
+	if flagged != "" {
+		return filepath.Abs(flagged)
+	}
+	if cache, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(cache, "wijgate-bench", "peers"), nil
+	}
+	return filepath.Join(outDir, "peers"), nil
 }
 
 // caddyVersion is the Caddy our module builds with, so that the
