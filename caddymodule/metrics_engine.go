@@ -63,9 +63,9 @@ func (t *timedEngine) Session(key string) (storage.Session, error) {
 	return t.Engine.Session(key)
 }
 
-func (t *timedEngine) TouchSession(key string, when time.Time) error {
-	defer t.since("touch_session", time.Now())
-	return t.Engine.TouchSession(key, when)
+func (t *timedEngine) TouchSessions(touches []storage.Touch) error {
+	defer t.since("touch_sessions", time.Now())
+	return t.Engine.TouchSessions(touches)
 }
 
 func (t *timedEngine) DeleteSession(key string) error {

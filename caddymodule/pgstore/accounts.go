@@ -3,7 +3,6 @@ package pgstore
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -145,21 +144,32 @@ func (s *Store) UpdateSession(key string, change func(*storage.Session)) error {
 	})
 }
 
-// TouchSession records activity on a session without moving its version
-// (no cache depends on it); ErrNotFound once the session is gone.
-func (s *Store) TouchSession(key string, when time.Time) error {
+// TouchSessions records activity on sessions in one transaction without
+// moving their versions (no cache depends on it), skipping those that are
+// gone.
+func (s *Store) TouchSessions(touches []storage.Touch) error {
 	return s.write(func(ctx context.Context, tx pgx.Tx, _ *changed) error {
-		ss, err := scanRecord[storage.Session](tx.QueryRow(ctx, "SELECT record FROM session WHERE key = $1 AND expires_at > now() FOR UPDATE", key))
-		if err != nil || !when.After(ss.LastSeen) {
-			return err
+		for _, t := range touches {
+			ss, err := scanRecord[storage.Session](tx.QueryRow(ctx, "SELECT record FROM session WHERE key = $1 AND expires_at > now() FOR UPDATE", t.Key))
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if !t.At.After(ss.LastSeen) {
+				continue
+			}
+			ss.LastSeen = t.At
+			rec, err := encode(ss)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "UPDATE session SET record = $2 WHERE key = $1", t.Key, rec); err != nil {
+				return err
+			}
 		}
-		ss.LastSeen = when
-		rec, err := encode(ss)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, "UPDATE session SET record = $2 WHERE key = $1", key, rec)
-		return err
+		return nil
 	})
 }
 

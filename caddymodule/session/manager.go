@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,9 +47,10 @@ type Settings struct {
 // Store is what sessions need from storage. CreateSession writes a new
 // session only while its account still has the session's
 // CredentialVersion and is not disabled (storage.ErrStale otherwise);
-// TouchSession moves LastSeen without moving the session's version, as no
-// cache depends on it, and never back (touches are written late, in any
-// order). UpdateSession and TouchSession of a session that is gone get
+// TouchSessions moves the LastSeen of several sessions in one write,
+// without moving their versions, as no cache depends on it, and never back
+// (touches are written late, in any order); a session that is gone is
+// skipped, never revived. UpdateSession of a session that is gone gets
 // storage.ErrNotFound, so a late write never revives a revoked session;
 // deleting a missing session is no error. AccountSessions lists the live
 // sessions of an account, in no particular order. Version is the
@@ -57,7 +59,7 @@ type Store interface {
 	CreateSession(storage.Session) error
 	Session(key string) (storage.Session, error)
 	UpdateSession(key string, change func(*storage.Session)) error
-	TouchSession(key string, when time.Time) error
+	TouchSessions([]storage.Touch) error
 	DeleteSession(key string) error
 	AccountSessions(accountID string) ([]storage.Session, error)
 	storage.Versions
@@ -69,17 +71,12 @@ type Manager struct {
 	codec    *Codec
 	settings Settings
 	cache    *cache
-	touches  chan touch
+	touches  chan storage.Touch
 	stop     chan struct{}
 	stopped  sync.Once
 	done     sync.WaitGroup
 	// hits and misses count Lookup's use of the cache, for the metrics.
 	hits, misses atomic.Uint64
-}
-
-type touch struct {
-	key  string
-	when time.Time
 }
 
 // ErrNoSession means the cookie does not lead to a live session.
@@ -110,7 +107,7 @@ func NewManager(st Store, codec *Codec, s Settings) *Manager {
 		codec:    codec,
 		settings: s,
 		cache:    newCache(s.CacheSize),
-		touches:  make(chan touch, 1024),
+		touches:  make(chan storage.Touch, 1024),
 		stop:     make(chan struct{}),
 	}
 	m.done.Add(1)
@@ -221,7 +218,7 @@ func (m *Manager) Lookup(raw string) (storage.Session, error) {
 	if now.Sub(time.Unix(0, e.persisted.Load())) >= m.settings.TouchInterval {
 		e.persisted.Store(now.UnixNano())
 		select {
-		case m.touches <- touch{key: e.key(), when: now}:
+		case m.touches <- storage.Touch{Key: e.key(), At: now}:
 		default: // writer is behind; the next request will try again
 			e.persisted.Store(0)
 		}
@@ -275,27 +272,49 @@ func (m *Manager) SetActiveOrg(key, kvk string) error {
 	return m.store.UpdateSession(key, func(s *storage.Session) { s.ActiveOrg = kvk })
 }
 
+// maxTouchBatch bounds the touches written in one store transaction.
+const maxTouchBatch = 256
+
+// writeTouches writes the queued touches, all that wait at once in one
+// write: each write is synced to disk, and a server that has just started
+// sees the first request of every active session at once. Written one by
+// one, each waited for the previous one's sync.
 func (m *Manager) writeTouches() {
 	defer m.done.Done()
+	batch := make([]storage.Touch, 0, maxTouchBatch)
 	for {
 		select {
 		case t := <-m.touches:
-			m.persistTouch(t)
+			m.persistTouches(m.drainTouches(append(batch[:0], t)))
 		case <-m.stop:
 			for {
-				select {
-				case t := <-m.touches:
-					m.persistTouch(t)
-				default:
+				if batch = m.drainTouches(batch[:0]); len(batch) == 0 {
 					return
 				}
+				m.persistTouches(batch)
 			}
 		}
 	}
 }
 
-func (m *Manager) persistTouch(t touch) {
-	_ = m.store.TouchSession(t.key, t.when)
+// drainTouches adds to batch the touches that wait, up to maxTouchBatch.
+func (m *Manager) drainTouches(batch []storage.Touch) []storage.Touch {
+	for len(batch) < maxTouchBatch {
+		select {
+		case t := <-m.touches:
+			batch = append(batch, t)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// persistTouches writes a batch in key order, so that two servers on one
+// database lock the same sessions in the same order.
+func (m *Manager) persistTouches(batch []storage.Touch) {
+	slices.SortFunc(batch, func(a, b storage.Touch) int { return strings.Compare(a.Key, b.Key) })
+	_ = m.store.TouchSessions(batch)
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a character,

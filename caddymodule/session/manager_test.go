@@ -1,6 +1,9 @@
 package session
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -216,5 +219,88 @@ func TestUnknownCookiesAreNotCached(t *testing.T) {
 	}
 	if n := m.cache.len(); n != 0 {
 		t.Fatalf("made-up cookies filled the cache with %d entries", n)
+	}
+}
+
+// heldTouches is a store whose first TouchSessions waits until released,
+// and which records every batch it is given.
+type heldTouches struct {
+	*store.Store
+	first   sync.Once
+	entered chan struct{}
+	release chan struct{}
+	mu      sync.Mutex
+	batches [][]storage.Touch
+}
+
+func (h *heldTouches) TouchSessions(touches []storage.Touch) error {
+	h.mu.Lock()
+	h.batches = append(h.batches, slices.Clone(touches))
+	h.mu.Unlock()
+	h.first.Do(func() {
+		close(h.entered)
+		<-h.release
+	})
+	return h.Store.TouchSessions(touches)
+}
+
+// Touches that wait while a write is under way go to the store together,
+// in one write, in key order: after a restart every active session's
+// first request brings a touch at once, and one synced write each would
+// leave most of them unrecorded.
+func TestWaitingTouchesAreWrittenInOneBatch(t *testing.T) {
+	_, st, clk := newTestManager(t, Settings{})
+	held := &heldTouches{Store: st, entered: make(chan struct{}), release: make(chan struct{})}
+	codec, err := NewCodec("wij", NewKeyPair())
+	if err != nil {
+		t.Fatal(err)
+	}
+	creator := NewManager(st, codec, Settings{Now: clk.Now})
+	var raws []string
+	for i := range 11 {
+		a := storage.Account{ID: fmt.Sprintf("batch%02d", i), Email: fmt.Sprintf("batch%02d@example.nl", i)}
+		if err := st.CreateAccount(a); err != nil {
+			t.Fatal(err)
+		}
+		raw, _, err := creator.Create(a, Start{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws = append(raws, raw)
+	}
+	creator.Close()
+
+	clk.Add(2 * DefaultTouchInterval)
+	m := NewManager(held, codec, Settings{Now: clk.Now})
+	if _, err := m.Lookup(raws[0]); err != nil {
+		t.Fatal(err)
+	}
+	<-held.entered // the writer is in its first write
+	for _, raw := range raws[1:] {
+		if _, err := m.Lookup(raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(held.release)
+	m.Close()
+
+	if len(held.batches) != 2 || len(held.batches[0]) != 1 || len(held.batches[1]) != 10 {
+		sizes := []int{}
+		for _, b := range held.batches {
+			sizes = append(sizes, len(b))
+		}
+		t.Fatalf("touch batches of sizes %v, want [1 10]", sizes)
+	}
+	if !slices.IsSortedFunc(held.batches[1], func(a, b storage.Touch) int { return strings.Compare(a.Key, b.Key) }) {
+		t.Fatal("a batch is not in key order")
+	}
+	for _, raw := range raws {
+		id, err := codec.Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := st.Session(storageKey(id)); err != nil || !got.LastSeen.Equal(clk.Now()) {
+			t.Fatalf("a batched touch was not written: LastSeen %v, want %v (%v)", got.LastSeen, clk.Now(), err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -133,11 +134,12 @@ func BenchmarkHotPathLookupUnknown(b *testing.B) {
 	}
 }
 
-// BenchmarkHotPathIdleTouchWrite is one idle-tracking write as the
-// background writer does it (a synchronous store transaction). One writer
-// does them one after another, so 1/this is the most sessions per second
-// whose idle time can be recorded: with the default one-minute interval,
-// sessions active at once ≤ 60 s / this.
+// BenchmarkHotPathIdleTouchWrite is one idle-tracking write of a single
+// touch as the background writer does it (a synchronous store
+// transaction). The writer puts the touches that wait, up to
+// maxTouchBatch, into one such write, so under load far more than 1/this
+// sessions per second have their idle time recorded
+// (BenchmarkFirstUseTouches).
 func BenchmarkHotPathIdleTouchWrite(b *testing.B) {
 	m, _ := hotPathManager(b)
 	raw := hotPathSession(b, m)
@@ -150,6 +152,61 @@ func BenchmarkHotPathIdleTouchWrite(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		when = when.Add(time.Second)
-		m.persistTouch(touch{key: key, when: when})
+		m.persistTouches([]storage.Touch{{Key: key, At: when}})
 	}
+}
+
+// BenchmarkFirstUseTouches is the first request of many sessions on a
+// server that has just started, as after a restart: each misses the
+// cache, is read from a synced badger store, and has its activity
+// written; an iteration ends when every touch is on disk (Close waits
+// for the writers). Reported per session.
+func BenchmarkFirstUseTouches(b *testing.B) {
+	const sessions = 1000 // fits the touch queue, so none is dropped
+	st, err := store.Open(store.Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	codec, err := NewCodec("__Host-wijgate", NewKeyPair())
+	if err != nil {
+		b.Fatal(err)
+	}
+	clock := time.Now()
+	now := func() time.Time { return clock }
+	creator := NewManager(st, codec, Settings{Now: now})
+	raws := make([]string, sessions)
+	for i := range raws {
+		a := storage.Account{ID: fmt.Sprintf("u-touch%04d", i), Email: fmt.Sprintf("t%d@example.nl", i)}
+		if err := st.CreateAccount(a); err != nil {
+			b.Fatal(err)
+		}
+		if raws[i], _, err = creator.Create(a, Start{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	creator.Close()
+	for b.Loop() {
+		clock = clock.Add(2 * DefaultTouchInterval)
+		m := NewManager(st, codec, Settings{Now: now, IdleTimeout: 24 * time.Hour})
+		for _, raw := range raws {
+			if _, err := m.Lookup(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+		m.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*sessions), "ns/session")
+	if got, err := st.Session(storageKey(mustDecode(b, codec, raws[0]))); err != nil || !got.LastSeen.Equal(clock) {
+		b.Fatalf("the last touch was not written: LastSeen %v, want %v (%v)", got.LastSeen, clock, err)
+	}
+}
+
+func mustDecode(b *testing.B, codec *Codec, raw string) string {
+	b.Helper()
+	id, err := codec.Decode(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return id
 }

@@ -27,3 +27,9 @@ type Session struct {
 	UserAgent string `json:"user_agent,omitempty"`
 	Address   string `json:"address,omitempty"`
 }
+
+// Touch is activity on a session to record: its LastSeen moves to At.
+type Touch struct {
+	Key string
+	At  time.Time
+}

@@ -70,20 +70,29 @@ func (s *Store) UpdateSession(key string, change func(*storage.Session)) error {
 	})
 }
 
-// TouchSession records activity on a session without disturbing caches;
-// ErrNotFound once the session is gone, so a late touch never brings a
-// revoked session back.
-func (s *Store) TouchSession(key string, when time.Time) error {
+// TouchSessions records activity on sessions in one transaction without
+// disturbing caches, skipping those that are gone, so a late touch never
+// brings a revoked session back.
+func (s *Store) TouchSessions(touches []storage.Touch) error {
 	return s.updateQuiet(func(txn *badger.Txn) error {
-		var ss storage.Session
-		if err := getJSON(txn, prefixSession+key, &ss); err != nil {
-			return err
+		for _, t := range touches {
+			var ss storage.Session
+			err := getJSON(txn, prefixSession+t.Key, &ss)
+			if errors.Is(err, storage.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if !t.At.After(ss.LastSeen) {
+				continue
+			}
+			ss.LastSeen = t.At
+			if err := putJSON(txn, prefixSession+t.Key, ss, ss.ExpiresAt); err != nil {
+				return err
+			}
 		}
-		if !when.After(ss.LastSeen) {
-			return nil
-		}
-		ss.LastSeen = when
-		return putJSON(txn, prefixSession+key, ss, ss.ExpiresAt)
+		return nil
 	})
 }
 

@@ -30,7 +30,7 @@ func testSessions(t *testing.T, e Engine) {
 	}
 
 	later := start.Add(time.Minute)
-	if err := e.TouchSession("s1", later); err != nil {
+	if err := e.TouchSessions([]storage.Touch{{Key: "s1", At: later}}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := e.Session("s1"); !got.LastSeen.Equal(later) || got.ActiveOrg != "12345678" {
@@ -38,7 +38,7 @@ func testSessions(t *testing.T, e Engine) {
 	}
 	// Touches are written behind the requests that make them, so one may
 	// arrive after a later one.
-	if err := e.TouchSession("s1", start); err != nil {
+	if err := e.TouchSessions([]storage.Touch{{Key: "s1", At: start}}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := e.Session("s1"); !got.LastSeen.Equal(later) {
@@ -47,6 +47,23 @@ func testSessions(t *testing.T, e Engine) {
 
 	if err := e.CreateSession(storage.Session{Key: "s2", AccountID: "jan", ExpiresAt: start.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
+	}
+	// One batch: a session touched twice (the later time holds, in either
+	// order), another session, and one that never existed (skipped, the
+	// rest written).
+	latest := later.Add(2 * time.Minute)
+	if err := e.TouchSessions([]storage.Touch{{Key: "s1", At: latest}, {Key: "missing", At: latest},
+		{Key: "s1", At: later.Add(time.Minute)}, {Key: "s2", At: later}}); err != nil {
+		t.Fatalf("a batch with a missing session: %v", err)
+	}
+	if got, _ := e.Session("s1"); !got.LastSeen.Equal(latest) {
+		t.Fatalf("after a batch touching s1 twice: LastSeen %v, want %v", got.LastSeen, latest)
+	}
+	if got, _ := e.Session("s2"); !got.LastSeen.Equal(later) {
+		t.Fatalf("after a batch: s2 LastSeen %v, want %v", got.LastSeen, later)
+	}
+	if _, err := e.Session("missing"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a touch created a session: %v", err)
 	}
 	if err := e.DeleteSession("s1"); err != nil {
 		t.Fatal(err)
@@ -64,8 +81,8 @@ func testSessions(t *testing.T, e Engine) {
 	if err := e.UpdateSession("s1", func(s *storage.Session) { s.ActiveOrg = "87654321" }); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("updating a deleted session: %v, want ErrNotFound", err)
 	}
-	if err := e.TouchSession("s1", later.Add(time.Minute)); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("touching a deleted session: %v, want ErrNotFound", err)
+	if err := e.TouchSessions([]storage.Touch{{Key: "s1", At: latest.Add(time.Minute)}}); err != nil {
+		t.Fatalf("touching a deleted session: %v, want it skipped", err)
 	}
 	if _, err := e.Session("s1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a late write brought a deleted session back: %v", err)

@@ -38,7 +38,7 @@ func testVersionsMoveForWhatAWriteTouched(t *testing.T, e Engine) {
 		{"a new session", func() error {
 			return e.CreateSession(storage.Session{Key: "s-piet-2", AccountID: "piet", ExpiresAt: hour})
 		}, nil},
-		{"a touch", func() error { return e.TouchSession("s-piet", now()) }, nil},
+		{"a touch", func() error { return e.TouchSessions([]storage.Touch{{Key: "s-piet", At: now()}}) }, nil},
 		{"an org switch", func() error {
 			return e.UpdateSession("s-piet", func(s *storage.Session) { s.ActiveOrg = o.KvK })
 		}, []string{"s-piet"}},
