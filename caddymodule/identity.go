@@ -198,10 +198,11 @@ type identityCache struct {
 // only replaced, so one a request holds stays right after it is evicted.
 type identityShard struct {
 	mu sync.RWMutex
-	// index maps an account ID's hash to its identity's slot in ring; it
-	// holds no pointers, so the collector does not scan it. Two IDs with
-	// the same hash share a slot, holding whichever was read last.
-	index map[uint64]uint32
+	// index maps an account ID's hash (see locate) to its identity's
+	// slot in ring; it holds no pointers, so the collector does not scan
+	// it. Two IDs with the same hash share a slot, holding whichever was
+	// read last.
+	index map[uint32]uint32
 	ring  []*identity
 	// used has a bit per slot, set when the slot's identity is asked for
 	// and cleared when hand passes it; hand evicts the first it finds
@@ -218,22 +219,26 @@ func newBoundedIdentityCache(size int, grace time.Duration) *identityCache {
 	shards := min(identityShards, max(1, size/minIdentityShard))
 	c := &identityCache{seed: maphash.MakeSeed(), perShard: max(1, size/shards), shards: make([]identityShard, shards), grace: grace}
 	for i := range c.shards {
-		c.shards[i].index = make(map[uint64]uint32)
+		c.shards[i].index = make(map[uint32]uint32)
 	}
 	return c
 }
 
-func (c *identityCache) shard(hash uint64) *identityShard {
-	return &c.shards[hash%uint64(len(c.shards))]
+// locate is the account's shard, picked by the low bits of its hash, and
+// its key in the shard's index, the high 32 bits: as the ID is checked on
+// every hit, a shared key costs only a miss, and 4-byte keys halve the
+// index.
+func (c *identityCache) locate(accountID string) (*identityShard, uint32) {
+	hash := maphash.String(c.seed, accountID)
+	return &c.shards[hash%uint64(len(c.shards))], uint32(hash >> 32)
 }
 
 // cached returns the account's cached identity, if any, and marks it used.
 func (c *identityCache) cached(accountID string) *identity {
-	hash := maphash.String(c.seed, accountID)
-	s := c.shard(hash)
+	s, key := c.locate(accountID)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	slot, ok := s.index[hash]
+	slot, ok := s.index[key]
 	if !ok || s.ring[slot].accountID() != accountID {
 		return nil
 	}
@@ -247,11 +252,10 @@ func (c *identityCache) cached(accountID string) *identity {
 // put caches id in place of the account's cached identity, or of the
 // first one the sweep finds unused when the shard is full.
 func (c *identityCache) put(id *identity) {
-	hash := maphash.String(c.seed, id.accountID())
-	s := c.shard(hash)
+	s, key := c.locate(id.accountID())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if slot, ok := s.index[hash]; ok {
+	if slot, ok := s.index[key]; ok {
 		s.ring[slot] = id
 		return
 	}
@@ -259,7 +263,7 @@ func (c *identityCache) put(id *identity) {
 		if len(s.ring)%64 == 0 {
 			s.used = append(s.used, atomic.Uint64{})
 		}
-		s.index[hash] = uint32(len(s.ring))
+		s.index[key] = uint32(len(s.ring))
 		s.ring = append(s.ring, id)
 		return
 	}
@@ -273,8 +277,9 @@ func (c *identityCache) put(id *identity) {
 		}
 		word.And(^bit)
 	}
-	delete(s.index, maphash.String(c.seed, s.ring[s.hand].accountID()))
-	s.index[hash] = uint32(s.hand)
+	_, evicted := c.locate(s.ring[s.hand].accountID())
+	delete(s.index, evicted)
+	s.index[key] = uint32(s.hand)
 	s.ring[s.hand] = id
 }
 
