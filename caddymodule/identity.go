@@ -169,9 +169,10 @@ func (id *identity) active(chosen string) (*orgIdentity, bool) {
 // session get in, so the bound is reached only by a large user base.
 const maxCachedIdentities = 100_000
 
-// identityShards is how many shards a full-size identity cache has;
-// a shard holds at least minIdentityShard identities, so that a small
-// cache keeps its accounts in use as well as a large one.
+// identityShards is how many shards a full-size identity cache has. A
+// shard's CLOCK keeps only the accounts in use that fall in it, so it
+// must be far larger than their share: a cache is split into shards of
+// at least minIdentityShard identities, a smaller one is a single shard.
 const (
 	identityShards   = 64
 	minIdentityShard = 256
