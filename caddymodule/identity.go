@@ -3,13 +3,12 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/maypok86/otter/v2"
 
 	"github.com/wijtechniek/wijgate/caddymodule/account"
 	"github.com/wijtechniek/wijgate/caddymodule/contract"
@@ -170,17 +169,47 @@ func (id *identity) active(chosen string) (*orgIdentity, bool) {
 // session get in, so the bound is reached only by a large user base.
 const maxCachedIdentities = 100_000
 
+// identityShards is how many shards a full-size identity cache has. A
+// shard's CLOCK keeps only the accounts in use that fall in it, so it
+// must be far larger than their share: a cache is split into shards of
+// at least minIdentityShard identities, a smaller one is a single shard.
+const (
+	identityShards   = 64
+	minIdentityShard = 256
+)
+
 // identityCache keeps identities per account, trusted only while the
 // account's version in the store has not moved since they were read; while
 // the store cannot be reached, for the outage grace after it last
-// confirmed them. When full it evicts the identities least likely to be
-// asked for again (otter's W-TinyLFU), one at a time.
+// confirmed them. When full it evicts one identity at a time, one not
+// asked for since the last sweep passed it (CLOCK), so the accounts in use
+// stay cached.
 type identityCache struct {
-	entries *otter.Cache[string, *identity]
-	terms   termsTable
-	grace   time.Duration
+	seed     maphash.Seed
+	perShard int
+	shards   []identityShard
+	terms    termsTable
+	grace    time.Duration
 	// hits and misses count get's use of the cache, for the metrics.
 	hits, misses atomic.Uint64
+}
+
+// identityShard is the identities of the account IDs whose hash falls in
+// it. Cached identities are never changed but for their confirmed time,
+// only replaced, so one a request holds stays right after it is evicted.
+type identityShard struct {
+	mu sync.RWMutex
+	// index maps an account ID's hash (see locate) to its identity's
+	// slot in ring; it holds no pointers, so the collector does not scan
+	// it. Two IDs with the same hash share a slot, holding whichever was
+	// read last.
+	index map[uint32]uint32
+	ring  []*identity
+	// used has a bit per slot, set when the slot's identity is asked for
+	// and cleared when hand passes it; hand evicts the first it finds
+	// clear.
+	used []atomic.Uint64
+	hand int
 }
 
 func newIdentityCache(grace time.Duration) *identityCache {
@@ -188,7 +217,82 @@ func newIdentityCache(grace time.Duration) *identityCache {
 }
 
 func newBoundedIdentityCache(size int, grace time.Duration) *identityCache {
-	return &identityCache{entries: otter.Must(&otter.Options[string, *identity]{MaximumSize: size}), grace: grace}
+	shards := min(identityShards, max(1, size/minIdentityShard))
+	c := &identityCache{seed: maphash.MakeSeed(), perShard: max(1, size/shards), shards: make([]identityShard, shards), grace: grace}
+	for i := range c.shards {
+		c.shards[i].index = make(map[uint32]uint32)
+	}
+	return c
+}
+
+// locate is the account's shard, picked by the low bits of its hash, and
+// its key in the shard's index, the high 32 bits: as the ID is checked on
+// every hit, a shared key costs only a miss, and 4-byte keys halve the
+// index.
+func (c *identityCache) locate(accountID string) (*identityShard, uint32) {
+	hash := maphash.String(c.seed, accountID)
+	return &c.shards[hash%uint64(len(c.shards))], uint32(hash >> 32)
+}
+
+// cached returns the account's cached identity, if any, and marks it used.
+func (c *identityCache) cached(accountID string) *identity {
+	s, key := c.locate(accountID)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	slot, ok := s.index[key]
+	if !ok || s.ring[slot].accountID() != accountID {
+		return nil
+	}
+	// Written only when clear: a busy account's requests only read it.
+	if word, bit := &s.used[slot/64], uint64(1)<<(slot%64); word.Load()&bit == 0 {
+		word.Or(bit)
+	}
+	return s.ring[slot]
+}
+
+// put caches id in place of the account's cached identity, or of the
+// first one the sweep finds unused when the shard is full.
+func (c *identityCache) put(id *identity) {
+	s, key := c.locate(id.accountID())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slot, ok := s.index[key]; ok {
+		s.ring[slot] = id
+		return
+	}
+	if len(s.ring) < c.perShard {
+		if len(s.ring)%64 == 0 {
+			s.used = append(s.used, atomic.Uint64{})
+		}
+		s.index[key] = uint32(len(s.ring))
+		s.ring = append(s.ring, id)
+		return
+	}
+	// Each pass clears the bits it finds set, so a full round at most
+	// comes back to a clear one.
+	for {
+		s.hand = (s.hand + 1) % len(s.ring)
+		word, bit := &s.used[s.hand/64], uint64(1)<<(s.hand%64)
+		if word.Load()&bit == 0 {
+			break
+		}
+		word.And(^bit)
+	}
+	_, evicted := c.locate(s.ring[s.hand].accountID())
+	delete(s.index, evicted)
+	s.index[key] = uint32(s.hand)
+	s.ring[s.hand] = id
+}
+
+// len is how many identities are cached.
+func (c *identityCache) len() int {
+	n := 0
+	for i := range c.shards {
+		c.shards[i].mu.RLock()
+		n += len(c.shards[i].index)
+		c.shards[i].mu.RUnlock()
+	}
+	return n
 }
 
 // get returns the account's identity, reading the store when the cached
@@ -197,7 +301,7 @@ func newBoundedIdentityCache(size int, grace time.Duration) *identityCache {
 // spares the hot path a clock read).
 func (c *identityCache) get(versions storage.Versions, accounts *account.Service, orgs *org.Service, apps func() []string, accountID string, now time.Time) (*identity, error) {
 	version := versions.Version(accountID)
-	cached, _ := c.entries.GetIfPresent(accountID)
+	cached := c.cached(accountID)
 	if cached != nil && cached.version == version && (cached.expires == 0 || now.UnixNano() < cached.expires) {
 		// Written at most once a second: every request of the account
 		// passes here, and the grace is counted in seconds.
@@ -248,9 +352,7 @@ func (c *identityCache) load(accounts *account.Service, orgs *org.Service, apps 
 	}
 	id.version, id.credentialVersion, id.disabled, id.expires = version, a.CredentialVersion, a.Disabled, expires
 	id.confirmed.Store(now.UnixNano())
-	// Keyed by the identity's own copy of the ID, so the key costs the
-	// cache no string of its own.
-	c.entries.Set(id.accountID(), id)
+	c.put(id)
 	return id, nil
 }
 

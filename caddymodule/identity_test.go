@@ -68,12 +68,79 @@ func TestIdentityCacheEvictsSomeNotAll(t *testing.T) {
 			}
 		}
 	}
-	cache.entries.CleanUp()
-	if n := cache.entries.EstimatedSize(); n < bound/2 || n > bound {
+	if n := cache.len(); n < bound/2 || n > bound {
 		t.Errorf("past its bound of %d the cache holds %d identities", bound, n)
 	}
 	if reads := cs.reads.Load(); reads != inUse {
 		t.Errorf("the %d accounts in use took %d store reads while the cache filled, want one each", inUse, reads)
+	}
+}
+
+// TestIdentityCacheKeepsHotSetInEveryShard: a full-size cache, every
+// shard filled several times over by accounts seen once, keeps the
+// accounts read between them, evicts only the others, and never hands
+// out one account's identity for another.
+func TestIdentityCacheKeepsHotSetInEveryShard(t *testing.T) {
+	cache := newIdentityCache(time.Minute)
+	const hot = 1000
+	var terms termsTable
+	identityOf := func(id string) *identity {
+		t.Helper()
+		i, err := terms.pack(identityFacts{id: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i
+	}
+	for i := range hot {
+		cache.put(identityOf(fmt.Sprintf("u-hot%04d", i)))
+	}
+	for i := range 3 * maxCachedIdentities {
+		cache.put(identityOf(fmt.Sprintf("u-once%07d", i)))
+		if i%(maxCachedIdentities/10) == 0 {
+			for j := range hot {
+				id := fmt.Sprintf("u-hot%04d", j)
+				if got := cache.cached(id); got == nil || got.accountID() != id {
+					t.Fatalf("after %d accounts seen once, %s is %v", i, id, got)
+				}
+			}
+		}
+	}
+	if n := cache.len(); n < maxCachedIdentities*9/10 || n > maxCachedIdentities {
+		t.Errorf("past its bound of %d the cache holds %d identities", maxCachedIdentities, n)
+	}
+	if got := cache.cached("u-once0000000"); got != nil {
+		t.Errorf("the first account seen once is still cached after %d others", 3*maxCachedIdentities)
+	}
+}
+
+// TestIdentityCacheChecksTheAccount: an account whose hash finds another
+// account's slot (two IDs of one hash) is a miss, never the other's
+// identity.
+func TestIdentityCacheChecksTheAccount(t *testing.T) {
+	cache := newIdentityCache(time.Minute)
+	var terms termsTable
+	cached, err := terms.pack(identityFacts{id: "u-cached"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache.put(cached)
+	s, cachedKey := cache.locate("u-cached")
+	// Another account of the same shard, given the cached one's slot.
+	other := "u-other"
+	for i := 0; ; i++ {
+		if os, _ := cache.locate(other); os == s {
+			break
+		}
+		other = fmt.Sprintf("u-other%d", i)
+	}
+	_, otherKey := cache.locate(other)
+	s.index[otherKey] = s.index[cachedKey]
+	if got := cache.cached(other); got != nil {
+		t.Fatalf("%s was handed the identity of %s", other, got.accountID())
+	}
+	if got := cache.cached("u-cached"); got != cached {
+		t.Fatal("the cached account is no longer found")
 	}
 }
 

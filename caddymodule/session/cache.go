@@ -2,6 +2,7 @@ package session
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -26,19 +27,18 @@ func digestCookie(raw string) cookieDigest {
 	return cookieDigest(sum[:16])
 }
 
-// entry is one cached session: what Lookup hands on, and no more. Its
-// strings are one text and its times unix nanoseconds, so an entry is two
-// small objects; the user agent, address and start time are read from
-// the store by the session list, never from here.
+// entry is one cached session: what Lookup hands on, and no more. It is
+// one allocation free of pointers, which the collector neither scans nor
+// counts as more than one object: these fields, then the session's key,
+// account ID and active organisation end to end (newEntry lays it out).
+// The text is written once, before the entry is shared, and the
+// strings Lookup hands on point into it, keeping the entry alive for as
+// long as a request holds them; only the atomic fields change. The user
+// agent, address and start time are read from the store by the session
+// list, never from here.
 type entry struct {
-	// text is the session's key, account ID and active organisation, end
-	// to end.
-	text               string
-	keyEnd, accountEnd uint16
-	credentialVersion  uint64
-	// amr is shared with every entry of the same sign-in methods.
-	amr     *[]string
-	expires int64
+	credentialVersion uint64
+	expires           int64
 	// version is the store's Version of the session when it was read.
 	version uint64
 	// lastSeen and persisted are unix nanoseconds: the last request, and
@@ -47,39 +47,90 @@ type entry struct {
 	lastSeen  atomic.Int64
 	persisted atomic.Int64
 	confirmed atomic.Int64
+	// keyEnd, accountEnd and textEnd are where the key, account ID and
+	// active organisation end in the text.
+	keyEnd, accountEnd, textEnd uint16
+	// amr is the sign-in methods' index in the cache's amrSets.
+	amr uint8
 }
+
+// entrySize is where an entry's text starts.
+const entrySize = unsafe.Sizeof(entry{})
 
 // newEntry caches a session read from the store at version, or says why
 // it cannot.
-func newEntry(s storage.Session, version uint64) (*entry, error) {
-	if len(s.Key)+len(s.AccountID)+len(s.ActiveOrg) > math.MaxUint16 {
-		return nil, fmt.Errorf("session: key, account and organisation of %d bytes do not fit a cache entry", len(s.Key)+len(s.AccountID)+len(s.ActiveOrg))
+func newEntry(s storage.Session, version uint64, amrs *amrSets) (*entry, error) {
+	n := len(s.Key) + len(s.AccountID) + len(s.ActiveOrg)
+	if n > math.MaxUint16 {
+		return nil, fmt.Errorf("session: key, account and organisation of %d bytes do not fit a cache entry", n)
 	}
-	text := s.Key + s.AccountID + s.ActiveOrg
-	return &entry{text: text, keyEnd: uint16(len(s.Key)), accountEnd: uint16(len(s.Key) + len(s.AccountID)),
-		credentialVersion: s.CredentialVersion, amr: internAMR(s.AMR), expires: s.ExpiresAt.UnixNano(), version: version}, nil
+	amr, err := amrs.intern(s.AMR)
+	if err != nil {
+		return nil, err
+	}
+	// Words rather than bytes, so the fields are aligned for atomic use.
+	words := make([]uint64, (entrySize+uintptr(n)+7)/8)
+	e := (*entry)(unsafe.Pointer(unsafe.SliceData(words)))
+	text := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(e), entrySize)), n)
+	keyEnd := copy(text, s.Key)
+	accountEnd := keyEnd + copy(text[keyEnd:], s.AccountID)
+	copy(text[accountEnd:], s.ActiveOrg)
+	e.keyEnd, e.accountEnd, e.textEnd = uint16(keyEnd), uint16(accountEnd), uint16(n)
+	e.credentialVersion, e.amr, e.expires, e.version = s.CredentialVersion, amr, s.ExpiresAt.UnixNano(), version
+	return e, nil
 }
 
-func (e *entry) key() string { return e.text[:e.keyEnd] }
-
-// session is the cached session as Lookup returns it, last seen now.
-func (e *entry) session(now time.Time) storage.Session {
-	return storage.Session{Key: e.key(), AccountID: e.text[e.keyEnd:e.accountEnd], ActiveOrg: e.text[e.accountEnd:],
-		CredentialVersion: e.credentialVersion, AMR: *e.amr, ExpiresAt: time.Unix(0, e.expires), LastSeen: now}
+// text is the entry's text from one offset to another.
+func (e *entry) text(from, to uint16) string {
+	if from == to {
+		// A pointer past the entry's end must not be made.
+		return ""
+	}
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(e), entrySize+uintptr(from))), to-from)
 }
 
-// commonAMR are the sign-in methods sessions start with; a cached session
-// shares these rather than holding its own copy.
-var commonAMR = []*[]string{{"pwd"}, {"pwd", "otp", "mfa"}, {"pwd", "hwk", "mfa"}, {"hwk", "user", "mfa"}}
+func (e *entry) key() string { return e.text(0, e.keyEnd) }
 
-func internAMR(amr []string) *[]string {
-	for _, c := range commonAMR {
-		if slices.Equal(*c, amr) {
-			return c
+// session is the cached session as Lookup returns it, last seen now; amrs
+// are those of the cache that holds e.
+func (e *entry) session(now time.Time, amrs *amrSets) storage.Session {
+	return storage.Session{Key: e.key(), AccountID: e.text(e.keyEnd, e.accountEnd), ActiveOrg: e.text(e.accountEnd, e.textEnd),
+		CredentialVersion: e.credentialVersion, AMR: amrs.get(e.amr), ExpiresAt: time.Unix(0, e.expires), LastSeen: now}
+}
+
+// amrSets are the distinct sign-in methods of a cache's sessions, each
+// shared by the entries that index it. Only the server's own sign-in
+// flows make these, so there are a handful; a set is added once and
+// never changed or removed.
+type amrSets struct {
+	mu   sync.Mutex
+	n    int
+	sets [math.MaxUint8 + 1]atomic.Pointer[[]string]
+}
+
+// errTooManyAMRSets is a session whose sign-in methods would be the 257th
+// distinct set: refused, as an entry cannot point at it.
+var errTooManyAMRSets = errors.New("session: more than 256 distinct sets of sign-in methods")
+
+// intern returns amr's index, adding it if it is new.
+func (a *amrSets) intern(amr []string) (uint8, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := range a.n {
+		if slices.Equal(*a.sets[i].Load(), amr) {
+			return uint8(i), nil
 		}
 	}
-	return &amr
+	if a.n == len(a.sets) {
+		return 0, errTooManyAMRSets
+	}
+	set := slices.Clip(amr)
+	a.sets[a.n].Store(&set)
+	a.n++
+	return uint8(a.n - 1), nil
 }
+
+func (a *amrSets) get(i uint8) []string { return *a.sets[i].Load() }
 
 const cacheShards = 64
 
@@ -88,6 +139,7 @@ const cacheShards = 64
 type cache struct {
 	perShard int
 	shards   [cacheShards]shard
+	amrs     amrSets
 }
 
 type shard struct {

@@ -223,7 +223,7 @@ func (m *Manager) Lookup(raw string) (storage.Session, error) {
 			e.persisted.Store(0)
 		}
 	}
-	return e.session(now), nil
+	return e.session(now, &m.cache.amrs), nil
 }
 
 // load reads the session behind raw from the store into the cache. A stale
@@ -243,7 +243,7 @@ func (m *Manager) load(raw string, key cookieDigest, stale *entry) (*entry, erro
 	if err != nil {
 		return nil, err
 	}
-	e, err := newEntry(s, version)
+	e, err := newEntry(s, version, &m.cache.amrs)
 	if err != nil {
 		return nil, err
 	}
