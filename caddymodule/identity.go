@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -25,27 +26,35 @@ import (
 type identity struct {
 	// version is the store's Version of the account when it was read.
 	version uint64
-	// confirmed is when the store last vouched for this identity (read
-	// it, or its version held), in unix nanoseconds.
-	confirmed atomic.Int64
 	// credentialVersion is the account's; a session made under another
 	// one is void.
 	credentialVersion uint64
-	// expires is when an eHerkenning verification that the memberships
-	// rest on lapses, in unix nanoseconds (zero: none does): the identity
-	// is read again then, as no write moves the account's version at that
-	// moment.
-	expires int64
 	// text is the account's strings end to end (see the field
 	// constants), then each membership's kvk, name and name header.
 	text string
 	ends [accountFields]uint16
+	// expires and confirmed are unix seconds (see unixSeconds), which
+	// keep an identity in an 80-byte allocation rather than a 96-byte
+	// one. expires is when an eHerkenning verification that the
+	// memberships rest on lapses (zero: none does): the identity is read
+	// again then, as no write moves the account's version at that
+	// moment. confirmed is when the store last vouched for this identity
+	// (read it, or its version held), for the outage grace.
+	expires   uint32
+	confirmed atomic.Uint32
 	// orgs is how many anchored memberships there are: the first inline,
 	// the others in more.
 	orgs     uint16
 	disabled bool
 	first    orgIdentity
 	more     *[]orgIdentity
+}
+
+// unixSeconds is t as an identity keeps its times: unix seconds rounded
+// down, so that an expiry comes and the outage grace ends up to a second
+// early, never late; at least 1, as an expiry of zero means none.
+func unixSeconds(t time.Time) uint32 {
+	return uint32(min(max(t.Unix(), 1), math.MaxUint32))
 }
 
 // The account's strings in identity.text, in order. waitingKvK and
@@ -302,11 +311,11 @@ func (c *identityCache) len() int {
 func (c *identityCache) get(versions storage.Versions, accounts *account.Service, orgs *org.Service, apps func() []string, accountID string, now time.Time) (*identity, error) {
 	version := versions.Version(accountID)
 	cached := c.cached(accountID)
-	if cached != nil && cached.version == version && (cached.expires == 0 || now.UnixNano() < cached.expires) {
-		// Written at most once a second: every request of the account
-		// passes here, and the grace is counted in seconds.
-		if n := now.UnixNano(); n-cached.confirmed.Load() >= int64(time.Second) {
-			cached.confirmed.Store(n)
+	if cached != nil && cached.version == version && (cached.expires == 0 || unixSeconds(now) < cached.expires) {
+		// Written once a second: every request of the account passes
+		// here.
+		if s := unixSeconds(now); cached.confirmed.Load() != s {
+			cached.confirmed.Store(s)
 		}
 		c.hits.Add(1)
 		return cached, nil
@@ -314,7 +323,7 @@ func (c *identityCache) get(versions storage.Versions, accounts *account.Service
 	c.misses.Add(1)
 	id, err := c.load(accounts, orgs, apps, accountID, version, now)
 	if cached != nil && errors.Is(err, storage.ErrUnavailable) &&
-		now.Sub(time.Unix(0, cached.confirmed.Load())) < c.grace {
+		now.Sub(time.Unix(int64(cached.confirmed.Load()), 0)) < c.grace {
 		return cached, nil
 	}
 	return id, err
@@ -331,7 +340,7 @@ func (c *identityCache) load(accounts *account.Service, orgs *org.Service, apps 
 		return nil, err
 	}
 	f := identityFacts{id: a.ID, email: a.Email, name: a.Name}
-	var expires int64
+	var expires uint32
 	all := apps()
 	for _, m := range ms {
 		if !m.Anchored {
@@ -340,7 +349,7 @@ func (c *identityCache) load(accounts *account.Service, orgs *org.Service, apps 
 			}
 			continue
 		}
-		if until := m.AnchoredUntil.UnixNano(); expires == 0 || until < expires {
+		if until := unixSeconds(m.AnchoredUntil); expires == 0 || until < expires {
 			expires = until
 		}
 		f.orgs = append(f.orgs, orgFacts{kvk: m.KvK, name: m.Organisation.Name, role: m.Role,
@@ -351,7 +360,7 @@ func (c *identityCache) load(accounts *account.Service, orgs *org.Service, apps 
 		return nil, fmt.Errorf("account %s: %w", accountID, err)
 	}
 	id.version, id.credentialVersion, id.disabled, id.expires = version, a.CredentialVersion, a.Disabled, expires
-	id.confirmed.Store(now.UnixNano())
+	id.confirmed.Store(unixSeconds(now))
 	c.put(id)
 	return id, nil
 }

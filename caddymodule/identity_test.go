@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/wijtechniek/wijgate/caddymodule/storage"
 	"github.com/wijtechniek/wijgate/caddymodule/store"
@@ -190,5 +191,26 @@ func TestIdentityTooLargeIsRefused(t *testing.T) {
 	id, err := terms.pack(identityFacts{id: "u-1", name: name})
 	if err != nil || id.name() != name || id.accountID() != "u-1" {
 		t.Errorf("a name that just fits: %v", err)
+	}
+}
+
+// An identity is one per active account: its times in seconds keep it in
+// the 80-byte size class (96 with nanoseconds), 16 B per active session.
+func TestIdentityFitsEightyBytes(t *testing.T) {
+	if size := unsafe.Sizeof(identity{}); size > 80 {
+		t.Fatalf("an identity takes %d bytes, want at most 80", size)
+	}
+}
+
+// The times an identity keeps are rounded down: an expiry comes and the
+// outage grace ends up to a second early, never late; a time before 1970
+// is an expiry that has passed, not "none".
+func TestIdentityTimesRoundDown(t *testing.T) {
+	at := time.Unix(1_800_000_000, 999_999_999)
+	if got := unixSeconds(at); got != 1_800_000_000 {
+		t.Fatalf("unixSeconds(%v) = %d, want 1800000000", at, got)
+	}
+	if got := unixSeconds(time.Time{}); got != 1 {
+		t.Fatalf("unixSeconds of the zero time = %d, want 1 (passed), not 0 (none)", got)
 	}
 }
