@@ -127,3 +127,24 @@ func liveHeap(s *server) (uint64, error) {
 	}
 	return vars.Memstats.HeapAlloc, nil
 }
+
+// touchWrites is how many idle-tracking writes the server has made: the
+// count of its store-latency histogram for them, from /metrics.
+func touchWrites(s *server) (int, error) {
+	resp, err := (&http.Client{Timeout: time.Minute}).Get("http://" + s.adminAddr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	const series = `wijgate_store_operation_seconds_count{operation="touch_sessions"} `
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			return int(n), err
+		}
+	}
+	// No write yet: the series appears with the first.
+	return 0, sc.Err()
+}

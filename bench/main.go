@@ -813,6 +813,10 @@ func (b *bench) measureSize(sz *scaleSize, name, storage string) error {
 	if err != nil {
 		return err
 	}
+	touchesBefore, err := touchWrites(srv)
+	if err != nil {
+		return err
+	}
 	for r := 1; r <= b.s.ScaleRounds; r++ {
 		order := []*load{plain, guarded}
 		if r%2 == 0 {
@@ -831,6 +835,11 @@ func (b *bench) measureSize(sz *scaleSize, name, storage string) error {
 		return err
 	}
 	sz.GC = &gc
+	touchesAfter, err := touchWrites(srv)
+	if err != nil {
+		return err
+	}
+	sz.TouchWrites = touchesAfter - touchesBefore
 	if sz.Memory, err = procMemory(srv.pid()); err != nil {
 		return err
 	}
@@ -838,8 +847,8 @@ func (b *bench) measureSize(sz *scaleSize, name, storage string) error {
 		return err
 	}
 	sz.Active = fill
-	logf("%s: GC %.1f %% of server CPU over the rounds (%d cycles); live heap %d MiB at start, %d MiB with %d sessions active (%.0f B each)",
-		name, 100*gc.Share, gc.Cycles, sz.HeapStart>>20, sz.HeapActive>>20, fill, sz.heapPerSession())
+	logf("%s: GC %.1f %% of server CPU over the rounds (%d cycles, %d idle-tracking writes); live heap %d MiB at start, %d MiB with %d sessions active (%.0f B each)",
+		name, 100*gc.Share, gc.Cycles, sz.TouchWrites, sz.HeapStart>>20, sz.HeapActive>>20, fill, sz.heapPerSession())
 	if b.s.Profile {
 		b.heapProfile(srv, name)
 		b.profile(srv, guarded, name+"-guarded")
