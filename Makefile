@@ -97,8 +97,9 @@ test: lint vulncheck
 	$(MAKE) fuzz
 	$(MAKE) bench-quick
 
-# make bench: the full instrument (under 15 minutes on 2 cores, building
-# caddy-security and oauth2-proxy into bench/out/peers the first time); prints a
+# make bench: the full instrument (about 11 minutes on 2 cores, building
+# caddy-security and oauth2-proxy into ~/.cache/wijgate-bench/peers the
+# first time on a machine); prints a
 # table and writes bench/results.json. bench-quick is CI's smoke check of
 # the instrument: it prints figures and never fails on them.
 bench:
