@@ -157,10 +157,9 @@ func (s *Store) TouchSessions(touches []storage.Touch) error {
 			if err != nil {
 				return err
 			}
-			if !t.At.After(ss.LastSeen) {
+			if !t.Apply(&ss) {
 				continue
 			}
-			ss.LastSeen = t.At
 			rec, err := encode(ss)
 			if err != nil {
 				return err

@@ -33,3 +33,13 @@ type Touch struct {
 	Key string
 	At  time.Time
 }
+
+// Apply moves s's LastSeen to the touch's time, never back (touches are
+// written late, in any order), and reports whether s changed.
+func (t Touch) Apply(s *Session) bool {
+	if !t.At.After(s.LastSeen) {
+		return false
+	}
+	s.LastSeen = t.At
+	return true
+}

@@ -84,10 +84,9 @@ func (s *Store) TouchSessions(touches []storage.Touch) error {
 			if err != nil {
 				return err
 			}
-			if !t.At.After(ss.LastSeen) {
+			if !t.Apply(&ss) {
 				continue
 			}
-			ss.LastSeen = t.At
 			if err := putJSON(txn, prefixSession+t.Key, ss, ss.ExpiresAt); err != nil {
 				return err
 			}
