@@ -311,11 +311,12 @@ func (c *identityCache) len() int {
 func (c *identityCache) get(versions storage.Versions, accounts *account.Service, orgs *org.Service, apps func() []string, accountID string, now time.Time) (*identity, error) {
 	version := versions.Version(accountID)
 	cached := c.cached(accountID)
-	if cached != nil && cached.version == version && (cached.expires == 0 || unixSeconds(now) < cached.expires) {
+	nowSeconds := unixSeconds(now)
+	if cached != nil && cached.version == version && (cached.expires == 0 || nowSeconds < cached.expires) {
 		// Written once a second: every request of the account passes
 		// here.
-		if s := unixSeconds(now); cached.confirmed.Load() != s {
-			cached.confirmed.Store(s)
+		if cached.confirmed.Load() != nowSeconds {
+			cached.confirmed.Store(nowSeconds)
 		}
 		c.hits.Add(1)
 		return cached, nil
